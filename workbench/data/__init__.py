@@ -1,0 +1,187 @@
+"""Data: files → canonical rows → train/validation/test splits → tokenized examples.
+
+Public entry points:
+  load_rows(dataset_dir, names, placeholders)   canonical rows (+ held-out test rows) of datasets
+  split_rows(rows, val_size, test_size, seed)    deterministic splits
+  load_splits(cfg)                               the splits a run config means
+  tokenize_rows(tokenizer, rows, cfg)            examples + statistics for a stage
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .formats import FORMATS, KIND_OF_FORMAT, STAGE_KINDS, detect_format, entry_format, normalize
+from .readers import DataError, read_records
+from .registry import DatasetEntry, get_entry, load_registry, local_dataset_names, register_dataset
+from .templates import (IGNORE_INDEX, chat_template_for, conversation_segments, prompt_and_answer,
+                        render, tokenize_segments, tokenize_text)
+
+__all__ = ["DataError", "DatasetEntry", "FORMATS", "IGNORE_INDEX", "Splits", "TokenStats",
+           "detect_format", "get_entry", "load_registry", "load_rows", "load_splits",
+           "local_dataset_names", "read_records", "register_dataset", "split_rows", "tokenize_rows",
+           "chat_template_for", "render", "normalize", "entry_format", "KIND_OF_FORMAT"]
+
+
+def placeholders_of(cfg) -> dict[str, str]:
+    return {"name": cfg.identity_name, "author": cfg.identity_author}
+
+
+def load_dataset_file(dataset_dir, name: str, placeholders: dict | None = None,
+                      fmt: str | None = None) -> tuple[list[dict], list[dict]]:
+    """(rows, held-out test rows) of one registered dataset."""
+    entry = get_entry(dataset_dir, name)
+    path = entry.path(dataset_dir)
+    records = read_records(path, entry.text_split)
+    fmt = fmt or entry_format(entry, records, str(path))
+    rows = normalize(records, entry, fmt, str(path), placeholders)
+    test_rows: list[dict] = []
+    test_path = entry.test_path(dataset_dir)
+    if test_path is not None:
+        test_rows = normalize(read_records(test_path, entry.text_split), entry, fmt, str(test_path),
+                              placeholders)
+    return rows, test_rows
+
+
+def load_rows(dataset_dir, names: list[str], placeholders: dict | None = None,
+              max_samples: int | None = None) -> tuple[list[dict], list[dict]]:
+    rows, test_rows = [], []
+    for name in names:
+        these, tests = load_dataset_file(dataset_dir, name, placeholders)
+        if max_samples:
+            these = these[:max_samples]
+        for row in these + tests:
+            row["dataset"] = name
+        rows += these
+        test_rows += tests
+    kinds = {r["kind"] for r in rows}
+    if len(kinds) > 1:
+        raise DataError(f"datasets {', '.join(names)} mix row kinds {sorted(kinds)}; "
+                        f"mix only datasets of one kind")
+    return rows, test_rows
+
+
+def _count(size: float, total: int) -> int:
+    return int(round(size * total)) if 0 < size < 1 else int(size)
+
+
+@dataclass
+class Splits:
+    train: list[dict]
+    validation: list[dict]
+    test: list[dict]
+
+    def counts(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+def split_rows(rows: list[dict], val_size: float, test_size: float, seed: int,
+               fixed_test: list[dict] | None = None) -> Splits:
+    """Shuffle once with the seed, then cut test, validation and train, in that order.
+
+    The same rows, sizes and seed always give the same splits, so evaluation later finds
+    exactly the rows that were held out. A dataset's own test file replaces the test cut."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_test = 0 if fixed_test else _count(test_size, len(rows))
+    n_val = _count(val_size, len(rows))
+    if n_test + n_val >= len(rows):
+        raise DataError(f"val_size and test_size take {n_val + n_test} of {len(rows)} rows; "
+                        f"none would be left to train on")
+    test = [rows[i] for i in order[:n_test]]
+    validation = [rows[i] for i in order[n_test:n_test + n_val]]
+    train = [rows[i] for i in sorted(order[n_test + n_val:])]
+    return Splits(train, validation, fixed_test if fixed_test else test)
+
+
+def load_splits(cfg) -> Splits:
+    rows, fixed_test = load_rows(cfg.dataset_dir, cfg.datasets(), placeholders_of(cfg), cfg.max_samples)
+    allowed = STAGE_KINDS[cfg.stage]
+    kind = rows[0]["kind"]
+    if kind not in allowed:
+        raise DataError(f"stage '{cfg.stage}' needs {' or '.join(allowed)} rows, but dataset "
+                        f"'{cfg.dataset}' holds {kind} rows")
+    return split_rows(rows, cfg.val_size, cfg.test_size, cfg.seed, fixed_test)
+
+
+@dataclass
+class TokenStats:
+    rows: int = 0
+    tokens: int = 0
+    trainable_tokens: int = 0
+    truncated: int = 0
+    dropped: int = 0          # rows with no trainable token left after truncation
+    lengths: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"rows": self.rows, "tokens": self.tokens, "trainable_tokens": self.trainable_tokens,
+                "truncated": self.truncated, "dropped": self.dropped,
+                "max_length": max(self.lengths, default=0),
+                "mean_length": round(sum(self.lengths) / len(self.lengths), 1) if self.lengths else 0}
+
+
+def tokenize_rows(tokenizer, rows: list[dict], cfg, cutoff_len: int | None = None) -> tuple[list[dict], TokenStats]:
+    """Examples ready for the stage's trainer, and what tokenization did to the rows."""
+    cutoff = cutoff_len or cfg.cutoff_len
+    template, _ = chat_template_for(tokenizer, cfg.template)
+    stats = TokenStats()
+    examples = []
+    for row in rows:
+        stats.rows += 1
+        example = _tokenize_row(tokenizer, row, cfg, template, cutoff, stats)
+        if example is not None:
+            examples.append(example)
+    return examples, stats
+
+
+def _tokenize_row(tokenizer, row: dict, cfg, template: str, cutoff: int, stats: TokenStats):
+    kind = row["kind"]
+    if kind == "conversation" and cfg.stage != "pt":
+        segments = conversation_segments(tokenizer, row["messages"], template, row.get("tools"),
+                                         cfg.train_on_prompt)
+        tok = tokenize_segments(tokenizer, segments, cutoff)
+        return _account(stats, tok, {"input_ids": tok.input_ids, "labels": tok.labels})
+    if kind in ("text", "conversation"):  # pretraining: the conversation's text is the document
+        text = row["text"] if kind == "text" else render(tokenizer, row["messages"], template,
+                                                          tools=row.get("tools"))
+        # packing chunks documents later; cut only when not packing
+        tok = tokenize_text(tokenizer, text, None if packing_enabled(cfg) else cutoff)
+        return _account(stats, tok, {"input_ids": tok.input_ids, "labels": tok.labels})
+    if kind == "preference":
+        prompt, chosen = prompt_and_answer(tokenizer, row["messages"], row["chosen"], template)
+        _, rejected = prompt_and_answer(tokenizer, row["messages"], row["rejected"], template)
+        return _account_text(stats, tokenizer, cutoff, {"prompt": prompt, "chosen": chosen,
+                                                        "rejected": rejected})
+    if kind == "kto":
+        prompt, completion = prompt_and_answer(tokenizer, row["messages"], row["completion"], template)
+        return _account_text(stats, tokenizer, cutoff, {"prompt": prompt, "completion": completion,
+                                                        "label": row["label"]})
+    if kind == "classification":
+        return _account_text(stats, tokenizer, cutoff, {"text": row["text"], "label": row["label"]})
+    raise DataError(f"unknown row kind {kind!r}")
+
+
+def packing_enabled(cfg) -> bool:
+    return cfg.packing if cfg.packing is not None else cfg.stage == "pt"
+
+
+def _account(stats: TokenStats, tok, example: dict):
+    stats.lengths.append(len(tok.input_ids))
+    stats.tokens += len(tok.input_ids)
+    stats.truncated += int(tok.truncated)
+    if tok.trainable_tokens == 0:
+        stats.dropped += 1
+        return None
+    stats.trainable_tokens += tok.trainable_tokens
+    return example
+
+
+def _account_text(stats: TokenStats, tokenizer, cutoff: int, example: dict):
+    """Statistics for examples handed to trl as text (it tokenizes and truncates them)."""
+    texts = [v for k, v in example.items() if k != "label" and isinstance(v, str)]
+    length = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts[:2])
+    stats.lengths.append(length)
+    stats.tokens += length
+    stats.trainable_tokens += length
+    stats.truncated += int(length > cutoff)
+    return example

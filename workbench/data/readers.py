@@ -1,0 +1,161 @@
+"""Read a dataset file into a list of records (dicts), with errors that name file and row."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+SUPPORTED_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt")
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file, and the row and field where known."""
+
+    def __init__(self, message: str, file: str | None = None, row: int | None = None,
+                 field: str | None = None):
+        self.file, self.row, self.field, self.detail = file, row, field, message
+        where = []
+        if file:
+            where.append(Path(file).name)
+        if row is not None:
+            where.append(f"row {row}")
+        if field:
+            where.append(f"field '{field}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+def read_text_file(path: Path) -> str:
+    """UTF-8 text; a BOM is dropped and CRLF line ends are folded to LF."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError("the file is empty", str(path))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line}); "
+                        f"save the file as UTF-8", str(path)) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_records(path: str | Path, text_split: str = "auto") -> list[dict]:
+    """Records of a JSON/JSONL/CSV/Parquet/TXT file.
+
+    text_split applies to .txt: 'line' (one document per line), 'blank' (one per blank-line
+    separated block) or 'auto' (blocks when the file has blank lines, else lines)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", str(path))
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataError(f"unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}",
+                        str(path))
+    reader = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv,
+              ".parquet": _read_parquet, ".txt": lambda p: _read_txt(p, text_split)}[suffix]
+    records = reader(path)
+    if not records:
+        raise DataError("the file has no rows", str(path))
+    for index, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise DataError(f"each row must be an object with named fields, got "
+                            f"{type(record).__name__}", str(path), index)
+    return records
+
+
+def _read_json(path: Path) -> list:
+    text = read_text_file(path)
+    stripped = text.lstrip()
+    if stripped.startswith("{") and "\n{" in stripped and not stripped.rstrip().endswith("}]"):
+        # a .json file holding one object per line is JSONL in disguise
+        try:
+            return _parse_jsonl(text, path)
+        except DataError:
+            pass
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}",
+                        str(path)) from None
+    if isinstance(data, dict):
+        # {"train": [...]} or {"data": [...]}: take the single list inside
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+        return [data]
+    if not isinstance(data, list):
+        raise DataError("expected a list of rows", str(path))
+    return data
+
+
+def _read_jsonl(path: Path) -> list:
+    return _parse_jsonl(read_text_file(path), path)
+
+
+def _parse_jsonl(text: str, path: Path) -> list:
+    rows = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise DataError(f"malformed JSON on line {number}, column {err.colno}: {err.msg}",
+                            str(path), number) from None
+    return rows
+
+
+def _read_csv(path: Path) -> list:
+    text = read_text_file(path)
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        rows = list(reader)
+    except csv.Error as err:
+        raise DataError(f"malformed CSV: {err}", str(path), reader.line_num) from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise DataError("a CSV needs a header line and at least one row", str(path))
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header) or any(not h for h in header):
+        raise DataError(f"the header has empty or repeated column names: {header}", str(path), 1)
+    records = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"has {len(row)} cells but the header has {len(header)}", str(path), number)
+        records.append(dict(zip(header, row)))
+    return records
+
+
+def _read_parquet(path: Path) -> list:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several error types for a damaged file
+        raise DataError(f"cannot read Parquet: {err}", str(path)) from None
+    return [_plain(r) for r in frame.to_dict(orient="records")]
+
+
+def _plain(value):
+    """numpy arrays and scalars from Parquet into plain lists and Python scalars."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _read_txt(path: Path, text_split: str) -> list:
+    text = read_text_file(path)
+    if text_split not in ("auto", "line", "blank"):
+        raise DataError(f"text_split must be auto, line or blank, got {text_split!r}", str(path))
+    if text_split == "auto":
+        text_split = "blank" if "\n\n" in text.strip() else "line"
+    parts = text.split("\n\n") if text_split == "blank" else text.split("\n")
+    return [{"text": p.strip()} for p in parts if p.strip()]

@@ -1,0 +1,391 @@
+"""The job controller: start, queue, watch, abort, resume and re-attach training runs.
+
+It knows processes, files and states, not models. Each run's state lives in
+saves/<run>/job.json (written atomically), so a restarted UI finds every run again:
+
+  queued → running → finished | failed | aborted
+                   → stopping (abort requested) → aborted
+  running, but the process is gone with no end/error event → interrupted (resume offered)
+
+A run is identified by its pid *and* the process start time, so a reused pid is never
+mistaken for the run. The trainer runs in its own process group (start_new_session) with its
+output going to train.log, never to a pipe.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from .callbacks import STOP_FILE
+from .config import RunConfig, atomic_write_text, save_config
+from .events import read_all
+from .train import complete_checkpoints, new_run_id, saves_root
+
+JOB_FILE = "job.json"
+LOG_FILE = "train.log"
+ACTIVE = ("running", "stopping")
+FINAL = ("finished", "failed", "aborted", "interrupted")
+GRACE_SECONDS = float(os.environ.get("WORKBENCH_ABORT_GRACE", "60"))
+TERM_SECONDS = 10.0
+
+
+@dataclass
+class Job:
+    run_id: str
+    status: str = "queued"
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    ended: float | None = None
+    pid: int | None = None
+    pgid: int | None = None
+    proc_start: float | None = None      # psutil create_time: tells our pid from a reused one
+    command: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    message: str = ""                    # one readable line: why it failed, how it was stopped
+    abort_requested: float | None = None
+    abort_stage: str | None = None       # stop_file, sigterm, sigkill
+    resume: bool = False
+    owner: str | None = None             # the UI session that started it (for display only)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "Job | None":
+        try:
+            data = json.loads((run_dir / JOB_FILE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self, run_dir: Path) -> None:
+        atomic_write_text(run_dir / JOB_FILE, json.dumps(asdict(self), indent=2))
+
+
+class JobController:
+    """One per process that manages runs; several processes may share a saves folder (a file
+    lock serialises their decisions)."""
+
+    def __init__(self, root: str | Path | None = None, max_running: int = 1):
+        self.root = Path(root) if root else saves_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_running = max_running
+        self._children: dict[str, subprocess.Popen] = {}
+        self._lock = threading.RLock()
+        self._watcher: threading.Thread | None = None
+        self._stop_watching = threading.Event()
+
+    # ---- paths and reading ------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        path = (self.root / run_id).resolve()
+        if path.parent != self.root.resolve() or not run_id or run_id.startswith("."):
+            raise ValueError(f"not a run id: {run_id!r}")
+        return path
+
+    def job(self, run_id: str) -> Job | None:
+        return Job.load(self.run_dir(run_id))
+
+    def run_ids(self) -> list[str]:
+        """Every run folder (with a job.json or events from a CLI run), oldest first."""
+        ids = []
+        for path in self.root.iterdir():
+            if path.is_dir() and not path.name.startswith(".") and \
+                    ((path / JOB_FILE).exists() or (path / "events.jsonl").exists()):
+                ids.append(path.name)
+        return sorted(ids, key=lambda r: self._created(r))
+
+    def _created(self, run_id: str) -> float:
+        job = self.job(run_id)
+        if job:
+            return job.created
+        return (self.root / run_id).stat().st_mtime
+
+    def jobs(self) -> list[Job]:
+        out = []
+        for run_id in self.run_ids():
+            job = self.job(run_id) or self._job_from_events(run_id)
+            out.append(job)
+        return out
+
+    def _job_from_events(self, run_id: str) -> Job:
+        """A run started on the command line has no job.json: describe it from its events."""
+        events = read_all(self.run_dir(run_id))
+        job = Job(run_id=run_id, status="interrupted",
+                  created=events[0]["time"] if events else time.time())
+        pid = next((e.get("pid") for e in events if e.get("pid")), None)
+        final = _final_event(events)
+        if final is not None:
+            job.status, job.message = _status_from_final(final)
+        elif pid and psutil.pid_exists(pid):
+            job.status, job.pid = "running", pid
+        return job
+
+    # ---- submitting ---------------------------------------------------------------------
+    def submit(self, cfg: RunConfig, run_id: str | None = None, owner: str | None = None) -> str:
+        """Queue a run and return its id at once; the run starts when the device is free."""
+        with self._lock:
+            run_id = run_id or self.unique_id(new_run_id(cfg))
+            run_dir = self.run_dir(run_id)
+            run_dir.mkdir(parents=True, exist_ok=False)
+            cfg.output_dir = str(run_dir)
+            save_config(cfg, run_dir / "config.yaml")
+            Job(run_id=run_id, owner=owner).save(run_dir)
+        self.tick()
+        return run_id
+
+    def unique_id(self, base: str) -> str:
+        run_id, n = base, 2
+        while (self.root / run_id).exists():
+            run_id, n = f"{base}-{n}", n + 1
+        return run_id
+
+    def resume(self, run_id: str) -> None:
+        """Queue an ended run again to continue from its last complete checkpoint."""
+        with self._lock, self._disk_lock():
+            run_dir = self.run_dir(run_id)
+            job = self.job(run_id)
+            if job is None or job.status not in FINAL:
+                raise ValueError(f"run {run_id} cannot be resumed while it is {job.status if job else 'unknown'}")
+            if not complete_checkpoints(run_dir):
+                raise ValueError(f"run {run_id} has no complete checkpoint to resume from")
+            (run_dir / STOP_FILE).unlink(missing_ok=True)
+            job.status, job.resume, job.message = "queued", True, ""
+            job.created = time.time()  # back of the queue
+            job.exit_code = job.abort_requested = job.abort_stage = job.ended = None
+            job.save(run_dir)
+        self.tick()
+
+    # ---- aborting -----------------------------------------------------------------------
+    def abort(self, run_id: str) -> str:
+        """Ask a run to stop. Graceful first (stop file: the trainer saves and ends), then
+        SIGTERM to its process group after a grace period, SIGKILL last (see tick)."""
+        with self._lock, self._disk_lock():
+            run_dir = self.run_dir(run_id)
+            job = self.job(run_id)
+            if job is None:
+                raise ValueError(f"no such run: {run_id}")
+            if job.status == "queued":
+                job.status, job.ended, job.message = "aborted", time.time(), "removed from the queue before it started"
+                job.save(run_dir)
+                return job.message
+            if job.status not in ACTIVE:
+                return f"run {run_id} is already {job.status}"
+            (run_dir / STOP_FILE).write_text("stop requested\n")
+            job.status, job.abort_requested, job.abort_stage = "stopping", time.time(), "stop_file"
+            job.save(run_dir)
+            return "stop requested: the trainer saves a checkpoint and the result, then ends"
+
+    # ---- the loop -----------------------------------------------------------------------
+    def tick(self) -> None:
+        """Bring every job's state up to date and start queued runs when the device is free."""
+        with self._lock, self._disk_lock():
+            jobs = [j for j in (self.job(r) for r in self.run_ids()) if j is not None]
+            for job in jobs:
+                if job.status in ACTIVE:
+                    self._refresh(job)
+            running = sum(1 for j in jobs if j.status in ACTIVE)
+            for job in sorted((j for j in jobs if j.status == "queued"), key=lambda j: j.created):
+                if running >= self.max_running:
+                    break
+                self._launch(job)
+                running += 1
+
+    def start_watcher(self, interval: float = 1.0) -> None:
+        """Tick in a background thread (the UI process runs one)."""
+        if self._watcher and self._watcher.is_alive():
+            return
+
+        def loop():
+            while not self._stop_watching.wait(interval):
+                try:
+                    self.tick()
+                except Exception as err:  # noqa: BLE001 - the watcher must outlive one bad tick
+                    print(f"job watcher: {err}", file=sys.stderr, flush=True)
+
+        self._stop_watching.clear()
+        self._watcher = threading.Thread(target=loop, name="job-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop_watcher(self) -> None:
+        self._stop_watching.set()
+
+    @contextlib.contextmanager
+    def _disk_lock(self):
+        with open(self.root / ".controller.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ---- processes ----------------------------------------------------------------------
+    def command_for(self, run_dir: Path, cfg_nproc: int, resume: bool) -> list[str]:
+        train = ["-m", "workbench.train", str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
+        if resume:
+            train += ["--set", "resume_from_checkpoint=last"]
+        if cfg_nproc > 1:
+            return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={cfg_nproc}"] + train
+        return [sys.executable] + train
+
+    def _launch(self, job: Job) -> None:
+        from .config import load_config
+
+        run_dir = self.run_dir(job.run_id)
+        try:
+            cfg = load_config(run_dir / "config.yaml")
+        except Exception as err:  # noqa: BLE001 - a bad config fails the run, not the controller
+            job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
+            job.save(run_dir)
+            return
+        command = self.command_for(run_dir, cfg.nproc_per_node, job.resume)
+        log = open(run_dir / LOG_FILE, "ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env, cwd=os.getcwd())
+        log.close()
+        self._children[job.run_id] = proc
+        job.status, job.started, job.pid, job.pgid = "running", time.time(), proc.pid, proc.pid
+        job.command = command
+        try:
+            job.proc_start = psutil.Process(proc.pid).create_time()
+        except psutil.NoSuchProcess:
+            job.proc_start = None
+        job.save(run_dir)
+
+    def is_alive(self, job: Job) -> bool:
+        """The job's own process is still there (same pid and start time, not a zombie)."""
+        child = self._children.get(job.run_id)
+        if child is not None and child.poll() is not None:
+            job.exit_code = child.returncode
+            return False
+        if not job.pid:
+            return False
+        try:
+            proc = psutil.Process(job.pid)
+            if job.proc_start is not None and abs(proc.create_time() - job.proc_start) > 0.01:
+                return False  # the pid was reused by another process
+            return proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def _refresh(self, job: Job) -> None:
+        run_dir = self.run_dir(job.run_id)
+        if self.is_alive(job):
+            if job.status == "stopping":
+                self._escalate(job, run_dir)
+            return
+        self._children.pop(job.run_id, None)
+        self._kill_group(job, signal.SIGKILL)  # leftover workers of a distributed run
+        events = read_all(run_dir)
+        final = _final_event(events)
+        job.ended = time.time()
+        if final is not None:
+            job.status, job.message = _status_from_final(final)
+            if job.abort_requested and job.status == "failed" and final.get("aborted"):
+                job.status = "aborted"
+            if job.status == "aborted" and job.abort_stage == "sigterm":
+                job.message = "terminated with SIGTERM after the grace period; " + job.message
+        elif job.abort_requested:
+            job.status = "aborted"
+            job.message = {"sigkill": "killed with SIGKILL: the process did not end after SIGTERM",
+                           "sigterm": "terminated with SIGTERM after the grace period"}.get(
+                job.abort_stage or "", "stopped")
+        elif job.exit_code is not None:
+            job.status = "failed"
+            job.message = _exit_message(job.exit_code, run_dir)
+        else:
+            job.status = "interrupted"
+            job.message = "the training process ended while no controller was watching; resume it from its last checkpoint"
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
+        job.save(run_dir)
+
+    def _escalate(self, job: Job, run_dir: Path) -> None:
+        waited = time.time() - (job.abort_requested or time.time())
+        if job.abort_stage == "stop_file" and waited > GRACE_SECONDS:
+            self._kill_group(job, signal.SIGTERM)
+            job.abort_stage = "sigterm"
+            job.save(run_dir)
+        elif job.abort_stage == "sigterm" and waited > GRACE_SECONDS + TERM_SECONDS:
+            self._kill_group(job, signal.SIGKILL)
+            job.abort_stage = "sigkill"
+            job.save(run_dir)
+
+    def _kill_group(self, job: Job, sig: int) -> None:
+        if not job.pgid:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(job.pgid, sig)
+
+    def wait(self, run_id: str, timeout: float = 600, poll: float = 0.5) -> Job:
+        """Tick until the run has ended (for tests and the CLI)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.tick()
+            job = self.job(run_id)
+            if job and job.status in FINAL:
+                return job
+            time.sleep(poll)
+        raise TimeoutError(f"run {run_id} did not end within {timeout} s")
+
+
+def _final_event(events: list[dict]) -> dict | None:
+    for event in reversed(events):
+        if event["type"] in ("end", "error"):
+            return event
+        if event["type"] == "phase" and event.get("phase") == "preparing_data":
+            return None  # a later attempt (resume) started after the last end/error
+    return None
+
+
+def _status_from_final(event: dict) -> tuple[str, str]:
+    if event["type"] == "end":
+        if event.get("stopped"):
+            return "aborted", "stopped gracefully: checkpoint and result saved"
+        return "finished", ""
+    if event.get("aborted"):
+        return "aborted", event.get("message", "aborted")
+    return "failed", event.get("message", "failed")
+
+
+def _exit_message(code: int, run_dir: Path) -> str:
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        hint = " (often the system running out of memory)" if -code == signal.SIGKILL else ""
+        return f"the training process was killed by {name}{hint}"
+    tail = last_log_line(run_dir)
+    return f"the training process exited with code {code}" + (f": {tail}" if tail else "")
+
+
+def last_log_line(run_dir: Path) -> str:
+    try:
+        with open(run_dir / LOG_FILE, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 4096))
+            lines = [ln for ln in handle.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def tail_log(run_dir: Path, max_bytes: int = 8192) -> str:
+    try:
+        with open(run_dir / LOG_FILE, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            text = handle.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    # progress bars write carriage returns: show only the final state of each line
+    return "\n".join(line.split("\r")[-1] for line in text.split("\n"))

@@ -1,0 +1,151 @@
+"""Method name → what is trainable. Knows models and peft, nothing about trainers or the UI."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+METHODS = {
+    "lora": ("Low-rank adapters on linear layers (rsLoRA, DoRA, PiSSA, LoRA+ as options; "
+             "QLoRA with quantization_bit 4/8)",
+             "线性层上的低秩适配器（可选 rsLoRA、DoRA、PiSSA、LoRA+；配合 quantization_bit 4/8 即 QLoRA）"),
+    "full": ("Every weight is trained", "训练全部权重"),
+    "freeze": ("Only the last N transformer layers (optionally only some modules) are trained",
+               "只训练最后 N 个 Transformer 层（可只选其中部分模块）"),
+    "bitfit": ("Only bias terms (and norm biases) are trained", "只训练偏置项"),
+    "ia3": ("IA3: learned scaling vectors on attention and MLP activations",
+            "IA3：在注意力与 MLP 激活上学习缩放向量"),
+    "prompt_tuning": ("A learned soft prompt of num_virtual_tokens embeddings",
+                      "学习 num_virtual_tokens 个软提示嵌入"),
+    "prefix_tuning": ("Learned key/value prefixes in every layer", "在每层学习键/值前缀"),
+    "head": ("A sequence-classification head only (stage cls)", "只训练序列分类头（cls 阶段）"),
+}
+STAGES = {
+    "sft": ("Supervised fine-tuning on conversations; loss on assistant replies",
+            "对话监督微调；只在助手回复上计算损失"),
+    "pt": ("Continued pretraining on raw text, packed", "在原始文本上继续预训练（打包）"),
+    "dpo": ("Direct preference optimisation on chosen/rejected pairs (loss types via pref_loss)",
+            "在好/坏回答对上做直接偏好优化（损失类型由 pref_loss 选择）"),
+    "kto": ("KTO on single answers labelled good or bad", "在标注好/坏的单个回答上做 KTO"),
+    "rm": ("Reward model: a scalar head trained on preference pairs", "奖励模型：在偏好对上训练标量头"),
+    "cls": ("Sequence classification on text + label rows", "在文本+标签数据上做序列分类"),
+}
+PEFT_METHODS = ("lora", "ia3", "prompt_tuning", "prefix_tuning")
+MERGEABLE_METHODS = ("lora", "ia3")
+
+
+class MethodError(ValueError):
+    pass
+
+
+@dataclass
+class TrainableSummary:
+    trainable: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        return self.trainable / self.total if self.total else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.trainable:,} of {self.total:,} parameters trainable ({100 * self.share:.3f}%)"
+
+
+def count_parameters(model) -> TrainableSummary:
+    trainable = total = 0
+    for param in model.parameters():
+        n = param.numel()
+        if hasattr(param, "quant_storage") or param.__class__.__name__ == "Params4bit":
+            n *= 2  # 4-bit weights pack two values per byte
+        total += n
+        if param.requires_grad:
+            trainable += n
+    return TrainableSummary(trainable, total)
+
+
+def decoder_layers(model):
+    """The list of transformer blocks of a causal LM (llama-, mistral-, qwen-, gpt2-style)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for path in ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers"):
+        obj = base
+        try:
+            for attr in path.split("."):
+                obj = getattr(obj, attr)
+            return obj
+        except AttributeError:
+            continue
+    raise MethodError(f"cannot find the transformer layers of {type(base).__name__}")
+
+
+def lora_config(cfg, task_type: str = "CAUSAL_LM"):
+    from peft import LoraConfig
+
+    targets = cfg.lora_target.strip()
+    target_modules = "all-linear" if targets in ("all", "") else [t.strip() for t in targets.split(",") if t.strip()]
+    return LoraConfig(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank, lora_dropout=cfg.lora_dropout,
+        target_modules=target_modules, use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
+        init_lora_weights="pissa" if cfg.pissa_init else True, task_type=task_type, bias="none")
+
+
+def peft_config(cfg, task_type: str = "CAUSAL_LM"):
+    import peft
+
+    if cfg.finetuning_type == "lora":
+        return lora_config(cfg, task_type)
+    if cfg.finetuning_type == "ia3":
+        return peft.IA3Config(task_type=task_type)
+    if cfg.finetuning_type == "prompt_tuning":
+        return peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=cfg.num_virtual_tokens)
+    if cfg.finetuning_type == "prefix_tuning":
+        return peft.PrefixTuningConfig(task_type=task_type, num_virtual_tokens=cfg.num_virtual_tokens)
+    return None
+
+
+def apply_method(model, cfg):
+    """Make exactly the parameters the method trains require gradients; return the model
+    (a PeftModel for adapter methods)."""
+    kind = cfg.finetuning_type
+    if kind in PEFT_METHODS:
+        import peft
+
+        if cfg.quantization_bit is not None:
+            model = peft.prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=cfg.activation_checkpointing)
+        try:
+            return peft.get_peft_model(model, peft_config(cfg))
+        except ValueError as err:
+            raise MethodError(f"{kind}: {err}") from None
+    if kind == "full":
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return model
+    if kind == "freeze":
+        return _freeze_all_but_last_layers(model, cfg.freeze_trainable_layers, cfg.freeze_trainable_modules)
+    if kind == "bitfit":
+        found = False
+        for name, param in model.named_parameters():
+            is_bias = name.endswith(".bias")
+            param.requires_grad_(is_bias)
+            found |= is_bias
+        if not found:
+            raise MethodError("bitfit: this model has no bias parameters to train")
+        return model
+    raise MethodError(f"finetuning_type '{kind}' is not supported for this stage")
+
+
+def _freeze_all_but_last_layers(model, n_layers: int, modules: str):
+    layers = decoder_layers(model)
+    if n_layers > len(layers):
+        raise MethodError(f"freeze_trainable_layers is {n_layers} but the model has {len(layers)} layers")
+    wanted = None if modules.strip() in ("", "all") else [m.strip() for m in modules.split(",") if m.strip()]
+    for param in model.parameters():
+        param.requires_grad_(False)
+    matched = 0
+    for layer in list(layers)[-n_layers:]:
+        for name, param in layer.named_parameters():
+            if wanted is None or any(name == m or name.startswith(m + ".") for m in wanted):
+                param.requires_grad_(True)
+                matched += 1
+    if matched == 0:
+        raise MethodError(f"freeze_trainable_modules '{modules}' matches nothing in the last "
+                          f"{n_layers} layers")
+    return model

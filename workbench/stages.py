@@ -1,0 +1,78 @@
+"""Stage → the transformers/trl trainer that computes its loss, with arguments from RunConfig."""
+from __future__ import annotations
+
+import torch
+
+from .config import RunConfig
+from .data import packing_enabled
+
+
+class StageError(ValueError):
+    pass
+
+
+def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype) -> dict:
+    """TrainingArguments shared by every stage; names map one to one onto RunConfig fields."""
+    eval_steps = cfg.eval_steps or cfg.save_steps
+    return dict(
+        output_dir=output_dir,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        optim=cfg.optim,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        neftune_noise_alpha=cfg.neftune_noise_alpha or None,
+        # trl defaults to checkpointing on: the config decides, explicitly
+        activation_checkpointing=cfg.activation_checkpointing,
+        torch_compile=cfg.torch_compile,
+        seed=cfg.seed,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_steps,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        # trl defaults bf16 to True, which is ~100x slower on CPUs without bf16
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def build_trainer(cfg: RunConfig, model, tokenizer, train_examples: list[dict],
+                  eval_examples: list[dict], output_dir: str, dtype, callbacks: list):
+    from datasets import Dataset
+
+    train_ds = Dataset.from_list(train_examples)
+    eval_ds = Dataset.from_list(eval_examples) if eval_examples else None
+    args = common_training_args(cfg, output_dir, eval_ds is not None, dtype)
+    if cfg.stage in ("sft", "pt"):
+        return _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
+    raise StageError(f"stage '{cfg.stage}' is not available in this build")
+
+
+def _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
+    from trl import SFTConfig, SFTTrainer
+
+    packing = packing_enabled(cfg)
+    sft_args = SFTConfig(
+        **args,
+        max_length=cfg.cutoff_len,
+        packing=packing,
+        # pretraining concatenates documents and cuts fixed-length blocks; SFT packs whole
+        # conversations without cutting them (best-fit decreasing)
+        packing_strategy="wrapped" if cfg.stage == "pt" else "bfd",
+        dataset_num_proc=None,
+    )
+    return SFTTrainer(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
+                      processing_class=tokenizer, callbacks=callbacks)

@@ -1,0 +1,214 @@
+"""The only place that trains: `python -m workbench.train CONFIG.yaml [--set key=value ...]`.
+
+Loads data, model and method, runs the stage's transformers/trl trainer, and writes
+events.jsonl, checkpoints, and the final result (adapter or model) into the run folder:
+
+  <run>/config.yaml  events.jsonl  train.log  checkpoint-N/  final/
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from .config import ConfigError, RunConfig, load_config, save_config
+from .events import EVENTS_FILE, EventWriter
+
+FINAL_DIR = "final"
+STATE_FILE = "trainer_state.json"
+
+
+class Aborted(Exception):
+    """SIGTERM arrived: end now, saying so in events.jsonl."""
+
+
+def saves_root() -> Path:
+    return Path(os.environ.get("WORKBENCH_SAVES", "saves"))
+
+
+def new_run_id(cfg: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.datasets()[0])[:24]
+    return f"{stamp}-{cfg.stage}-{cfg.finetuning_type}-{dataset}"
+
+
+def choose_run_dir(cfg: RunConfig) -> Path:
+    """The folder this run writes to. A folder that already holds a previous run's events is
+    never written over: unless resuming, the run goes to a fresh sibling folder."""
+    if not cfg.output_dir:
+        return saves_root() / new_run_id(cfg)
+    run_dir = Path(cfg.output_dir)
+    events = run_dir / EVENTS_FILE
+    if cfg.resume_from_checkpoint or not events.exists() or events.stat().st_size == 0:
+        return run_dir
+    n = 2
+    while (run_dir.parent / f"{run_dir.name}-r{n}").exists():
+        n += 1
+    return run_dir.parent / f"{run_dir.name}-r{n}"
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints that finished saving (their trainer state is present), oldest first.
+
+    The Trainer writes checkpoints non-atomically; one killed mid-save has no state file."""
+    found = []
+    for path in run_dir.glob("checkpoint-*"):
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and path.is_dir() and (path / STATE_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return [p for _, p in sorted(found)]
+
+
+def resolve_resume(cfg: RunConfig, run_dir: Path) -> str | None:
+    spec = cfg.resume_from_checkpoint
+    if not spec:
+        return None
+    if spec in ("last", "true", "True"):
+        checkpoints = complete_checkpoints(run_dir)
+        if not checkpoints:
+            raise ConfigError([f"resume_from_checkpoint: {run_dir} has no complete checkpoint"])
+        return str(checkpoints[-1])
+    path = Path(spec)
+    if not (path / STATE_FILE).is_file():
+        raise ConfigError([f"resume_from_checkpoint: {path} is not a complete checkpoint "
+                           f"(no {STATE_FILE})"])
+    return str(path)
+
+
+def _on_sigterm(signum, frame):
+    raise Aborted("terminated by signal")
+
+
+def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
+    """Train as the config says; return the folder of the final result."""
+    import datasets
+    import torch
+    from transformers import PrinterCallback, set_seed
+
+    from . import data, methods, models, stages
+    from .callbacks import EventsCallback, StopFileCallback
+
+    datasets.disable_progress_bars()  # carriage-return bars garble train.log
+    run_dir = Path(run_dir or choose_run_dir(cfg))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.output_dir = str(run_dir)
+    if not cfg.resume_from_checkpoint:  # a resumed run keeps its config as it was
+        save_config(cfg, run_dir / "config.yaml")
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    writer = EventWriter(run_dir, enabled=rank0)
+    writer.emit("phase", phase="preparing_data", pid=os.getpid())
+    set_seed(cfg.seed)
+
+    tokenizer = models.load_tokenizer(cfg.model_name_or_path)
+    splits = data.load_splits(cfg)
+    train_examples, train_stats = data.tokenize_rows(tokenizer, splits.train, cfg)
+    eval_examples, _ = data.tokenize_rows(tokenizer, splits.validation, cfg)
+    if not train_examples:
+        raise data.DataError(f"no training example is left: all {train_stats.rows} rows were "
+                             f"dropped (cutoff_len {cfg.cutoff_len} leaves no reply tokens)")
+    writer.emit("data", splits=splits.counts(), **train_stats.summary())
+    if train_stats.dropped or train_stats.truncated:
+        print(f"data: {train_stats.truncated} rows truncated at cutoff_len {cfg.cutoff_len}, "
+              f"{train_stats.dropped} dropped (no reply tokens left)", flush=True)
+
+    writer.emit("phase", phase="loading_model")
+    model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
+                                  cfg.quantization_type, cfg.double_quantization)
+    dtype = models.pick_compute_dtype(cfg.compute_type)
+    model = methods.apply_method(model, cfg)
+    summary = methods.count_parameters(model)
+    writer.emit("model", trainable=summary.trainable, total=summary.total,
+                dtype=str(dtype).replace("torch.", ""), device=models.device_type())
+    print(f"model: {cfg.model_name_or_path}, {cfg.finetuning_type}: {summary}", flush=True)
+
+    callbacks = [EventsCallback(writer, echo), StopFileCallback(run_dir, writer)]
+    trainer = stages.build_trainer(cfg, model, tokenizer, train_examples, eval_examples,
+                                   str(run_dir), dtype, callbacks)
+    trainer.remove_callback(PrinterCallback)  # EventsCallback prints a tidier line
+    resume = resolve_resume(cfg, run_dir)
+    writer.emit("phase", phase="training")
+    trainer.train(resume_from_checkpoint=resume)
+
+    writer.emit("phase", phase="saving")
+    final = run_dir / FINAL_DIR
+    if trainer.is_world_process_zero():
+        save_final(trainer, tokenizer, final)
+    writer.emit("end", final=FINAL_DIR, stopped=callbacks[1].stopped)
+    del trainer, model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return final
+
+
+def save_final(trainer, tokenizer, final: Path) -> None:
+    """Save the adapter or model into a temp folder, then swap it in whole."""
+    tmp = final.parent / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    # the Trainer also writes its training_args.bin; the result folder needs only the model
+    (tmp / "training_args.bin").unlink(missing_ok=True)
+    old = final.parent / f".{final.name}.old"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def readable_error(err: BaseException) -> str:
+    """One line a user can act on."""
+    text = str(err).strip()
+    if isinstance(err, MemoryError) or "out of memory" in text.lower():
+        return f"out of memory: {text.splitlines()[0] if text else 'the device ran out of memory'}"
+    if isinstance(err, ConfigError):
+        return "; ".join(err.problems)
+    first = text.splitlines()[0] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="workbench train", description="Train as a config says.")
+    parser.add_argument("config", help="a YAML run config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key (repeatable)")
+    parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # used by the job controller
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # deprecation notices from inside transformers/trl/peft only clutter the run's log
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run_dir = Path(args.run_dir) if args.run_dir else choose_run_dir(cfg)
+    writer = EventWriter(run_dir, enabled=int(os.environ.get("RANK", "0")) == 0)
+    try:
+        final = run(cfg, run_dir)
+    except Aborted:
+        writer.emit("error", message="aborted: the process was terminated", aborted=True)
+        print("aborted: the process was terminated", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        writer.emit("error", message="aborted: interrupted", aborted=True)
+        print("aborted: interrupted", file=sys.stderr)
+        return 130
+    except BaseException as err:  # noqa: BLE001 - every failure must reach events.jsonl
+        message = readable_error(err)
+        writer.emit("error", message=message)
+        traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    print(f"done: result in {final}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The browser UI: one module per tab; no training code lives here."""

@@ -1,0 +1,101 @@
+"""The page: a language switch, the model row, and one tab per module."""
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from .. import locale
+from ..chat import ChatEngine
+from ..jobs import JobController
+from ..train import saves_root
+from . import chat_tab, data_tab, export_tab, train_tab
+from .context import UIContext
+from .i18n import Localizer
+
+CSS = """
+.wb-progress { padding: 6px 0; }
+.wb-bar { height: 14px; background: var(--neutral-200); border-radius: 7px; overflow: hidden; margin: 6px 0; }
+.wb-fill { height: 100%; background: var(--color-accent); transition: width .5s; }
+.wb-meta { font-variant-numeric: tabular-nums; opacity: .85; }
+.wb-msg { opacity: .8; }
+"""
+MAX_UPLOAD = "100mb"
+
+
+def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: str = "data",
+               controller: JobController | None = None, engine: ChatEngine | None = None) -> gr.Blocks:
+    saves = Path(saves or saves_root())
+    controller = controller or JobController(saves)
+    ctx = UIContext(loc=Localizer(lang), controller=controller, engine=engine or ChatEngine(),
+                    saves=saves, dataset_dir=dataset_dir)
+    loc = ctx.loc
+    with gr.Blocks(title="Workbench") as demo:
+        ctx.lang = gr.State(lang)
+        with gr.Row():
+            loc(gr.Markdown(f"## {loc.t('app.title')}"), "app.title")
+            switch = gr.Radio(choices=[(name, code) for code, name in locale.LANGUAGES.items()], value=lang,
+                              show_label=False, container=False, elem_id="language", scale=0, min_width=220)
+        train_tab.build_model_row(ctx)
+        with gr.Tabs():
+            with loc(gr.Tab(loc.t("tab.train"), id="train", elem_id="tab-train"), "tab.train"):
+                train_tab.build(ctx)
+            with loc(gr.Tab(loc.t("tab.data"), id="data", elem_id="tab-data"), "tab.data"):
+                data_tab.build(ctx)
+            with loc(gr.Tab(loc.t("tab.chat"), id="chat", elem_id="tab-chat"), "tab.chat"):
+                chat_tab.build(ctx)
+            with loc(gr.Tab(loc.t("tab.export"), id="export", elem_id="tab-export"), "tab.export"):
+                export_tab.build(ctx)
+
+        def on_language(code):
+            return [code] + loc.updates(code)
+
+        switch.change(on_language, [switch], [ctx.lang] + loc.components(), queue=False)
+    demo.wb_context = ctx  # tests and launch() reach the controller through this
+    return demo
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | None:
+    """user:password pairs from --auth and/or a file with one user:password per line."""
+    pairs = []
+    for text in ([auth] if auth else []) + (Path(auth_file).read_text().splitlines() if auth_file else []):
+        text = text.strip()
+        if not text or text.startswith("#"):
+            continue
+        user, sep, password = text.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("a login must be written user:password")
+        pairs.append((user, password))
+    return pairs or None
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, lang: str = "en", auth: str | None = None,
+           auth_file: str | None = None, saves: str | None = None, dataset_dir: str = "data",
+           block: bool = True):
+    logins = read_auth(auth, auth_file)
+    if not is_loopback(host) and not logins:
+        raise SystemExit(f"refusing to serve on {host} without a login: pass --auth user:password "
+                         f"or --auth-file FILE (or bind 127.0.0.1)")
+    saves_path = Path(saves or saves_root()).resolve()
+    saves_path.mkdir(parents=True, exist_ok=True)
+    # exports are served straight from disk (no copy through Gradio's cache)
+    gr.set_static_paths([str(saves_path)])
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    demo = create_app(lang=lang, saves=saves_path, dataset_dir=dataset_dir)
+    demo.wb_context.controller.start_watcher()
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.launch(server_name=host, server_port=port, share=False, auth=logins, max_file_size=MAX_UPLOAD,
+                show_error=True, prevent_thread_lock=not block, css=CSS, footer_links=[],
+                allowed_paths=[str(saves_path)])
+    return demo

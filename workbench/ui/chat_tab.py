@@ -1,0 +1,163 @@
+"""Chat tab: talk to the base or any run/checkpoint; compare two side by side, streaming."""
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+
+import gradio as gr
+
+from .. import locale
+from ..chat import BASE_PREFIX, GenerationSettings, list_targets, resolve_target
+from ..config import DEFAULT_MODEL
+from .context import UIContext
+
+QUANT_CHOICES = ["run", "none", "8", "4"]
+
+
+def build(ctx: UIContext) -> None:
+    loc = ctx.loc
+    stops: dict[str, threading.Event] = {}   # one Stop event per browser session
+
+    targets = list_targets(ctx.saves)
+    with gr.Row():
+        left = loc(gr.Dropdown(choices=targets, value=targets[0], elem_id="chat-left", scale=3,
+                               **loc.kwargs("chat.left")), "chat.left")
+        compare = loc(gr.Checkbox(value=True, elem_id="chat-compare", scale=1, **loc.kwargs("chat.compare")),
+                      "chat.compare")
+        right = loc(gr.Dropdown(choices=targets, value=targets[1] if len(targets) > 1 else targets[0],
+                                elem_id="chat-right", scale=3, **loc.kwargs("chat.right")), "chat.right")
+        quant = loc(gr.Dropdown(choices=QUANT_CHOICES, value="run", scale=1, elem_id="chat-quant",
+                                **loc.kwargs("chat.quantization")), "chat.quantization")
+        refresh = loc(gr.Button(loc.t("chat.refresh"), scale=1, elem_id="chat-refresh"), "chat.refresh")
+    with gr.Row():
+        with gr.Column():
+            pane_a = loc(gr.Chatbot(elem_id="chat-pane-a", height=380, **loc.kwargs("chat.pane_a")), "chat.pane_a")
+            stats_a = gr.Markdown("", elem_id="chat-stats-a")
+        with gr.Column(visible=True) as right_column:
+            pane_b = loc(gr.Chatbot(elem_id="chat-pane-b", height=380, **loc.kwargs("chat.pane_b")), "chat.pane_b")
+            stats_b = gr.Markdown("", elem_id="chat-stats-b")
+    prompt = loc(gr.Textbox(lines=2, elem_id="chat-input", **loc.kwargs("chat.prompt")), "chat.prompt")
+    with gr.Row():
+        send = loc(gr.Button(loc.t("chat.send"), variant="primary", elem_id="chat-send"), "chat.send")
+        stop = loc(gr.Button(loc.t("chat.stop"), variant="stop", elem_id="chat-stop"), "chat.stop")
+        regen = loc(gr.Button(loc.t("chat.regenerate"), elem_id="chat-regenerate"), "chat.regenerate")
+        clear = loc(gr.Button(loc.t("chat.clear"), elem_id="chat-clear"), "chat.clear")
+        export = loc(gr.Button(loc.t("chat.export"), elem_id="chat-export"), "chat.export")
+    export_file = gr.File(visible=False, elem_id="chat-export-file")
+    with loc(gr.Accordion(loc.t("chat.settings"), open=False), "chat.settings"):
+        with gr.Row():
+            system = loc(gr.Textbox(value="", **loc.kwargs("chat.system")), "chat.system")
+        with gr.Row():
+            defaults = GenerationSettings()
+            max_new = loc(gr.Slider(8, 2048, value=defaults.max_new_tokens, step=8, **loc.kwargs("chat.max_new_tokens")), "chat.max_new_tokens")
+            temperature = loc(gr.Slider(0.0, 2.0, value=defaults.temperature, step=0.05, **loc.kwargs("chat.temperature")), "chat.temperature")
+            top_p = loc(gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, **loc.kwargs("chat.top_p")), "chat.top_p")
+            top_k = loc(gr.Slider(0, 200, value=defaults.top_k, step=1, **loc.kwargs("chat.top_k")), "chat.top_k")
+            rep = loc(gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05, **loc.kwargs("chat.repetition_penalty")), "chat.repetition_penalty")
+            seed = loc(gr.Number(value=defaults.seed, precision=0, **loc.kwargs("chat.seed")), "chat.seed")
+    settings_inputs = [system, max_new, temperature, top_p, top_k, rep, seed]
+
+    def settings_of(system, max_new, temperature, top_p, top_k, rep, seed) -> GenerationSettings:
+        return GenerationSettings(system_prompt=system or "", max_new_tokens=int(max_new),
+                                  temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
+                                  repetition_penalty=float(rep), seed=int(seed or 0))
+
+    def model_spec(spec: str | None) -> str:
+        return spec or BASE_PREFIX + DEFAULT_MODEL
+
+    def quant_of(choice: str):
+        return {"run": "run", "none": None, "8": 8, "4": 4}[choice]
+
+    def generate(history_a, history_b, left_spec, right_spec, compare_on, quant_choice, lang,
+                 system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value, request: gr.Request):
+        session = getattr(request, "session_hash", "default")
+        stop_event = threading.Event()
+        stops[session] = stop_event
+        gen = settings_of(system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value)
+        panes = [(history_a, left_spec)] + ([(history_b, right_spec)] if compare_on else [])
+        stats = ["", ""]
+        try:
+            for index, (history, spec) in enumerate(panes):
+                try:
+                    target = resolve_target(model_spec(spec), ctx.saves, quant_of(quant_choice))
+                except ValueError as err:
+                    stats[index] = f"⚠️ {err}"
+                    yield history_a, history_b, stats[0], stats[1]
+                    continue
+                messages = [{"role": m["role"], "content": _text(m["content"])} for m in history]
+                history.append({"role": "assistant", "content": ""})
+                stats[index] = locale.t("chat.loading", lang)
+                yield history_a, history_b, stats[0], stats[1]
+                try:
+                    for update in ctx.engine.stream(target, messages, gen, stop_event):
+                        history[-1]["content"] = update.text
+                        stats[index] = f"{update.tokens} tokens · {update.tokens_per_second:.1f} tokens/s"
+                        yield history_a, history_b, stats[0], stats[1]
+                except Exception as err:  # noqa: BLE001 - show the reason, keep the server up
+                    stats[index] = f"⚠️ {type(err).__name__}: {err}"
+                    yield history_a, history_b, stats[0], stats[1]
+                if stop_event.is_set():
+                    break
+        finally:
+            stops.pop(session, None)
+
+    def add_prompt(text, history_a, history_b, compare_on):
+        if not text or not text.strip():
+            return gr.update(), history_a, history_b
+        history_a = (history_a or []) + [{"role": "user", "content": text}]
+        history_b = (history_b or []) + [{"role": "user", "content": text}] if compare_on else history_b
+        return "", history_a, history_b
+
+    def drop_last_reply(history_a, history_b):
+        def strip(history):
+            history = list(history or [])
+            while history and history[-1]["role"] == "assistant":
+                history.pop()
+            return history
+        return strip(history_a), strip(history_b)
+
+    def on_stop(request: gr.Request):
+        event = stops.get(getattr(request, "session_hash", "default"))
+        if event:
+            event.set()
+
+    def on_export(history_a, history_b, left_spec, right_spec, compare_on):
+        data = {"left": {"model": left_spec, "messages": history_a or []}}
+        if compare_on:
+            data["right"] = {"model": right_spec, "messages": history_b or []}
+        handle = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="conversation-", delete=False,
+                                             encoding="utf-8")
+        json.dump(data, handle, ensure_ascii=False, indent=2)
+        handle.close()
+        return gr.update(value=handle.name, visible=True)
+
+    def on_refresh():
+        choices = list_targets(ctx.saves)
+        return gr.update(choices=choices), gr.update(choices=choices)
+
+    gen_inputs = [pane_a, pane_b, left, right, compare, quant, ctx.lang] + settings_inputs
+    gen_outputs = [pane_a, pane_b, stats_a, stats_b]
+    sent = send.click(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b]).then(
+        generate, gen_inputs, gen_outputs)
+    submitted = prompt.submit(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b]).then(
+        generate, gen_inputs, gen_outputs)
+    regenerated = regen.click(drop_last_reply, [pane_a, pane_b], [pane_a, pane_b]).then(
+        generate, gen_inputs, gen_outputs)
+    stop.click(on_stop, None, None, queue=False)
+    clear.click(lambda: ([], [], "", ""), None, [pane_a, pane_b, stats_a, stats_b], queue=False)
+    export.click(on_export, [pane_a, pane_b, left, right, compare], [export_file])
+    refresh.click(on_refresh, None, [left, right])
+    compare.change(lambda on: gr.update(visible=on), compare, right_column)
+    del sent, submitted, regenerated
+
+
+def _text(content) -> str:
+    """Chatbot message content as plain text (Gradio may hand back a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(_text(part) for part in content)
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    return str(content)

@@ -1,0 +1,28 @@
+"""What the tabs share: the localizer, the job controller, the chat engine and the controls."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from ..chat import ChatEngine
+from ..jobs import JobController
+from .i18n import Localizer
+
+
+@dataclass
+class UIContext:
+    loc: Localizer
+    controller: JobController
+    engine: ChatEngine
+    saves: Path
+    dataset_dir: str
+    fields: dict[str, gr.components.Component] = field(default_factory=dict)
+    lang: gr.State | None = None          # the session's language
+    run_pickers: list[gr.Dropdown] = field(default_factory=list)  # refreshed when runs change
+
+    def t(self, key: str, lang: str, **fmt) -> str:
+        from .. import locale
+
+        return locale.t(key, lang, **fmt)

@@ -1,0 +1,288 @@
+"""Train tab: the run form, Start/Abort/Resume, and the live view of any run.
+
+The tab never trains: Start writes the run's config and hands it to the job controller, which
+runs `python -m workbench.train` in its own process. A gr.Timer reads the selected run's new
+events only, and redraws the charts only when points were added."""
+from __future__ import annotations
+
+import html
+import time
+
+import gradio as gr
+import pandas as pd
+
+from .. import locale
+from ..config import FIELDS, ConfigError, to_yaml
+from ..data import local_dataset_names
+from ..jobs import tail_log
+from ..progress import RunMonitor, format_duration
+from .context import UIContext
+from .form import config_from_values, field_control
+
+# fields placed in the tab's main rows; the rest go to the accordions by group
+MAIN_ROWS = [
+    ["dataset", "stage", "finetuning_type"],
+    ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+     "gradient_accumulation_steps", "cutoff_len"],
+]
+TOP_FIELDS = ["model_name_or_path", "template", "quantization_bit", "compute_type"]
+ACCORDIONS = [("train.lora", ["lora"]), ("train.method_options", ["method", "preference"]),
+              ("train.advanced", ["train", "schedule", "data", "model", "system"])]
+
+
+def build_model_row(ctx: UIContext) -> None:
+    """The model choice sits above the tabs: every tab works on the same model."""
+    from ..models import KNOWN_MODELS
+
+    with gr.Row():
+        for name in TOP_FIELDS:
+            extra = {}
+            if name == "model_name_or_path":
+                extra = dict(choices=list(KNOWN_MODELS), allow_custom_value=True, scale=3)
+                ctx.fields[name] = ctx.loc(gr.Dropdown(value=FIELDS[name].default,
+                                                       **ctx.loc.kwargs(f"field.{name}"),
+                                                       elem_id=f"field-{name}", **extra),
+                                           f"field.{name}")
+            else:
+                ctx.fields[name] = field_control(name, ctx.loc)
+
+
+def build(ctx: UIContext) -> None:
+    loc = ctx.loc
+    placed = set(TOP_FIELDS)
+    with gr.Row():
+        names = local_dataset_names(ctx.dataset_dir)
+        ctx.fields["dataset"] = loc(gr.Dropdown(
+            choices=names, value=["identity"] if "identity" in names else names[:1], multiselect=True,
+            allow_custom_value=True, elem_id="field-dataset", **loc.kwargs("field.dataset")),
+            "field.dataset")
+        for name in MAIN_ROWS[0][1:]:
+            ctx.fields[name] = field_control(name, loc)
+    with gr.Row():
+        for name in MAIN_ROWS[1]:
+            ctx.fields[name] = field_control(name, loc)
+    placed |= {n for row in MAIN_ROWS for n in row}
+    for title, groups in ACCORDIONS:
+        with loc(gr.Accordion(loc.t(title), open=False), title):
+            for group in groups:
+                names = [n for n, f in FIELDS.items() if f.metadata["group"] == group and n not in placed]
+                for chunk in range(0, len(names), 4):
+                    with gr.Row():
+                        for name in names[chunk:chunk + 4]:
+                            ctx.fields[name] = field_control(name, loc)
+                placed |= set(names)
+    missing = set(FIELDS) - set(ctx.fields)
+    assert not missing, f"fields without a control: {missing}"
+
+    with gr.Row():
+        preview_btn = loc(gr.Button(loc.t("train.preview"), elem_id="train-preview"), "train.preview")
+        start_btn = loc(gr.Button(loc.t("train.start"), variant="primary", elem_id="train-start"), "train.start")
+        abort_btn = loc(gr.Button(loc.t("train.abort"), variant="stop", elem_id="train-abort"), "train.abort")
+        resume_btn = loc(gr.Button(loc.t("train.resume"), elem_id="train-resume"), "train.resume")
+    message = gr.Markdown("", elem_id="train-message")
+    command_box = loc(gr.Code(language="yaml", visible=False, elem_id="train-command"), "train.command")
+
+    with gr.Row():
+        run_picker = loc(gr.Dropdown(choices=run_choices(ctx), value=None, allow_custom_value=False,
+                                     elem_id="train-run", scale=3, **loc.kwargs("train.run")), "train.run")
+        refresh_btn = loc(gr.Button(loc.t("train.refresh"), scale=1), "train.refresh")
+    ctx.run_pickers.append(run_picker)
+    progress = gr.HTML(render_progress(None, loc.lang), elem_id="train-progress")
+    with gr.Row():
+        loss_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", color="series",
+                                    elem_id="loss-chart", height=260, **loc.kwargs("train.loss_chart")),
+                        "train.loss_chart")
+        lr_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", elem_id="lr-chart", height=260,
+                                  **loc.kwargs("train.lr_chart")), "train.lr_chart")
+    log_box = loc(gr.Textbox(lines=12, max_lines=12, autoscroll=True, interactive=False,
+                             elem_id="train-log", **loc.kwargs("train.log")), "train.log")
+    runs_table = loc(gr.Dataframe(value=runs_frame(ctx, loc.lang), interactive=False, elem_id="runs-table",
+                                  wrap=True, **loc.kwargs("train.runs")), "train.runs")
+    monitor = gr.State(None)
+    timer = gr.Timer(1.0)
+
+    name_of = {component: name for name, component in ctx.fields.items()}
+    form_inputs = set(ctx.fields.values()) | {ctx.lang}
+
+    def read_config(data: dict):
+        values = {name_of[c]: v for c, v in data.items() if c in name_of}
+        return config_from_values(values)
+
+    def on_preview(data: dict):
+        lang = data[ctx.lang]
+        try:
+            cfg = read_config(data)
+        except ConfigError as err:
+            return gr.update(visible=False), error_md(lang, err)
+        text = f"# {locale.t('train.command_comment', lang)}\n# workbench train run.yaml\n" + to_yaml(cfg)
+        return gr.update(value=text, visible=True), ""
+
+    def on_start(data: dict, request: gr.Request):
+        lang = data[ctx.lang]
+        try:
+            cfg = read_config(data)
+        except ConfigError as err:
+            return error_md(lang, err), gr.update()
+        # a typed output folder names the run; it always lands inside the saves folder
+        wanted = safe_run_name(cfg.output_dir) if cfg.output_dir else None
+        run_id = ctx.controller.submit(cfg, run_id=ctx.controller.unique_id(wanted) if wanted else None,
+                                       owner=getattr(request, "session_hash", None))
+        job = ctx.controller.job(run_id)
+        key = "train.started" if job and job.status == "running" else "train.queued"
+        return locale.t(key, lang, run=run_id), gr.update(choices=run_choices(ctx), value=run_id)
+
+    def on_abort(run_id, lang):
+        if not run_id:
+            return locale.t("train.pick_run", lang)
+        try:
+            return ctx.controller.abort(run_id)
+        except ValueError as err:
+            return f"⚠️ {err}"
+
+    def on_resume(run_id, lang):
+        if not run_id:
+            return locale.t("train.pick_run", lang), gr.update()
+        try:
+            ctx.controller.resume(run_id)
+        except ValueError as err:
+            return f"⚠️ {err}", gr.update()
+        return locale.t("train.resumed", lang, run=run_id), gr.update(choices=run_choices(ctx), value=run_id)
+
+    def on_select(run_id, lang):
+        if not run_id:
+            return (None, render_progress(None, lang), empty_curve(), empty_curve(), "")
+        mon = RunMonitor(ctx.saves / run_id)
+        mon.update()
+        return (mon, render_progress(mon, lang, ctx.controller.job(run_id)), loss_frame(mon), lr_frame(mon),
+                tail_log(ctx.saves / run_id))
+
+    def on_tick(run_id, mon: RunMonitor | None, lang):
+        if not run_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if mon is None or mon.run_dir.name != run_id:
+            mon = RunMonitor(ctx.saves / run_id)
+        changed = mon.update()
+        job = ctx.controller.job(run_id)
+        charts = (loss_frame(mon), lr_frame(mon)) if mon.new_points or changed and not mon.loss else (gr.skip(), gr.skip())
+        log = tail_log(ctx.saves / run_id) if changed or (job and job.status in ("running", "stopping")) else gr.skip()
+        return mon, render_progress(mon, lang, job), charts[0], charts[1], log, runs_frame(ctx, lang)
+
+    preview_btn.click(on_preview, inputs=form_inputs, outputs=[command_box, message])
+    start_btn.click(on_start, inputs=form_inputs, outputs=[message, run_picker])
+    abort_btn.click(on_abort, inputs=[run_picker, ctx.lang], outputs=[message])
+    resume_btn.click(on_resume, inputs=[run_picker, ctx.lang], outputs=[message, run_picker])
+    run_picker.change(on_select, inputs=[run_picker, ctx.lang],
+                      outputs=[monitor, progress, loss_plot, lr_plot, log_box])
+    refresh_btn.click(lambda lang: (gr.update(choices=run_choices(ctx)), runs_frame(ctx, lang)),
+                      inputs=[ctx.lang], outputs=[run_picker, runs_table])
+    timer.tick(on_tick, inputs=[run_picker, monitor, ctx.lang],
+               outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table],
+               show_progress="hidden")
+
+
+# ---- rendering helpers (plain functions, tested without a browser) ----------------------
+def run_choices(ctx: UIContext) -> list[str]:
+    return list(reversed(ctx.controller.run_ids()))
+
+
+def error_md(lang: str, err: ConfigError) -> str:
+    lines = "\n".join(f"- {p}" for p in err.problems)
+    return f"⚠️ **{locale.t('train.bad_config', lang)}**\n{lines}"
+
+
+def empty_curve() -> None:
+    # None, not an empty frame: a LinePlot first drawn from an empty frame with a colour
+    # column never draws the lines of later updates (Gradio 6)
+    return None
+
+
+def loss_frame(mon: RunMonitor) -> pd.DataFrame | None:
+    rows = [(s, v, "loss") for s, v in mon.loss] + [(s, v, "eval_loss") for s, v in mon.eval_loss]
+    if not rows:
+        return empty_curve()
+    return pd.DataFrame(rows, columns=["step", "value", "series"])
+
+
+def lr_frame(mon: RunMonitor) -> pd.DataFrame | None:
+    if not mon.learning_rate:
+        return empty_curve()
+    return pd.DataFrame([(s, v, "learning_rate") for s, v in mon.learning_rate],
+                        columns=["step", "value", "series"])
+
+
+def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
+    if mon is None:
+        return f"<div class='wb-progress-empty'>{html.escape(locale.t('train.no_run', lang))}</div>"
+    status = job.status if job else ("finished" if mon.final and mon.final["type"] == "end" else "running")
+    pct = 100 * mon.fraction
+    parts = [f"{locale.t('train.step', lang)} {mon.step}/{mon.max_steps or '?'}", f"{pct:.0f}%",
+             f"{locale.t('train.eta', lang)} {format_duration(mon.eta_seconds())}"]
+    tps = mon.tokens_per_second()
+    if tps:
+        parts.append(f"{tps:.0f} {locale.t('train.tokens_per_second', lang)}")
+    if mon.last_loss() is not None:
+        parts.append(f"loss {mon.last_loss():.4f}")
+    phase = locale.t(f"phase.{mon.phase}", lang) if status in ("running", "stopping") else ""
+    message = html.escape(job.message) if job and job.message else ""
+    return (
+        f"<div class='wb-progress' data-status='{status}' data-step='{mon.step}' data-max='{mon.max_steps}'>"
+        f"<div class='wb-status'><b>{html.escape(locale.t('status.' + status, lang))}</b> {html.escape(phase)}"
+        f" <span class='wb-msg'>{message}</span></div>"
+        f"<div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'></div></div>"
+        f"<div class='wb-meta'>{html.escape(' · '.join(parts))}</div></div>")
+
+
+def runs_frame(ctx: UIContext, lang: str) -> pd.DataFrame:
+    """One row per run: status, method, dataset, steps, last loss, duration."""
+    import yaml
+
+    rows = []
+    for job in reversed(ctx.controller.jobs()):
+        run_dir = ctx.saves / job.run_id
+        try:
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (FileNotFoundError, yaml.YAMLError):
+            cfg = {}
+        step, loss = last_progress(run_dir)
+        end = job.ended or (time.time() if job.status in ("running", "stopping") else None)
+        duration = format_duration(end - job.started) if job.started and end else "—"
+        rows.append([job.run_id, locale.t("status." + job.status, lang),
+                     f"{cfg.get('stage', 'sft')}/{cfg.get('finetuning_type', 'lora')}", cfg.get("dataset", ""),
+                     step, "" if loss is None else f"{loss:.4f}", duration])
+    columns = [locale.t(f"runs.{c}", lang) for c in ("run", "status", "method", "dataset", "steps", "loss", "duration")]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def last_progress(run_dir) -> tuple[str, float | None]:
+    """Step and last loss from the tail of events.jsonl (a fixed-size read)."""
+    import json
+    import os
+
+    path = run_dir / "events.jsonl"
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 16384))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return "", None
+    step, max_steps, loss = 0, 0, None
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        step, max_steps = event.get("step", step), event.get("max_steps", max_steps) or max_steps
+        if event.get("type") == "log" and "loss" in event:
+            loss = event["loss"]
+    return f"{step}/{max_steps}" if max_steps else str(step), loss
+
+
+def safe_run_name(text: str) -> str | None:
+    """The last path part of a typed folder, reduced to safe characters."""
+    import re
+    from pathlib import PurePath
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", PurePath(text.strip()).name).strip(".-")
+    return name or None
