@@ -17,7 +17,10 @@ def _cmd_train(args) -> int:
 def _cmd_ui(args) -> int:
     from .ui.app import launch
 
-    launch(host=args.host, port=args.port, lang=args.lang, auth=args.auth, auth_file=args.auth_file,
+    import os
+
+    auth = args.auth or os.environ.get("WORKBENCH_AUTH")  # lets a container get its login from the environment
+    launch(host=args.host, port=args.port, lang=args.lang, auth=auth, auth_file=args.auth_file,
            saves=args.saves, dataset_dir=args.dataset_dir)
     return 0
 
@@ -26,9 +29,15 @@ def _cmd_chat(args) -> int:
     from .chat import BASE_PREFIX, ChatEngine, GenerationSettings, resolve_target
     from .config import DEFAULT_MODEL
 
-    spec = args.run or BASE_PREFIX + (args.model or DEFAULT_MODEL)
+    spec, root = args.run or BASE_PREFIX + (args.model or DEFAULT_MODEL), None
+    folder = Path(args.run) if args.run else None
+    if folder is not None and folder.is_dir():  # a run folder or checkpoint given as a path
+        if folder.name.startswith("checkpoint-"):
+            root, spec = folder.parent.parent, f"{folder.parent.name}/{folder.name}"
+        else:
+            root, spec = folder.parent, folder.name
     try:
-        target = resolve_target(spec)
+        target = resolve_target(spec, root)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -243,9 +243,11 @@ class RunConfig:
         help=("Where the run is saved. Empty = a new folder under saves/.",
               "训练结果保存位置。留空表示在 saves/ 下新建目录。"))
     learning_rate: float = knob(
-        2e-4, group="train", min=0.0, max=1.0, min_exclusive=True,
+        1e-3, group="train", min=0.0, max=1.0, min_exclusive=True,
         label=("Learning rate", "学习率"),
-        help=("Peak learning rate of the optimizer.", "优化器的峰值学习率。"))
+        help=("Peak learning rate of the optimizer. LoRA on small models: 1e-4 to 1e-3; full "
+              "fine-tuning: 1e-5 to 5e-5.",
+              "优化器的峰值学习率。小模型上的 LoRA：1e-4 到 1e-3；全参数微调：1e-5 到 5e-5。"))
     num_train_epochs: float = knob(
         3.0, group="train", min=0.0, min_exclusive=True,
         label=("Epochs", "训练轮数"),
@@ -395,6 +397,8 @@ def coerce(name: str, value: Any) -> Any:
         value = value.strip()
         if value.lower() in _NONE:
             value = None
+    elif isinstance(value, str) and nullable and not value.strip():
+        value = None  # an empty optional text box means "not set"
     if value is None:
         if nullable:
             return None
@@ -472,6 +476,9 @@ def from_dict(data: dict[str, Any], source: str | None = None) -> RunConfig:
             values[key] = coerce(key, raw)
         except ValueError as err:
             problems.append(str(err))
+            continue
+        if (message := check_value(key, values[key])):
+            problems.append(message)
     if problems:
         raise ConfigError(problems, source)
     cfg = RunConfig(**values)

@@ -8,7 +8,7 @@ LANGUAGES = {"en": "English", "zh": "简体中文"}
 
 STRINGS: dict[str, dict[str, str]] = {
     # ---- page ----
-    "app.title": {"en": "Workbench · fine-tune language models", "zh": "Workbench · 语言模型微调工作台"},
+    "app.title": {"en": "## Workbench · fine-tune language models", "zh": "## Workbench · 语言模型微调工作台"},
     "tab.train": {"en": "Train", "zh": "训练"},
     "tab.data": {"en": "Data", "zh": "数据"},
     "tab.chat": {"en": "Chat", "zh": "对话"},

@@ -35,7 +35,7 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
     with gr.Blocks(title="Workbench") as demo:
         ctx.lang = gr.State(lang)
         with gr.Row():
-            loc(gr.Markdown(f"## {loc.t('app.title')}"), "app.title")
+            loc(gr.Markdown(loc.t("app.title")), "app.title")
             switch = gr.Radio(choices=[(name, code) for code, name in locale.LANGUAGES.items()], value=lang,
                               show_label=False, container=False, elem_id="language", scale=0, min_width=220)
         train_tab.build_model_row(ctx)
@@ -44,10 +44,10 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
                 train_tab.build(ctx)
             with loc(gr.Tab(loc.t("tab.data"), id="data", elem_id="tab-data"), "tab.data"):
                 data_tab.build(ctx)
-            with loc(gr.Tab(loc.t("tab.chat"), id="chat", elem_id="tab-chat"), "tab.chat"):
-                chat_tab.build(ctx)
-            with loc(gr.Tab(loc.t("tab.export"), id="export", elem_id="tab-export"), "tab.export"):
-                export_tab.build(ctx)
+            with loc(gr.Tab(loc.t("tab.chat"), id="chat", elem_id="tab-chat"), "tab.chat") as chat:
+                refresh_on_open(chat, chat_tab.build(ctx))
+            with loc(gr.Tab(loc.t("tab.export"), id="export", elem_id="tab-export"), "tab.export") as exports:
+                refresh_on_open(exports, export_tab.build(ctx))
 
         def on_language(code):
             return [code] + loc.updates(code)
@@ -55,6 +55,12 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
         switch.change(on_language, [switch], [ctx.lang] + loc.components(), queue=False)
     demo.wb_context = ctx  # tests and launch() reach the controller through this
     return demo
+
+
+def refresh_on_open(tab: gr.Tab, hook) -> None:
+    """Tabs that list runs refresh their pickers whenever they are opened."""
+    fn, inputs, outputs = hook
+    tab.select(fn, inputs, outputs, show_progress="hidden")
 
 
 def is_loopback(host: str) -> bool:

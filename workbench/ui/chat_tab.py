@@ -15,7 +15,7 @@ from .context import UIContext
 QUANT_CHOICES = ["run", "none", "8", "4"]
 
 
-def build(ctx: UIContext) -> None:
+def build(ctx: UIContext):
     loc = ctx.loc
     stops: dict[str, threading.Event] = {}   # one Stop event per browser session
 
@@ -132,9 +132,13 @@ def build(ctx: UIContext) -> None:
         handle.close()
         return gr.update(value=handle.name, visible=True)
 
-    def on_refresh():
+    def on_refresh(left_spec, right_spec):
         choices = list_targets(ctx.saves)
-        return gr.update(choices=choices), gr.update(choices=choices)
+        # a new run is what a user most likely wants to compare against the base
+        newest = choices[1] if len(choices) > 1 else choices[0]
+        right_value = right_spec if right_spec in choices and right_spec != choices[0] else newest
+        return (gr.update(choices=choices, value=left_spec if left_spec in choices else choices[0]),
+                gr.update(choices=choices, value=right_value))
 
     gen_inputs = [pane_a, pane_b, left, right, compare, quant, ctx.lang] + settings_inputs
     gen_outputs = [pane_a, pane_b, stats_a, stats_b]
@@ -147,9 +151,10 @@ def build(ctx: UIContext) -> None:
     stop.click(on_stop, None, None, queue=False)
     clear.click(lambda: ([], [], "", ""), None, [pane_a, pane_b, stats_a, stats_b], queue=False)
     export.click(on_export, [pane_a, pane_b, left, right, compare], [export_file])
-    refresh.click(on_refresh, None, [left, right])
+    refresh.click(on_refresh, [left, right], [left, right])
     compare.change(lambda on: gr.update(visible=on), compare, right_column)
     del sent, submitted, regenerated
+    return on_refresh, [left, right], [left, right]  # the app calls this when the tab is opened
 
 
 def _text(content) -> str:

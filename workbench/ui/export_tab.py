@@ -16,7 +16,7 @@ def finished_runs(ctx: UIContext) -> list[str]:
     return [r for r in reversed(ctx.controller.run_ids()) if (ctx.saves / r / FINAL_DIR).is_dir()]
 
 
-def build(ctx: UIContext) -> None:
+def build(ctx: UIContext):
     loc = ctx.loc
     runs = finished_runs(ctx)
     with gr.Row():
@@ -24,7 +24,7 @@ def build(ctx: UIContext) -> None:
                               **loc.kwargs("export.run")), "export.run")
         dtype = loc(gr.Dropdown(choices=list(export.DTYPES), value="fp32", elem_id="export-dtype", scale=1,
                                 **loc.kwargs("export.dtype")), "export.dtype")
-        refresh = loc(gr.Button(loc.t("export.refresh"), scale=1), "export.refresh")
+        refresh = loc(gr.Button(loc.t("export.refresh"), scale=1, elem_id="export-refresh"), "export.refresh")
     with gr.Row():
         merge_btn = loc(gr.Button(loc.t("export.merge"), variant="primary", elem_id="export-merge"), "export.merge")
         adapter_btn = loc(gr.Button(loc.t("export.adapter"), elem_id="export-adapter"), "export.adapter")
@@ -59,4 +59,9 @@ def build(ctx: UIContext) -> None:
 
     merge_btn.click(on_merge, [run, dtype, ctx.lang], [status, merged_dl])
     adapter_btn.click(on_adapter, [run, ctx.lang], [status, adapter_dl])
-    refresh.click(lambda: gr.update(choices=finished_runs(ctx)), None, [run])
+    def on_refresh(current):
+        runs = finished_runs(ctx)
+        return gr.update(choices=runs, value=current if current in runs else (runs[0] if runs else None))
+
+    refresh.click(on_refresh, [run], [run])
+    return on_refresh, [run], [run]  # the app calls this when the tab is opened

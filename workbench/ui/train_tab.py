@@ -99,6 +99,7 @@ def build(ctx: UIContext) -> None:
     runs_table = loc(gr.Dataframe(value=runs_frame(ctx, loc.lang), interactive=False, elem_id="runs-table",
                                   wrap=True, **loc.kwargs("train.runs")), "train.runs")
     monitor = gr.State(None)
+    shown_table = gr.State(None)  # what the runs table shows, so an unchanged table is not resent
     timer = gr.Timer(1.0)
 
     name_of = {component: name for name, component in ctx.fields.items()}
@@ -156,16 +157,22 @@ def build(ctx: UIContext) -> None:
         return (mon, render_progress(mon, lang, ctx.controller.job(run_id)), loss_frame(mon), lr_frame(mon),
                 tail_log(ctx.saves / run_id))
 
-    def on_tick(run_id, mon: RunMonitor | None, lang):
+    def on_tick(run_id, mon: RunMonitor | None, shown_table, lang):
+        """Once a second: new events of the selected run only; redraw what changed."""
+        table = runs_frame(ctx, lang)
+        table_key = (lang, table.to_json())
+        table_update = gr.skip() if table_key == shown_table else table
         if not run_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return None, render_progress(None, lang), gr.skip(), gr.skip(), gr.skip(), table_update, table_key
         if mon is None or mon.run_dir.name != run_id:
             mon = RunMonitor(ctx.saves / run_id)
         changed = mon.update()
         job = ctx.controller.job(run_id)
-        charts = (loss_frame(mon), lr_frame(mon)) if mon.new_points or changed and not mon.loss else (gr.skip(), gr.skip())
-        log = tail_log(ctx.saves / run_id) if changed or (job and job.status in ("running", "stopping")) else gr.skip()
-        return mon, render_progress(mon, lang, job), charts[0], charts[1], log, runs_frame(ctx, lang)
+        redraw = mon.new_points or (changed and not mon.loss)
+        charts = (loss_frame(mon), lr_frame(mon)) if redraw else (gr.skip(), gr.skip())
+        live = job is not None and job.status in ("running", "stopping")
+        log = tail_log(ctx.saves / run_id) if changed or live else gr.skip()
+        return (mon, render_progress(mon, lang, job), charts[0], charts[1], log, table_update, table_key)
 
     preview_btn.click(on_preview, inputs=form_inputs, outputs=[command_box, message])
     start_btn.click(on_start, inputs=form_inputs, outputs=[message, run_picker])
@@ -175,8 +182,8 @@ def build(ctx: UIContext) -> None:
                       outputs=[monitor, progress, loss_plot, lr_plot, log_box])
     refresh_btn.click(lambda lang: (gr.update(choices=run_choices(ctx)), runs_frame(ctx, lang)),
                       inputs=[ctx.lang], outputs=[run_picker, runs_table])
-    timer.tick(on_tick, inputs=[run_picker, monitor, ctx.lang],
-               outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table],
+    timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, ctx.lang],
+               outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table],
                show_progress="hidden")
 
 

