@@ -124,3 +124,16 @@ def test_train_on_prompt_and_cutoff_change_the_marked_text(tokenizer):
     assert short[-1][1] == "cut"
     _, stats = tokenize_rows(tokenizer, rows[:3], RunConfig(cutoff_len=8))
     assert stats.dropped == 3
+
+
+def test_shipped_datasets_have_the_promised_shape():
+    data = ROOT / "data"
+    preference, _ = load_rows(data, ["preference"])
+    assert len(preference) >= 100 and all(r["kind"] == "preference" and r["chosen"] != r["rejected"] for r in preference)
+    assert sum(any("\u4e00" <= ch <= "\u9fff" for ch in r["messages"][-1]["content"]) for r in preference) >= 10
+    text, _ = load_rows(data, ["pretrain_text"])
+    assert len(text) >= 24 and all(r["kind"] == "text" and len(r["text"].split()) > 30 for r in text)
+    sentiment, _ = load_rows(data, ["sentiment"])
+    labels = {r["label"] for r in sentiment}
+    assert len(sentiment) >= 180 and labels == {"positive", "negative", "neutral"}
+    assert min(sum(r["label"] == label for r in sentiment) for label in labels) >= 50

@@ -48,7 +48,21 @@ def load_source(cfg, source: str | None = None, fmt: str | None = None, column_m
         return rows[: cfg.max_samples] if cfg.max_samples else rows, [], fmt
     names = [source] if source else cfg.datasets()
     rows, test_rows = load_rows(cfg.dataset_dir, names, placeholders, cfg.max_samples)
-    return rows, test_rows, None
+    return rows, test_rows, registered_format(cfg.dataset_dir, names)
+
+
+def registered_format(dataset_dir, names: list[str]) -> str | None:
+    """The format a single registered dataset declares or LLaMA-Factory's formatting implies."""
+    if len(names) != 1:
+        return None
+    from .formats import entry_format
+    from .registry import get_entry
+
+    entry = get_entry(dataset_dir, names[0])
+    try:
+        return entry_format(entry, [{}])
+    except DataError:
+        return None  # nothing declared: detected from the file's rows
 
 
 def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, column_map=None,
