@@ -143,8 +143,11 @@ def length_histogram(lengths: list[int], bins: int = 20) -> list[tuple[str, int]
     for length in lengths:
         bucket = (length - low) // width
         counts[bucket] = counts.get(bucket, 0) + 1
-    return [(f"{low + b * width}-{low + (b + 1) * width - 1}", counts.get(b, 0))
-            for b in range(max(counts) + 1)]
+    def label(b: int) -> str:
+        start = low + b * width
+        return str(start) if width == 1 else f"{start}-{start + width - 1}"
+
+    return [(label(b), counts.get(b, 0)) for b in range(max(counts) + 1)]
 
 
 def row_preview(row: dict) -> dict[str, str]:

@@ -59,17 +59,17 @@ def build(ctx: UIContext) -> None:
     with gr.Row():
         mirrors = {name: field_control(name, loc, elem_id=f"data-{name}") for name in MIRRORED}
     summary = gr.Markdown("", elem_id="data-summary")
-    histogram = loc(gr.BarPlot(pd.DataFrame({"length": [], "rows": []}), x="length", y="rows", height=260,
+    histogram = loc(gr.BarPlot(None, x="length", y="rows", height=260,
                                elem_id="data-histogram", **loc.kwargs("data.histogram")), "data.histogram")
-    with gr.Row():
-        page = loc(gr.Number(value=1, precision=0, minimum=1, elem_id="data-page", scale=1,
-                             **loc.kwargs("data.page")), "data.page")
-        prev_btn = loc(gr.Button(loc.t("data.prev"), scale=0, min_width=90, elem_id="data-prev"), "data.prev")
-        next_btn = loc(gr.Button(loc.t("data.next"), scale=0, min_width=90, elem_id="data-next"), "data.next")
     rows_table = loc(gr.Dataframe(interactive=False, wrap=True, elem_id="data-rows", max_height=420,
                                   **loc.kwargs("data.rows")), "data.rows")
-    row_index = loc(gr.Number(value=1, precision=0, minimum=1, elem_id="data-row", **loc.kwargs("data.row")),
-                    "data.row")
+    with gr.Row(equal_height=True):
+        page = loc(gr.Number(value=1, precision=0, minimum=1, elem_id="data-page", scale=1, min_width=100,
+                             **loc.kwargs("data.page")), "data.page")
+        prev_btn = loc(gr.Button(loc.t("data.prev"), scale=1, min_width=90, elem_id="data-prev"), "data.prev")
+        next_btn = loc(gr.Button(loc.t("data.next"), scale=1, min_width=90, elem_id="data-next"), "data.next")
+        row_index = loc(gr.Number(value=1, precision=0, minimum=1, elem_id="data-row", scale=2,
+                                  **loc.kwargs("data.row")), "data.row")
     loc(gr.Markdown(loc.t("data.trained_heading")), "data.trained_heading")
     trained_text = gr.HTML("", elem_id="data-trained")
     source = gr.State(None)    # {"name": ...} or {"file": ..., "format": ..., "columns": ..., "text_split": ...}
