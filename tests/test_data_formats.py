@@ -64,6 +64,13 @@ def test_sharegpt_roles_are_mapped_to_real_roles(tmp_path):
     assert rows[0]["tools"] == '[{"name": "weather"}]'
 
 
+def test_role_names_of_common_dumps_are_understood(tmp_path):
+    turns = [{"from": "prompter", "value": "hi"}, {"from": "chatgpt", "value": "hello"},
+             {"from": "human", "value": "and?"}, {"from": "model", "value": "done"}]
+    rows, _ = read_file(write_json(tmp_path / "d.json", [{"conversations": turns}]))
+    assert [m["role"] for m in rows[0]["messages"]] == ["user", "assistant", "user", "assistant"]
+
+
 def test_kto_labels_are_booleans(tmp_path):
     rows, _ = read_file(write_jsonl(tmp_path / "k.jsonl", KTO))
     assert [r["label"] for r in rows] == [True, False]
@@ -156,6 +163,7 @@ def bad(tmp_path, name, content: bytes | str):
      r"kto.json, row 2, field 'label': must be true or false"),
     ("scalar.json", '[1, 2]', r"scalar.json, row 1: each row must be an object"),
     ("data.xlsx", "x", r"data.xlsx: unsupported file type '.xlsx'"),
+    ("damaged.parquet", b"PAR1 not really", r"damaged.parquet: cannot read Parquet"),
 ])
 def test_bad_input_names_file_row_and_field(tmp_path, name, content, message):
     with pytest.raises(DataError, match=message):

@@ -34,6 +34,13 @@ OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                "assistant_tag": "assistant", "observation_tag": "tool",
                "function_tag": "function_call", "system_tag": "system"}
 
+# role names found in real conversation dumps (ShareGPT exports, OpenAssistant, Gemini), besides
+# the ones a registry entry's tags declare
+ROLE_ALIASES = {"user": "user", "human": "user", "prompter": "user", "assistant": "assistant",
+                "gpt": "assistant", "chatgpt": "assistant", "bard": "assistant", "bing": "assistant",
+                "model": "assistant", "bot": "assistant", "system": "system", "tool": "tool",
+                "observation": "tool", "function": "tool", "ipython": "tool", "function_call": "function_call"}
+
 
 # ---- detection ---------------------------------------------------------------------------
 def detect_format(records: list[dict], file: str | None = None) -> str:
@@ -256,10 +263,9 @@ def _message(turn: Any, tags: dict, field: str) -> dict:
         raise _RowError(f"has no '{role_key}'", field)
     if content_key not in turn:
         raise _RowError(f"has no '{content_key}'", field)
-    role_map = {tags["user_tag"]: "user", tags["assistant_tag"]: "assistant",
+    role_map = {**ROLE_ALIASES, tags["user_tag"]: "user", tags["assistant_tag"]: "assistant",
                 tags["system_tag"]: "system", tags["observation_tag"]: "tool",
-                tags["function_tag"]: "function_call", "user": "user", "assistant": "assistant",
-                "system": "system", "tool": "tool"}
+                tags["function_tag"]: "function_call"}
     role = role_map.get(turn[role_key])
     if role is None:
         raise _RowError(f"has unknown role {turn[role_key]!r}; expected one of "

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import locale
 from ..config import ConfigError
-from ..data import FORMATS, TEXT_SPLITS, DataError, add_dataset, local_dataset_names
+from ..data import FORMATS, TEXT_SPLITS, DataError, add_dataset, load_registry, local_dataset_names
 from ..data.inspect import example_spans, inspect, length_histogram, row_preview
 from ..models import ModelError, load_tokenizer
 from .context import UIContext
@@ -86,8 +86,8 @@ def build(ctx: UIContext) -> None:
             return ("", gr.update(), gr.update(), gr.update(), gr.update(), "", None)
         values = {name_of[c]: v for c, v in data.items() if c in name_of}
         values.update({mirror_of[c]: v for c, v in data.items() if c in mirror_of})
-        if "name" in src:
-            values["dataset"] = src["name"]
+        if "name" in src:  # names listed here come from the app's dataset folder
+            values["dataset"], values["dataset_dir"] = src["name"], ctx.dataset_dir
         try:
             cfg = config_from_values(values)
             tokenizer = load_tokenizer(cfg.model_name_or_path)
@@ -99,9 +99,13 @@ def build(ctx: UIContext) -> None:
         except (ConfigError, DataError, ModelError, ValueError) as err:
             return (f"⚠️ {html.escape(str(err))}", gr.update(), pd.DataFrame(), gr.update(), gr.update(), "", None)
         state = (result.cfg, tokenizer, result.rows)
+        text = summary_text(result, lang)
+        if "name" in src:
+            description = describe(ctx.dataset_dir, src["name"], cfg)
+            text = f"{text}\n\n*{html.escape(description)}*" if description else text
         hist = length_histogram(result.stats.lengths)
         frame = pd.DataFrame(hist, columns=["length", "rows"])
-        return (summary_text(result, lang), gr.update(value=frame, sort=[h[0] for h in hist]),
+        return (text, gr.update(value=frame, sort=[h[0] for h in hist]),
                 rows_frame(result.rows, 0), gr.update(value=1, maximum=pages(result.rows)),
                 gr.update(value=1, maximum=len(result.rows)), example_html(state, 0, lang), state)
 
@@ -161,6 +165,14 @@ def build(ctx: UIContext) -> None:
     prev_btn.click(lambda n: max(1, int(n or 1) - 1), [page], [page])
     next_btn.click(lambda n, s: min(pages(s[2]) if s else 1, int(n or 1) + 1), [page, session], [page])
     row_index.change(on_row, [row_index, session, ctx.lang], [trained_text])
+
+
+def describe(dataset_dir: str, name: str, cfg) -> str:
+    """A registered dataset's description, placeholders filled."""
+    entry = load_registry(dataset_dir).get(name)
+    if entry is None or not entry.description:
+        return ""
+    return entry.description.replace("{{name}}", cfg.identity_name).replace("{{author}}", cfg.identity_author)
 
 
 def default_name(path: str) -> str:
