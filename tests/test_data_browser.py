@@ -74,8 +74,8 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
         wait_until(lambda: "注册数据集" in page.locator("#data-register").inner_text(), 20, what="Chinese labels")
         page.locator("#data-dataset input").click()
         page.locator("ul[role=listbox] li", has_text="units").first.click()
-        wait_until(lambda: "训练" in page.inner_text("#data-summary") and "units" not in page.inner_text("#data-summary")
-                   and "计算损失" in page.inner_text("#data-summary"), 60, what="the Chinese summary")
+        wait_until(lambda: "计算损失" in page.inner_text("#data-summary")
+                   and "uploaded from units.jsonl" in page.inner_text("#data-summary"), 60, what="the Chinese summary")
         wait_until(lambda: page.locator("#data-histogram [aria-roledescription='bar']").count() >= 1
                    and "processing" not in page.inner_text("body"), 60, what="the preview to settle")
         page.screenshot(path=str(tmp_path / "data-zh.png"), full_page=True)
