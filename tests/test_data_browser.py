@@ -79,3 +79,17 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
         wait_until(lambda: page.locator("#data-histogram [aria-roledescription='bar']").count() >= 1
                    and "processing" not in page.inner_text("body"), 60, what="the preview to settle")
         page.screenshot(path=str(tmp_path / "data-zh.png"), full_page=True)
+
+        # {{name}} is filled from the assistant-name field, which is also the run form's field
+        page.locator("#data-dataset input").click()
+        page.locator("ul[role=listbox] li", has_text="identity").first.click()
+        wait_until(lambda: "Who the assistant is" in page.inner_text("#data-summary"), 60, what="the identity preview")
+        name_box = page.locator("#data-identity_name textarea, #data-identity_name input").first
+        name_box.fill("Ada Lovebot")
+        name_box.press("Tab")
+        wait_until(lambda: "Ada Lovebot" in page.inner_text("#data-trained"), 60, what="the name filled in")
+        assert "{{name}}" not in page.inner_text("#data-trained")
+        page.get_by_role("tab", name="训练").click()
+        page.click("#train-preview")
+        wait_until(lambda: "identity_name: Ada Lovebot" in page.inner_text("#train-command"), 30,
+                   what="the run config to carry the name")

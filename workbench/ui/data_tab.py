@@ -154,13 +154,21 @@ def build(ctx: UIContext) -> None:
     register.click(on_register, inputs={upload, name_box, fmt_box, columns_box, split_box, ctx.lang},
                    outputs=[upload_msg, dataset, ctx.fields["dataset"]])
 
-    # a knob changed here re-previews the same source and updates the run form's field
+    # a knob changed here re-previews the same source and updates the run form's field (a text or
+    # number box when editing ends: its input event does not fire for every way of typing)
+    def repreview(data: dict):
+        return preview(data, data[source])
+
     for name, mirror in mirrors.items():
-        mirror.input(lambda value: value, [mirror], [ctx.fields[name]], queue=False)
-        ctx.fields[name].change(lambda value: value, [ctx.fields[name]], [mirror], queue=False)
-        event = mirror.change if isinstance(mirror, gr.Checkbox) else mirror.blur if hasattr(mirror, "blur") \
-            else mirror.change
-        event(lambda data: preview(data, data[source]), inputs=form_inputs | {source}, outputs=preview_outputs)
+        field = ctx.fields[name]
+        field.change(lambda value: value, [field], [mirror], queue=False)
+        if isinstance(mirror, gr.Checkbox):
+            mirror.input(lambda value: value, [mirror], [field], queue=False)
+            mirror.change(repreview, inputs=form_inputs | {source}, outputs=preview_outputs)
+            continue
+        for event in (mirror.blur, mirror.submit):
+            event(lambda value: value, [mirror], [field], queue=False)
+        mirror.blur(repreview, inputs=form_inputs | {source}, outputs=preview_outputs)
     page.change(on_page, [page, session], [rows_table])
     prev_btn.click(lambda n: max(1, int(n or 1) - 1), [page], [page])
     next_btn.click(lambda n, s: min(pages(s[2]) if s else 1, int(n or 1) + 1), [page, session], [page])
