@@ -114,9 +114,15 @@ class _DropReferenceAdapter:
         return Drop()
 
 
+def _legacy_args(args: dict) -> dict:
+    # trl's older ORPO/CPO trainers feed `chosen_input_ids`; the Trainer cannot count tokens seen
+    return {**args, "include_num_input_tokens_seen": "no"}
+
+
 def _orpo_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
+    args = _legacy_args(args)
     orpo_args = ORPOConfig(**args, beta=cfg.pref_beta, max_length=cfg.cutoff_len,
                            max_completion_length=cfg.cutoff_len, dataset_num_proc=None)
     return ORPOTrainer(model=model, args=orpo_args,
@@ -128,6 +134,7 @@ def _orpo_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
 def _simpo_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
+    args = _legacy_args(args)
     # SimPO = CPO's length-normalised margin loss without its NLL term (cpo_alpha 0)
     simpo_args = CPOConfig(**args, beta=cfg.pref_beta, loss_type="simpo", cpo_alpha=0.0,
                            max_length=cfg.cutoff_len, max_completion_length=cfg.cutoff_len,
@@ -195,6 +202,16 @@ def reward_model_kwargs() -> dict:
 
 
 # ---- scoring with a trained reward model ---------------------------------------------------
+def find_run(spec: str | Path) -> Path:
+    """A run given as a folder, or as a run id under the saves folder."""
+    from .train import saves_root
+
+    path = Path(spec)
+    if path.is_dir() or path.is_absolute() or ".." in path.parts:
+        return path
+    return saves_root() / path
+
+
 class RewardModel:
     """A trained reward model (run folder) loaded once, to score many (prompt, response) pairs."""
 
@@ -206,7 +223,7 @@ class RewardModel:
         from .data import chat_template_for
         from .train import FINAL_DIR
 
-        run_dir = Path(run_dir)
+        run_dir = find_run(run_dir)
         final = run_dir / FINAL_DIR
         if not (run_dir / "config.yaml").is_file() or not final.is_dir():
             raise PreferenceError(f"{run_dir} is not a finished run (no config.yaml and {FINAL_DIR}/)")
