@@ -103,7 +103,7 @@ def test_dpo_lora_prefers_chosen_answers_after_training(tiny_model_dir, data_dir
 
     from workbench.train import run
 
-    cfg = make_cfg(tiny_model_dir, data_dir, dataset="pairs_sharegpt")
+    cfg = make_cfg(tiny_model_dir, data_dir, dataset="pairs_sharegpt", max_steps=6)
     final = run(cfg, tmp_path / "dpo", echo=False)
     history = losses(tmp_path / "dpo")
     assert history[0] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at the start
@@ -163,7 +163,7 @@ def test_each_pref_loss_trains(loss, use_ref, tiny_model_dir, data_dir, tmp_path
 def test_kto_lora_loss_falls(tiny_model_dir, data_dir, tmp_path):
     from workbench.train import run
 
-    cfg = make_cfg(tiny_model_dir, data_dir, stage="kto", dataset="liked", max_steps=6)
+    cfg = make_cfg(tiny_model_dir, data_dir, stage="kto", dataset="liked", max_steps=4)
     final = run(cfg, tmp_path / "kto", echo=False)
     history = losses(tmp_path / "kto")
     assert history[-1] < history[0]
@@ -261,3 +261,25 @@ def test_dpo_on_a_conversation_dataset_names_it_and_the_missing_columns(tiny_mod
         data.load_splits(cfg)
     message = str(err.value)
     assert "'identity'" in message and "'chosen'" in message and "'rejected'" in message
+
+
+@pytest.mark.parametrize("keys", [{"finetuning_type": "full", "learning_rate": 1e-3},
+                                  {"quantization_bit": 4}], ids=["full", "qlora4"])
+def test_reward_model_full_and_qlora_train_and_score(keys, tiny_model_dir, data_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from workbench.preference import RewardModel, reward_input_ids
+    from workbench.train import run
+
+    cfg = make_cfg(tiny_model_dir, data_dir, stage="rm", max_steps=2, **keys)
+    final = run(cfg, tmp_path / "rm", echo=False)
+    assert all(math.isfinite(x) for x in losses(tmp_path / "rm"))
+    reward = RewardModel(tmp_path / "rm")
+    value = reward.score(PAIRS[0][0], PAIRS[0][1])
+    assert math.isfinite(value)
+    if keys.get("finetuning_type") == "full":  # a whole model folder that plain transformers loads
+        plain = AutoModelForSequenceClassification.from_pretrained(final).eval()
+        prompt, good, _ = next(rendered_pairs(reward.tokenizer))
+        ids = torch.tensor([reward_input_ids(reward.tokenizer, prompt, good, cfg.cutoff_len)])
+        with torch.no_grad():
+            assert float(plain(input_ids=ids).logits[0, 0]) == pytest.approx(value, abs=1e-4)

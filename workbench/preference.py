@@ -30,6 +30,20 @@ class PreferenceError(ValueError):
     pass
 
 
+def _keep_float_adapters(trainer, args: dict):
+    """For a 4/8-bit base, trl turns the trainable weights into bf16 (the QLoRA paper's choice).
+    Unless the run computes in bf16 that breaks the reward head (float inputs, bf16 weights) and
+    is ~100x slower on CPUs without bf16, so put them back in fp32 (the optimizer does not exist
+    yet)."""
+    import torch
+
+    if not args.get("bf16"):
+        for param in trainer.model.parameters():
+            if param.requires_grad and param.dtype == torch.bfloat16:
+                param.data = param.data.float()
+    return trainer
+
+
 def is_peft(model) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
 
@@ -71,7 +85,7 @@ def dpo_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
                          eval_dataset=_text_rows(eval_ds, tokenizer, ("chosen", "rejected")),
                          processing_class=tokenizer, callbacks=callbacks)
     _settle_reference_adapter(cfg, trainer)
-    return trainer
+    return _keep_float_adapters(trainer, args)
 
 
 def _reference_copy(cfg):
@@ -161,7 +175,7 @@ def kto_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
                          eval_dataset=_text_rows(eval_ds, tokenizer, ("completion",)),
                          processing_class=tokenizer, callbacks=callbacks)
     _settle_reference_adapter(cfg, trainer)
-    return trainer
+    return _keep_float_adapters(trainer, args)
 
 
 # ---- rm ------------------------------------------------------------------------------------
@@ -188,10 +202,11 @@ def rm_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
     # a sequence-classification model finds each sequence's last real token through pad_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
     rm_args = RewardConfig(**args, max_length=cfg.cutoff_len, dataset_num_proc=None)
-    return RewardTrainer(model=model, args=rm_args,
-                         train_dataset=_pair_ids(train_ds, tokenizer, cfg.cutoff_len),
-                         eval_dataset=_pair_ids(eval_ds, tokenizer, cfg.cutoff_len),
-                         processing_class=tokenizer, callbacks=callbacks)
+    trainer = RewardTrainer(model=model, args=rm_args,
+                            train_dataset=_pair_ids(train_ds, tokenizer, cfg.cutoff_len),
+                            eval_dataset=_pair_ids(eval_ds, tokenizer, cfg.cutoff_len),
+                            processing_class=tokenizer, callbacks=callbacks)
+    return _keep_float_adapters(trainer, args)
 
 
 def reward_model_kwargs() -> dict:
