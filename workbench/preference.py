@@ -100,12 +100,11 @@ def _reference_copy(cfg):
 def _settle_reference_adapter(cfg, trainer) -> None:
     """trl keeps a frozen copy of the starting adapter (named 'ref') as the reference. A fresh
     LoRA adapter starts as a no-op, so switching it off gives the same reference without a copy;
-    PiSSA changes the base weights, so there the copy is needed until training ends (or until
-    the reference log-probabilities are precomputed, which trl does while it is built)."""
+    PiSSA changes the base weights, so there the copy is needed until training ends."""
     model = trainer.accelerator.unwrap_model(trainer.model)
     if not (is_peft(model) and "ref" in model.peft_config):
         return
-    if cfg.pissa_init and cfg.use_ref_model:
+    if cfg.pissa_init:
         trainer.add_callback(_DropReferenceAdapter())
     else:
         model.delete_adapter("ref")
