@@ -159,6 +159,29 @@ def test_each_pref_loss_trains(loss, use_ref, tiny_model_dir, data_dir, tmp_path
     assert not torch.equal(before, model.model.layers[0].mlp.up_proj.weight)
 
 
+@pytest.mark.parametrize("pissa", [False, True], ids=["lora", "pissa"])
+def test_lora_reference_is_the_starting_model_without_a_second_copy(pissa, tiny_model_dir, data_dir, tmp_path):
+    """A fresh LoRA adapter is switched off for the reference (no copy kept). PiSSA rewrites the
+    base weights, so its starting adapter is kept as the reference and dropped before saving.
+    Either way the first DPO loss is ln 2: policy and reference agree at the start."""
+    from transformers import AutoModelForCausalLM
+
+    from workbench import data, methods, stages
+    from workbench.models import load_tokenizer
+
+    cfg = make_cfg(tiny_model_dir, data_dir, pissa_init=pissa, max_steps=1, per_device_train_batch_size=2,
+                   max_samples=2)
+    tokenizer = load_tokenizer(cfg.model_name_or_path)
+    examples, _ = data.tokenize_rows(tokenizer, data.load_splits(cfg).train, cfg)
+    model = methods.apply_method(AutoModelForCausalLM.from_pretrained(tiny_model_dir), cfg)
+    trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], str(tmp_path), torch.float32, [])
+    assert trainer.ref_model is None
+    assert ("ref" in model.peft_config) == pissa
+    result = trainer.train()
+    assert result.training_loss == pytest.approx(math.log(2), abs=1e-4)
+    assert "ref" not in model.peft_config
+
+
 # ---- kto ------------------------------------------------------------------------------------
 def test_kto_lora_loss_falls(tiny_model_dir, data_dir, tmp_path):
     from workbench.train import run
