@@ -105,26 +105,21 @@ def _settle_reference_adapter(cfg, trainer) -> None:
     if not (is_peft(model) and "ref" in model.peft_config):
         return
     if cfg.pissa_init:
-        trainer.add_callback(_DropReferenceAdapter())
+        trainer.add_callback(_drop_reference_callback())
     else:
         model.delete_adapter("ref")
 
 
-def _drop_reference(model) -> None:
-    if is_peft(model) and "ref" in model.peft_config:
-        model.delete_adapter("ref")
+def _drop_reference_callback():
+    """A callback that removes the reference adapter before the result is saved (it is not part
+    of the result)."""
+    from transformers import TrainerCallback
 
-
-class _DropReferenceAdapter:
-    """Remove the reference adapter before the result is saved (it is not part of the result)."""
-
-    def __new__(cls):
-        from transformers import TrainerCallback
-
-        class Drop(TrainerCallback):
-            def on_train_end(self, args, state, control, model=None, **kwargs):
-                _drop_reference(model)
-        return Drop()
+    class DropReference(TrainerCallback):
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            if is_peft(model) and "ref" in model.peft_config:
+                model.delete_adapter("ref")
+    return DropReference()
 
 
 def _legacy_args(args: dict) -> dict:
