@@ -120,7 +120,8 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
 
     writer.emit("phase", phase="loading_model")
     model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
-                                  cfg.quantization_type, cfg.double_quantization)
+                                  cfg.quantization_type, cfg.double_quantization,
+                                  **stages.model_load_kwargs(cfg))
     dtype = models.pick_compute_dtype(cfg.compute_type)
     model = methods.apply_method(model, cfg)
     summary = methods.count_parameters(model)
