@@ -58,6 +58,10 @@ def build_trainer(cfg: RunConfig, model, tokenizer, train_examples: list[dict],
     args = common_training_args(cfg, output_dir, eval_ds is not None, dtype)
     if cfg.stage in ("sft", "pt"):
         return _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
+    if cfg.stage == "cls":
+        from . import classify
+
+        return classify.build_trainer(cfg, model, tokenizer, train_examples, eval_examples, args, callbacks)
     raise StageError(f"stage '{cfg.stage}' is not available in this build")
 
 
