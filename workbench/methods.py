@@ -112,6 +112,8 @@ def apply_method(model, cfg):
     """Make exactly the parameters the method trains require gradients; return the model
     (a PeftModel for adapter methods)."""
     kind = cfg.finetuning_type
+    if getattr(cfg, "dropout", None) is not None:
+        set_dropout(model, cfg.dropout)
     if kind in PEFT_METHODS:
         import peft
 
@@ -257,3 +259,28 @@ def after_save(model, cfg, folder, run_dir) -> None:
     if cfg.finetuning_type == "lora" and cfg.pissa_init:
         model.save_pretrained(str(folder), path_initial_model_for_weight_conversion=str(
             Path(run_dir) / PISSA_INIT_DIR))
+
+
+# ---- dropout -------------------------------------------------------------------------------
+DROPOUT_CONFIG_KEYS = ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop",
+                       "attn_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob",
+                       "classifier_dropout", "dropout")
+
+
+def set_dropout(model, p: float) -> int:
+    """Set every dropout of the model to p: nn.Dropout modules and the float rates attention
+    layers read at run time (llama-style models have only those). Returns how many were set."""
+    import torch
+
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+            changed += 1
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = p
+            changed += 1
+    for key in DROPOUT_CONFIG_KEYS:  # saved with the model, read by code paths built later
+        if isinstance(getattr(model.config, key, None), float):
+            setattr(model.config, key, p)
+    return changed
