@@ -35,10 +35,12 @@ def train_tiny(model_dir, data_dir, run_dir, monkeypatch, **keys):
 
     def save_and_capture(trainer, tokenizer, final, cfg=None):
         model = trainer.model
-        model.eval()
-        with torch.no_grad():
-            out = model(input_ids=PROBE.to(model.device))
-        captured["logits"] = out.logits.float().cpu()
+        # (bitsandbytes' CPU inference kernel wants wider layers than the tiny model's)
+        if not keys.get("quantization_bit"):
+            model.eval()
+            with torch.no_grad():
+                out = model(input_ids=PROBE.to(model.device))
+            captured["logits"] = out.logits.float().cpu()
         real_save(trainer, tokenizer, final, cfg)
 
     monkeypatch.setattr(train, "save_final", save_and_capture)
@@ -49,7 +51,7 @@ def train_tiny(model_dir, data_dir, run_dir, monkeypatch, **keys):
     final = train.run(cfg, run_dir, echo=False)
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in events if e["type"] == "log"]
-    return losses, final, captured["logits"]
+    return losses, final, captured.get("logits")
 
 
 def falls(losses, factor=0.8):
@@ -175,7 +177,7 @@ ADAPTERS = {
     "ia3": dict(finetuning_type="ia3", learning_rate=0.1),
     # a soft prompt of 4 vectors moves a random model's loss only a little
     "prompt_tuning": dict(finetuning_type="prompt_tuning", num_virtual_tokens=4, learning_rate=1.0),
-    "prefix_tuning": dict(finetuning_type="prefix_tuning", num_virtual_tokens=4, learning_rate=0.05),
+    "prefix_tuning": dict(finetuning_type="prefix_tuning", num_virtual_tokens=4, learning_rate=0.2),
 }
 
 
@@ -185,7 +187,7 @@ def test_adapter_trains_and_reloads_in_plain_peft(name, tiny_model_dir, memo_dir
 
     losses, final, trained = train_tiny(tiny_model_dir, memo_dir, tmp_path / "run", monkeypatch,
                                         **ADAPTERS[name])
-    assert falls(losses, 0.97 if name == "prompt_tuning" else 0.9), losses
+    assert falls(losses, 0.97 if name.endswith("_tuning") else 0.9), losses
     config = json.loads((final / "adapter_config.json").read_text())
     if name == "lora_rslora":
         assert config["use_rslora"] is True
@@ -197,14 +199,30 @@ def test_adapter_trains_and_reloads_in_plain_peft(name, tiny_model_dir, memo_dir
     base_logits = logits_of(base)
     tuned = logits_of(PeftModel.from_pretrained(base, final))
     assert torch.allclose(tuned, trained, atol=1e-4)
-    assert not torch.allclose(tuned, base_logits, atol=1e-4)
+    # a soft prompt adds its virtual positions in front: compare the real tokens' positions
+    assert not torch.allclose(tuned[:, -PROBE.shape[-1]:], base_logits, atol=1e-4)
 
 
 # ---- QLoRA (bitsandbytes runs on CPU; slow, so few steps) -----------------------------------
+@pytest.fixture(scope="module")
+def wider_model_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny llama 64 wide: bitsandbytes quantizes 4-bit weights in blocks of 64 inputs."""
+    from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-wide")
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.hidden_size, config.intermediate_size = 64, 128
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    return folder
+
+
 @pytest.mark.parametrize("bits,qtype,double", [(4, "nf4", True), (4, "fp4", False), (8, "nf4", False)])
-def test_qlora_trains_on_a_quantized_base(bits, qtype, double, tiny_model_dir, memo_dir, tmp_path, monkeypatch):
+def test_qlora_trains_on_a_quantized_base(bits, qtype, double, wider_model_dir, memo_dir, tmp_path, monkeypatch):
     from peft import PeftModel
 
+    tiny_model_dir = wider_model_dir
     losses, final, _ = train_tiny(tiny_model_dir, memo_dir, tmp_path / "run", monkeypatch,
                                   quantization_bit=bits, quantization_type=qtype,
                                   double_quantization=double, max_steps=6)
