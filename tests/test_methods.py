@@ -231,3 +231,59 @@ def test_qlora_trains_on_a_quantized_base(bits, qtype, double, wider_model_dir, 
     base_logits = logits_of(base)
     tuned = logits_of(PeftModel.from_pretrained(base, final))  # the adapter applies to a float base
     assert not torch.allclose(tuned, base_logits, atol=1e-4)
+
+
+# ---- task head: sequence classification ------------------------------------------------------
+SENTIMENT = [("a wonderful, joyful film", "positive"), ("dull and far too long", "negative"),
+             ("i loved every minute", "positive"), ("a waste of an evening", "negative"),
+             ("brilliant acting throughout", "positive"), ("the plot made no sense", "negative"),
+             ("warm, funny and clever", "positive"), ("boring from start to end", "negative")]
+
+
+@pytest.fixture(scope="module")
+def cls_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cls-data")
+    rows = [{"text": text, "label": label} for text, label in SENTIMENT]
+    (folder / "tiny_sentiment.json").write_text(json.dumps(rows), encoding="utf-8")
+    (folder / "dataset_info.json").write_text(json.dumps(
+        {"tiny_sentiment": {"file_name": "tiny_sentiment.json", "format": "classification"}}))
+    return folder
+
+
+def cls_logits(model):
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=PROBE).logits.float()
+
+
+def test_cls_head_only_trains_the_head_and_saves_label_names(tiny_model_dir, cls_dir, tmp_path, monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+
+    losses, final, trained = train_tiny(tiny_model_dir, cls_dir, tmp_path / "run", monkeypatch,
+                                        dataset="tiny_sentiment", stage="cls", finetuning_type="head",
+                                        learning_rate=0.05, per_device_train_batch_size=8, max_steps=12)
+    assert falls(losses), losses
+    assert json.loads((final / "labels.json").read_text())["labels"] == ["negative", "positive"]
+    model = AutoModelForSequenceClassification.from_pretrained(final)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert torch.allclose(cls_logits(model), trained, atol=1e-4)
+    before, after = base_weights(tiny_model_dir), load_file(str(final / "model.safetensors"))
+    shared = [n for n in after if n in before]
+    assert shared and all(torch.equal(before[n], after[n]) for n in shared)  # the body is untouched
+    assert [n for n in after if n not in before] == ["score.weight"]
+
+
+def test_cls_head_plus_lora_reloads_in_plain_peft(tiny_model_dir, cls_dir, tmp_path, monkeypatch):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    losses, final, trained = train_tiny(tiny_model_dir, cls_dir, tmp_path / "run", monkeypatch,
+                                        dataset="tiny_sentiment", stage="cls", finetuning_type="lora",
+                                        learning_rate=0.02, per_device_train_batch_size=8, max_steps=12)
+    assert falls(losses), losses
+    config = json.loads((final / "adapter_config.json").read_text())
+    assert config["task_type"] == "SEQ_CLS" and "score" in config["modules_to_save"]
+    labels = json.loads((final / "labels.json").read_text())["labels"]
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=len(labels))
+    tuned = PeftModel.from_pretrained(base, final)
+    assert torch.allclose(cls_logits(tuned), trained, atol=1e-4)
