@@ -84,3 +84,19 @@ def test_dropout_reaches_the_model(tiny_model_dir):
     model = methods.apply_method(models.load_causal_lm(str(tiny_model_dir), "fp32"), cfg)
     rates = {m.attention_dropout for m in model.modules() if hasattr(m, "attention_dropout")}
     assert rates == {0.25} and model.config.attention_dropout == 0.25
+
+
+def test_workbench_methods_lists_every_method_option_and_stage(capsys):
+    from workbench.cli import main
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for name in FIELDS["finetuning_type"].metadata["choices"] + FIELDS["stage"].metadata["choices"]:
+        assert any(line.split()[:1] == [name] and len(line.split()) > 2 for line in lines), name
+    for option in ("use_rslora", "use_dora", "pissa_init", "loraplus_lr_ratio", "quantization_bit",
+                   "quantization_type", "double_quantization", "freeze_trainable_layers",
+                   "freeze_trainable_modules", "layerwise_lr_decay", "num_virtual_tokens", "lora_rank"):
+        assert any(line.split()[:1] == [option] for line in lines), option
+    assert main(["methods", "--lang", "zh"]) == 0
+    assert "低秩适配器" in capsys.readouterr().out

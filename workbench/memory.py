@@ -158,6 +158,8 @@ def activation_bytes(cfg, config, width: int, trainable: int) -> int:
     per_token_layer = 10 * h + 2 * kv + 4 * inter + heads * (cfg.cutoff_len + _virtual_tokens(cfg))
     # freeze tuning needs no backward pass through the frozen blocks below the trained ones
     kept = min(cfg.freeze_trainable_layers, layers) if cfg.finetuning_type == "freeze" else layers
+    if cfg.finetuning_type == "head":  # only the head learns: nothing flows back into the body
+        kept, per_token_layer = 0, 0
     if cfg.activation_checkpointing:
         # only each block's input is kept; one block is recomputed at a time
         body = tokens * (kept * h + per_token_layer) * width
