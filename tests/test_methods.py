@@ -171,7 +171,8 @@ def test_bitfit_trains_biases_only(biased_model_dir, memo_dir, tmp_path, monkeyp
 
 # ---- adapters -------------------------------------------------------------------------------
 ADAPTERS = {
-    "lora_rslora": dict(finetuning_type="lora", use_rslora=True),
+    # rsLoRA, with LoRA+ and layer-wise decay through the Trainer's optimizer in the same run
+    "lora_rslora": dict(finetuning_type="lora", use_rslora=True, loraplus_lr_ratio=4, layerwise_lr_decay=0.8),
     "dora": dict(finetuning_type="lora", use_dora=True),
     "pissa": dict(finetuning_type="lora", pissa_init=True, learning_rate=1e-2),
     "ia3": dict(finetuning_type="ia3", learning_rate=0.1),

@@ -134,9 +134,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "method.device": {"en": "Device {device}: {free} free of {total}",
                       "zh": "设备 {device}：可用 {free}，共 {total}"},
     "method.fits": {"en": "Fits", "zh": "装得下"},
-    "method.too_big": {"en": "Does not fit: lower the batch size or cutoff, turn on activation "
-                             "checkpointing, or use LoRA / QLoRA",
-                       "zh": "装不下：请减小批大小或截断长度、开启激活检查点，或改用 LoRA / QLoRA"},
+    "method.too_big": {"en": "Does not fit: lower the batch size or cutoff length, turn on activation "
+                             "checkpointing, or train fewer parameters (LoRA, QLoRA)",
+                       "zh": "装不下：请减小批大小或截断长度、开启激活检查点，或减少可训练参数（LoRA、QLoRA）"},
 }
 
 

@@ -63,9 +63,9 @@ def render(est: MemoryEstimate, cfg, lang: str) -> str:
     device = t("method.device", device=est.device, free=format_bytes(est.device_free),
                total=format_bytes(est.device_total))
     verdict = "fits" if est.fits else "too_big"
-    icon = "✅" if est.fits else "❌"
+    colour = "#15803d" if est.fits else "#b91c1c"
     return (f"<div class='wb-method' data-verdict='{verdict}'>"
             f"<div class='wb-trainable'>{trainable}</div>"
             f"<table class='wb-memory'>{rows}</table>"
             f"<div class='wb-device'>{device}</div>"
-            f"<div class='wb-verdict'>{icon} <b>{t('method.' + verdict)}</b></div></div>")
+            f"<div class='wb-verdict' style='color:{colour}'><b>{t('method.' + verdict)}</b></div></div>")
