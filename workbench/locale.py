@@ -148,6 +148,27 @@ STRINGS: dict[str, dict[str, str]] = {
     "export.merged_done": {"en": "Merged model saved in `{folder}` ({size} MB zip).",
                            "zh": "合并后的模型已保存到 `{folder}`（zip 共 {size} MB）。"},
     "export.adapter_done": {"en": "Adapter saved in `{folder}`.", "zh": "适配器已保存到 `{folder}`。"},
+    # ---- method panel (train tab) ----
+    "method.check": {"en": "Check parameters and memory", "zh": "检查参数量与内存"},
+    "method.hint": {"en": "Press the button to see what the method trains and whether the run fits "
+                          "in this device's memory.",
+                    "zh": "点击按钮，查看该方法训练哪些参数，以及本次训练能否装入本设备内存。"},
+    "method.cannot": {"en": "Cannot estimate this run:", "zh": "无法估算本次训练："},
+    "method.trainable": {"en": "Trainable: {trainable} of {total} parameters ({share}%)",
+                         "zh": "可训练参数：{trainable} / {total}（{share}%）"},
+    "method.weights": {"en": "Weights", "zh": "权重"},
+    "method.gradients": {"en": "Gradients", "zh": "梯度"},
+    "method.optimizer": {"en": "Optimizer states ({optim})", "zh": "优化器状态（{optim}）"},
+    "method.activations": {"en": "Activations (batch {batch} × {cutoff} tokens)",
+                           "zh": "激活值（批大小 {batch} × {cutoff} 个 token）"},
+    "method.overhead": {"en": "Runtime (libraries, device context)", "zh": "运行时（库、设备上下文）"},
+    "method.needed": {"en": "Estimated peak", "zh": "估计峰值"},
+    "method.device": {"en": "Device {device}: {free} free of {total}",
+                      "zh": "设备 {device}：可用 {free}，共 {total}"},
+    "method.fits": {"en": "Fits", "zh": "装得下"},
+    "method.too_big": {"en": "Does not fit: lower the batch size or cutoff length, turn on activation "
+                             "checkpointing, or train fewer parameters (LoRA, QLoRA)",
+                       "zh": "装不下：请减小批大小或截断长度、开启激活检查点，或减少可训练参数（LoRA、QLoRA）"},
 }
 
 

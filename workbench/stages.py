@@ -70,6 +70,10 @@ def build_trainer(cfg: RunConfig, model, tokenizer, train_examples: list[dict],
         return _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
     if cfg.stage in PREFERENCE_STAGES:
         return PREFERENCE_STAGES[cfg.stage](cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
+    if cfg.stage == "cls":
+        from . import classify
+
+        return classify.build_trainer(cfg, model, tokenizer, train_examples, eval_examples, args, callbacks)
     raise StageError(f"stage '{cfg.stage}' is not available in this build")
 
 

@@ -119,11 +119,17 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
               f"{train_stats.dropped} dropped (no reply tokens left)", flush=True)
 
     writer.emit("phase", phase="loading_model")
-    model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
-                                  cfg.quantization_type, cfg.double_quantization,
-                                  **stages.model_load_kwargs(cfg))
+    if cfg.stage == "cls":  # a classification head sized from the data's labels
+        from . import classify
+
+        model = classify.load_model(cfg, tokenizer, train_examples, run_dir)
+    else:
+        model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
+                                      cfg.quantization_type, cfg.double_quantization,
+                                      **stages.model_load_kwargs(cfg))
     dtype = models.pick_compute_dtype(cfg.compute_type)
     model = methods.apply_method(model, cfg)
+    methods.before_training(model, cfg, run_dir)
     summary = methods.count_parameters(model)
     writer.emit("model", trainable=summary.trainable, total=summary.total,
                 dtype=str(dtype).replace("torch.", ""), device=models.device_type())
@@ -133,6 +139,7 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     trainer = stages.build_trainer(cfg, model, tokenizer, train_examples, eval_examples,
                                    str(run_dir), dtype, callbacks)
     trainer.remove_callback(PrinterCallback)  # EventsCallback prints a tidier line
+    methods.configure_optimizer(trainer, cfg)  # layer-wise LR decay, LoRA+
     resume = resolve_resume(cfg, run_dir)
     writer.emit("phase", phase="training")
     trainer.train(resume_from_checkpoint=resume)
@@ -140,7 +147,7 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     writer.emit("phase", phase="saving")
     final = run_dir / FINAL_DIR
     if trainer.is_world_process_zero():
-        save_final(trainer, tokenizer, final)
+        save_final(trainer, tokenizer, final, cfg)
     writer.emit("end", final=FINAL_DIR, stopped=callbacks[1].stopped)
     del trainer, model
     if torch.cuda.is_available():
@@ -148,11 +155,15 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     return final
 
 
-def save_final(trainer, tokenizer, final: Path) -> None:
+def save_final(trainer, tokenizer, final: Path, cfg: RunConfig | None = None) -> None:
     """Save the adapter or model into a temp folder, then swap it in whole."""
+    from . import methods
+
     tmp = final.parent / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
+    if cfg is not None:
+        methods.after_save(trainer.model, cfg, tmp, final.parent)  # e.g. PiSSA → plain LoRA
     tokenizer.save_pretrained(str(tmp))
     # the Trainer also writes its training_args.bin; the result folder needs only the model
     (tmp / "training_args.bin").unlink(missing_ok=True)

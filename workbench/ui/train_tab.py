@@ -18,6 +18,7 @@ from ..jobs import tail_log
 from ..progress import RunMonitor, format_duration
 from .context import UIContext
 from .form import config_from_values, field_control
+from . import method_panel
 
 # fields placed in the tab's main rows; the rest go to the accordions by group
 MAIN_ROWS = [
@@ -73,6 +74,7 @@ def build(ctx: UIContext) -> None:
                 placed |= set(names)
     missing = set(FIELDS) - set(ctx.fields)
     assert not missing, f"fields without a control: {missing}"
+    method_panel.build(ctx)  # trainable share and memory estimate, before Start
 
     with gr.Row():
         preview_btn = loc(gr.Button(loc.t("train.preview"), elem_id="train-preview"), "train.preview")
