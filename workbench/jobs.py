@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
+
+from . import distributed
 
 from .callbacks import STOP_FILE
 from .config import RunConfig, atomic_write_text, save_config
@@ -75,10 +78,13 @@ class JobController:
     """One per process that manages runs; several processes may share a saves folder (a file
     lock serialises their decisions)."""
 
-    def __init__(self, root: str | Path | None = None, max_running: int = 1):
+    def __init__(self, root: str | Path | None = None, max_running: int = 1,
+                 grace: float | None = None, term_seconds: float | None = None):
         self.root = Path(root) if root else saves_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_running = max_running
+        self.grace = GRACE_SECONDS if grace is None else grace             # stop file → SIGTERM
+        self.term_seconds = TERM_SECONDS if term_seconds is None else term_seconds  # SIGTERM → SIGKILL
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
@@ -133,9 +139,15 @@ class JobController:
     def submit(self, cfg: RunConfig, run_id: str | None = None, owner: str | None = None) -> str:
         """Queue a run and return its id at once; the run starts when the device is free."""
         with self._lock:
-            run_id = run_id or self.unique_id(new_run_id(cfg))
+            base = run_id or new_run_id(cfg)
+            run_id = self.unique_id(base)
+            while True:  # another UI process may take the same name at the same moment
+                try:
+                    self.run_dir(run_id).mkdir(parents=True, exist_ok=False)
+                    break
+                except FileExistsError:
+                    run_id = self.unique_id(base)
             run_dir = self.run_dir(run_id)
-            run_dir.mkdir(parents=True, exist_ok=False)
             cfg.output_dir = str(run_dir)
             save_config(cfg, run_dir / "config.yaml")
             Job(run_id=run_id, owner=owner).save(run_dir)
@@ -228,14 +240,23 @@ class JobController:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ---- processes ----------------------------------------------------------------------
-    def command_for(self, run_dir: Path, cfg_nproc: int, resume: bool) -> list[str]:
+    def command_for(self, run_dir: Path, nproc: int, resume: bool) -> list[str]:
+        """The same trainer, once or through torchrun (several processes)."""
         train = ["-m", "workbench.train", str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
         if resume:
             train += ["--set", "resume_from_checkpoint=last"]
-        if cfg_nproc > 1:
-            return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={cfg_nproc}"] + train
-        return [sys.executable] + train
+        return distributed.launch_prefix(nproc) + train
+
+    def equivalent_command(self, run_id: str) -> str:
+        """What a user types to repeat the run without the browser."""
+        run_dir = self.run_dir(run_id)
+        job = self.job(run_id)
+        command = "workbench train " + shlex.quote(str(run_dir / "config.yaml"))
+        if job and job.command and "torch.distributed.run" in job.command:
+            nproc = next((c.split("=", 1)[1] for c in job.command if c.startswith("--nproc_per_node=")), "2")
+            command = (f"torchrun --standalone --nproc_per_node={nproc} -m workbench.train "
+                       + shlex.quote(str(run_dir / "config.yaml")))
+        return command
 
     def _launch(self, job: Job) -> None:
         from .config import load_config
@@ -247,7 +268,15 @@ class JobController:
             job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
             job.save(run_dir)
             return
-        command = self.command_for(run_dir, cfg.nproc_per_node, job.resume)
+        nproc = distributed.process_count(cfg)
+        if nproc > 1:
+            try:  # refuse an engine that cannot run here before starting any process
+                distributed.prepare_engine(cfg, run_dir)
+            except Exception as err:  # noqa: BLE001
+                job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
+                job.save(run_dir)
+                return
+        command = self.command_for(run_dir, nproc, job.resume)
         log = open(run_dir / LOG_FILE, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -285,7 +314,7 @@ class JobController:
                 self._escalate(job, run_dir)
             return
         self._children.pop(job.run_id, None)
-        self._kill_group(job, signal.SIGKILL)  # leftover workers of a distributed run
+        self._kill_leftovers(job)  # workers of a distributed run whose launcher died
         events = read_all(run_dir)
         final = _final_event(events)
         job.ended = time.time()
@@ -293,6 +322,8 @@ class JobController:
             job.status, job.message = _status_from_final(final)
             if job.abort_requested and job.status == "failed" and final.get("aborted"):
                 job.status = "aborted"
+            if job.abort_requested and job.status == "finished":
+                job.message = "training had already ended when the stop was asked for: the result is complete"
             if job.status == "aborted" and job.abort_stage == "sigterm":
                 job.message = "terminated with SIGTERM after the grace period; " + job.message
         elif job.abort_requested:
@@ -311,16 +342,28 @@ class JobController:
 
     def _escalate(self, job: Job, run_dir: Path) -> None:
         waited = time.time() - (job.abort_requested or time.time())
-        if job.abort_stage == "stop_file" and waited > GRACE_SECONDS:
+        if job.abort_stage == "stop_file" and waited >= self.grace:
             self._kill_group(job, signal.SIGTERM)
             job.abort_stage = "sigterm"
             job.save(run_dir)
-        elif job.abort_stage == "sigterm" and waited > GRACE_SECONDS + TERM_SECONDS:
+        elif job.abort_stage == "sigterm" and waited >= self.grace + self.term_seconds:
             self._kill_group(job, signal.SIGKILL)
             job.abort_stage = "sigkill"
             job.save(run_dir)
 
+    def _kill_leftovers(self, job: Job) -> None:
+        """SIGKILL what is left of the run's process group, but only processes that started
+        after the run did: a pid or group id reused by someone else is left alone."""
+        if not job.pgid or job.proc_start is None:
+            return
+        for proc in psutil.process_iter(["create_time"]):
+            with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+                if proc.info["create_time"] + 0.01 >= job.proc_start and os.getpgid(proc.pid) == job.pgid \
+                        and proc.pid != os.getpid():
+                    proc.kill()
+
     def _kill_group(self, job: Job, sig: int) -> None:
+        """Signal the whole group (launcher and workers); only called while is_alive holds."""
         if not job.pgid:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):

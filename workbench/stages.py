@@ -5,6 +5,7 @@ import torch
 
 from .config import RunConfig
 from .data import packing_enabled
+from .distributed import engine_training_args
 
 
 class StageError(ValueError):
@@ -46,6 +47,8 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
+        # several processes (torchrun): DDP by default, DeepSpeed or FSDP as the config says
+        **engine_training_args(cfg, output_dir),
     )
 
 
