@@ -149,3 +149,28 @@ def test_the_queue_starts_runs_in_the_order_they_were_queued(saves, monkeypatch)
     controller.tick()
     assert launched == ["r0", "r1"]
     assert [controller.job(i).status for i in ids] == ["finished", "running", "queued"]
+
+
+def test_a_failure_says_why_in_one_line(saves):
+    """Our own child ends: the reason comes from its error event, or else from the log's last line."""
+    controller = JobController(saves)
+    cases = {
+        "oom": EVENT + "emit(type='error', message='out of memory: CUDA out of memory. Tried to allocate 2.00 GiB')\n"
+                       "raise SystemExit(1)\n",
+        "config": "import sys\nprint(\"error: run.yaml: unknown key 'lerning_rate'\", file=sys.stderr)\nsys.exit(2)\n",
+        "crash": "import os\nprint('Traceback (most recent call last):')\nprint('Fatal Python error: Segmentation fault', flush=True)\n"
+                 "os.kill(os.getpid(), 11)\n",
+    }
+    for run_id, code in cases.items():
+        run_dir = saves / run_id
+        run_dir.mkdir()
+        (run_dir / "config.yaml").write_text("model_name_or_path: m\ndataset: identity\n")
+        Job(run_id=run_id).save(run_dir)
+        code = f"import os\nos.chdir({str(run_dir)!r})\n" + code
+        controller.command_for = lambda *a, code=code: [sys.executable, "-c", code]
+        controller.tick()
+        controller.wait(run_id, timeout=60)
+    assert controller.job("oom").status == "failed"
+    assert controller.job("oom").message.startswith("out of memory: CUDA out of memory")
+    assert controller.job("config").message == "bad config: run.yaml: unknown key 'lerning_rate'"
+    assert "SIGSEGV" in controller.job("crash").message

@@ -406,6 +406,8 @@ def _exit_message(code: int, run_dir: Path) -> str:
         hint = " (often the system running out of memory)" if -code == signal.SIGKILL else ""
         return f"the training process was killed by {name}{hint}"
     tail = last_log_line(run_dir)
+    if code == 2:  # train.py's exit code for a config it refuses
+        return "bad config: " + (tail.removeprefix("error: ") or "see the log")
     return f"the training process exited with code {code}" + (f": {tail}" if tail else "")
 
 
