@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import ROOT
 from workbench.config import load_config
 from workbench.events import read_all
@@ -112,7 +113,25 @@ def test_two_processes_through_torchrun_give_one_result(saves, write_config):
     assert [e["step"] for e in events if e["type"] == "log" and "loss" in e] == [1, 2, 3]  # rank 0 only
     assert [e["type"] for e in events].count("end") == 1
     assert (run_dir / "final" / "adapter_model.safetensors").is_file()
-    assert "torchrun --standalone --nproc_per_node=2" in controller.equivalent_command(run_id)
+
+
+def test_the_cli_hands_a_several_process_config_to_torchrun(write_config, tmp_path, monkeypatch):
+    from workbench import train
+
+    launched = []
+
+    def fake_exec(path, argv):  # os.execv would replace this test's process
+        launched.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(train.os, "execv", fake_exec)
+    config = write_config(nproc_per_node=2, output_dir=str(tmp_path / "run"))
+    with pytest.raises(SystemExit):
+        train.main([str(config), "--set", "max_steps=2"])
+    command = launched[0]
+    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert command[-3:] == ["--run-dir", str(tmp_path / "run"), "--set=max_steps=2"]
 
 
 def test_deepspeed_without_deepspeed_is_refused_with_its_config_written(saves, write_config):

@@ -248,15 +248,9 @@ class JobController:
         return distributed.launch_prefix(nproc) + train
 
     def equivalent_command(self, run_id: str) -> str:
-        """What a user types to repeat the run without the browser."""
-        run_dir = self.run_dir(run_id)
-        job = self.job(run_id)
-        command = "workbench train " + shlex.quote(str(run_dir / "config.yaml"))
-        if job and job.command and "torch.distributed.run" in job.command:
-            nproc = next((c.split("=", 1)[1] for c in job.command if c.startswith("--nproc_per_node=")), "2")
-            command = (f"torchrun --standalone --nproc_per_node={nproc} -m workbench.train "
-                       + shlex.quote(str(run_dir / "config.yaml")))
-        return command
+        """What a user types to repeat the run without the browser (the CLI hands a run with
+        several processes to torchrun itself; it never overwrites this run's folder)."""
+        return "workbench train " + shlex.quote(str(self.run_dir(run_id) / "config.yaml"))
 
     def _launch(self, job: Job) -> None:
         from .config import load_config

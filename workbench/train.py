@@ -228,6 +228,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     run_dir = Path(args.run_dir) if args.run_dir else choose_run_dir(cfg)
+    if "WORLD_SIZE" not in os.environ:
+        from . import distributed
+
+        nproc = distributed.process_count(cfg)
+        if nproc > 1:  # several processes: hand over to torchrun, every rank in the same folder
+            command = distributed.launch_prefix(nproc) + ["-m", "workbench.train", args.config,
+                                                          "--run-dir", str(run_dir)]
+            command += [f"--set={item}" for item in args.overrides]
+            print("launching: " + " ".join(command), flush=True)
+            os.execv(command[0], command)
     writer = EventWriter(run_dir, enabled=int(os.environ.get("RANK", "0")) == 0)
     try:
         final = run(cfg, run_dir)
