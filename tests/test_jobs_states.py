@@ -174,3 +174,20 @@ def test_a_failure_says_why_in_one_line(saves):
     assert controller.job("oom").message.startswith("out of memory: CUDA out of memory")
     assert controller.job("config").message == "bad config: run.yaml: unknown key 'lerning_rate'"
     assert "SIGSEGV" in controller.job("crash").message
+
+
+def test_engine_arguments_for_several_processes(monkeypatch, tmp_path):
+    from workbench import distributed
+
+    cfg = from_dict({"model_name_or_path": "m", "dataset": "identity", "nproc_per_node": 1})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert distributed.process_count(cfg) == 1 and distributed.launch_prefix(1) == [sys.executable]
+    assert distributed.engine_training_args(cfg, tmp_path) == {}  # one process: no engine
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.engine_training_args(cfg, tmp_path) == {"use_cpu": True, "ddp_backend": "gloo"}
+    cfg.distributed_engine = "fsdp"
+    assert distributed.engine_training_args(cfg, tmp_path)["fsdp"] == "full_shard auto_wrap"
+    cfg.distributed_engine = "deepspeed_zero2"
+    with pytest.raises(ValueError, match="DeepSpeed"):
+        distributed.engine_training_args(cfg, tmp_path)
+    assert json.loads((tmp_path / "deepspeed.json").read_text())["zero_optimization"]["stage"] == 2

@@ -84,13 +84,12 @@ def prepare_engine(cfg: RunConfig, run_dir: str | Path) -> dict:
                                f"written to {path}: use distributed_engine ddp here, or run this "
                                f"config where DeepSpeed and GPUs are available"])
         return {"deepspeed": str(path)}
+    # accelerate treats several processes as a CPU group only when told it is on CPU
+    base = {"use_cpu": True, "ddp_backend": "gloo"} if visible_accelerators() == 0 else {}
     if engine == "fsdp":
         # shard parameters, gradients and optimizer state; wrap each transformer block
-        return {"fsdp": "full_shard auto_wrap", "fsdp_config": {"use_orig_params": True}}
-    if visible_accelerators() == 0:
-        # accelerate treats several processes as a CPU group only when told it is on CPU
-        return {"use_cpu": True, "ddp_backend": "gloo"}
-    return {}
+        return {**base, "fsdp": "full_shard auto_wrap", "fsdp_config": {"use_orig_params": True}}
+    return base
 
 
 def engine_training_args(cfg: RunConfig, run_dir: str | Path) -> dict:
