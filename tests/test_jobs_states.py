@@ -185,8 +185,12 @@ def test_engine_arguments_for_several_processes(monkeypatch, tmp_path):
     assert distributed.engine_training_args(cfg, tmp_path) == {}  # one process: no engine
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert distributed.engine_training_args(cfg, tmp_path) == {"use_cpu": True, "ddp_backend": "gloo"}
-    cfg.distributed_engine = "fsdp"
+    cfg.distributed_engine = "fsdp"  # on CPU accelerate would quietly run DDP instead: refused
+    with pytest.raises(ValueError, match="'fsdp' needs GPUs"):
+        distributed.engine_training_args(cfg, tmp_path)
+    monkeypatch.setattr(distributed, "visible_accelerators", lambda: 2)
     assert distributed.engine_training_args(cfg, tmp_path)["fsdp"] == "full_shard auto_wrap"
+    monkeypatch.setattr(distributed, "visible_accelerators", lambda: 0)
     cfg.distributed_engine = "deepspeed_zero2"
     with pytest.raises(ValueError, match="DeepSpeed"):
         distributed.engine_training_args(cfg, tmp_path)

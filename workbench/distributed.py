@@ -87,6 +87,10 @@ def prepare_engine(cfg: RunConfig, run_dir: str | Path) -> dict:
     # accelerate treats several processes as a CPU group only when told it is on CPU
     base = {"use_cpu": True, "ddp_backend": "gloo"} if visible_accelerators() == 0 else {}
     if engine == "fsdp":
+        if visible_accelerators() == 0:
+            # accelerate shards only across accelerators; on CPU it would quietly run DDP instead
+            raise ConfigError(["distributed_engine 'fsdp' needs GPUs and none is visible: use "
+                               "distributed_engine ddp on CPU"])
         # shard parameters, gradients and optimizer state; wrap each transformer block
         return {**base, "fsdp": "full_shard auto_wrap", "fsdp_config": {"use_orig_params": True}}
     return base

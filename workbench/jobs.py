@@ -29,7 +29,6 @@ from pathlib import Path
 import psutil
 
 from . import distributed
-
 from .callbacks import STOP_FILE
 from .config import RunConfig, atomic_write_text, save_config
 from .events import read_all
