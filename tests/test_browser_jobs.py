@@ -46,8 +46,20 @@ def test_two_sessions_queue_and_a_restarted_app_finds_the_live_run(tmp_path, tin
         with running_app(saves, ROOT) as (url, _):
             start_run(first, url, tiny_model_dir, 400)
             assert "Started run" in first.inner_text("#train-message")
-            start_run(second, url, tiny_model_dir, 3)
-            assert "Queued run" in second.inner_text("#train-message")
+            # the second session loads its settings from a YAML file, saves them back, and starts
+            second.goto(url)
+            second.wait_for_selector("#train-start")
+            config = tmp_path / "small.yaml"
+            config.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: identity\nmax_steps: 3\n")
+            second.locator("#train-load-config input[type=file], input[type=file]").first.set_input_files(str(config))
+            wait_until(lambda: "small.yaml" in second.inner_text("#train-message"), 30, what="the config to load")
+            assert second.locator("#field-max_steps input").input_value() == "3"
+            second.click("#train-save-config")
+            wait_until(lambda: "Config saved" in second.inner_text("#train-message"), 30, what="the saved config")
+            assert second.locator("#train-saved-config").is_visible()
+            assert len(list((saves / "configs").glob("*.yaml"))) == 1
+            second.click("#train-start")
+            wait_until(lambda: "Queued run" in second.inner_text("#train-message"), 30, what="the queued message")
             # each session sees both runs, neither lost
             for page in (first, second):
                 wait_until(lambda p=page: "Running" in p.inner_text("#runs-table")
