@@ -115,11 +115,17 @@ class JobController:
         return (self.root / run_id).stat().st_mtime
 
     def jobs(self) -> list[Job]:
+        """Every run's job, oldest first (each job.json read once: the UI calls this every second)."""
         out = []
-        for run_id in self.run_ids():
-            job = self.job(run_id) or self._job_from_events(run_id)
-            out.append(job)
-        return out
+        for path in self.root.iterdir():
+            if not path.is_dir() or path.name.startswith("."):
+                continue
+            job = Job.load(path)
+            if job is None and (path / "events.jsonl").exists():
+                job = self._job_from_events(path.name)
+            if job is not None:
+                out.append(job)
+        return sorted(out, key=lambda j: j.created)
 
     def _job_from_events(self, run_id: str) -> Job:
         """A run started on the command line has no job.json: describe it from its events."""

@@ -175,16 +175,17 @@ def build(ctx: UIContext) -> None:
 
     def on_tick(run_id, mon: RunMonitor | None, shown_table, ids_shown, lang):
         """Once a second: new events of the selected run only; redraw what changed."""
-        table = runs_frame(ctx, lang)
+        jobs = ctx.controller.jobs()  # one pass over the runs' job.json files per tick
+        table = runs_frame(ctx, lang, jobs)
         table_key = (lang, table.to_json())
         table_update = gr.skip() if table_key == shown_table else table
-        ids = run_choices(ctx)
+        ids = [job.run_id for job in reversed(jobs)]
         picker = gr.skip()
         if ids != ids_shown:  # a run started elsewhere (another browser, the CLI) appears
             picker = gr.update(choices=ids)
         if not run_id:
             # after a page load or a UI restart: show the run that is training, if any
-            run_id = active_run(ctx)
+            run_id = active_run(ctx, jobs)
             if run_id:
                 picker = gr.update(choices=ids, value=run_id)
         if not run_id:
@@ -259,9 +260,9 @@ def run_choices(ctx: UIContext) -> list[str]:
     return list(reversed(ctx.controller.run_ids()))
 
 
-def active_run(ctx: UIContext) -> str | None:
+def active_run(ctx: UIContext, jobs=None) -> str | None:
     """The newest run that is training or stopping (what a reopened page should show)."""
-    for job in reversed(ctx.controller.jobs()):
+    for job in reversed(jobs if jobs is not None else ctx.controller.jobs()):
         if job.status in ("running", "stopping"):
             return job.run_id
     return None
@@ -352,17 +353,12 @@ def job_message(job, lang: str, run_dir: Path | None = None) -> str:
     return text
 
 
-def runs_frame(ctx: UIContext, lang: str) -> pd.DataFrame:
+def runs_frame(ctx: UIContext, lang: str, jobs=None) -> pd.DataFrame:
     """One row per run: status, method, dataset, steps, last loss, duration."""
-    import yaml
-
     rows = []
-    for job in reversed(ctx.controller.jobs()):
+    for job in reversed(jobs if jobs is not None else ctx.controller.jobs()):
         run_dir = ctx.saves / job.run_id
-        try:
-            cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        except (FileNotFoundError, yaml.YAMLError):
-            cfg = {}
+        cfg = run_config_summary(run_dir / "config.yaml")
         step, loss = last_progress(run_dir)
         end = job.ended or (time.time() if job.status in ("running", "stopping") else None)
         duration = format_duration(end - job.started) if job.started and end else "—"
@@ -371,6 +367,28 @@ def runs_frame(ctx: UIContext, lang: str) -> pd.DataFrame:
                      step, "" if loss is None else f"{loss:.4f}", duration])
     columns = [locale.t(f"runs.{c}", lang) for c in ("run", "status", "method", "dataset", "steps", "loss", "duration")]
     return pd.DataFrame(rows, columns=columns)
+
+
+_CONFIG_CACHE: dict[Path, tuple[float, dict]] = {}
+
+
+def run_config_summary(path: Path) -> dict:
+    """A run's config.yaml as a dict, parsed again only when the file changed (it rarely does)."""
+    import yaml
+
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return {}
+    cached = _CONFIG_CACHE.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        data = {}
+    _CONFIG_CACHE[path] = (mtime, data if isinstance(data, dict) else {})
+    return _CONFIG_CACHE[path][1]
 
 
 def last_progress(run_dir) -> tuple[str, float | None]:
