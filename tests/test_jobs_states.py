@@ -99,11 +99,15 @@ def test_a_run_that_died_unwatched_is_interrupted_and_a_live_one_stays_running(s
     dead = stand_in(saves, "dead", EVENT + "emit(type='phase', phase='training', step=3)\ntime.sleep(60)\n")
     alive = stand_in(saves, "alive", EVENT + "emit(type='phase', phase='training')\ntime.sleep(60)\n")
     try:
+        wait_for(lambda: (saves / "dead" / "events.jsonl").exists())
         os.killpg(dead.pid, 9)
         dead.wait(10)
+        killed_at = time.time()
+        time.sleep(0.5)
         controller = JobController(saves)  # a fresh controller: the UI was restarted
         controller.tick()
         assert controller.job("dead").status == "interrupted"
+        assert controller.job("dead").ended <= killed_at  # its duration ends at its last sign of life
         assert controller.job("alive").status == "running"
         assert controller.job("alive").pid == alive.pid
     finally:

@@ -316,7 +316,8 @@ class JobController:
         self._kill_leftovers(job)  # workers of a distributed run whose launcher died
         events = read_all(run_dir)
         final = _final_event(events)
-        job.ended = time.time()
+        # a run that ended while no controller watched ended at its last event, not now
+        job.ended = events[-1]["time"] if events and events[-1]["time"] > (job.started or 0) else time.time()
         if final is not None:
             job.status, job.message = _status_from_final(final)
             if job.abort_requested and job.status == "failed" and final.get("aborted"):
