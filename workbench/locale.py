@@ -169,6 +169,26 @@ STRINGS: dict[str, dict[str, str]] = {
     "method.too_big": {"en": "Does not fit: lower the batch size or cutoff length, turn on activation "
                              "checkpointing, or train fewer parameters (LoRA, QLoRA)",
                        "zh": "装不下：请减小批大小或截断长度、开启激活检查点，或减少可训练参数（LoRA、QLoRA）"},
+    # ---- runs and the job controller (train tab) ----
+    "jobs.save_config": {"en": "Save config", "zh": "保存配置"},
+    "jobs.load_config": {"en": "Load config (YAML)", "zh": "加载配置（YAML）"},
+    "jobs.use_run_config": {"en": "Copy this run's config into the form", "zh": "将此任务的配置填入表单"},
+    "jobs.config_file": {"en": "Saved config", "zh": "已保存的配置"},
+    "jobs.run_details": {"en": "Config and command of the selected run", "zh": "所选任务的配置与命令"},
+    "jobs.run_config": {"en": "config.yaml of the run", "zh": "任务的 config.yaml"},
+    "jobs.command": {"en": "Repeat this run without the browser:", "zh": "不用浏览器重复此任务："},
+    "jobs.saved_config": {"en": "Config saved as `{path}`.", "zh": "配置已保存为 `{path}`。"},
+    "jobs.loaded_config": {"en": "Loaded the config from **{name}** into the form.",
+                           "zh": "已将 **{name}** 中的配置填入表单。"},
+    "jobs.bad_file": {"en": "⚠️ {name} cannot be loaded: {reason}", "zh": "⚠️ 无法加载 {name}：{reason}"},
+    "jobs.steps_per_second": {"en": "steps/s", "zh": "步/秒"},
+    "jobs.stage.stop_file": {"en": "stop asked: the trainer saves a checkpoint and the result, then ends",
+                             "zh": "已请求停止：训练进程保存检查点和结果后结束"},
+    "jobs.stage.sigterm": {"en": "it did not stop within the grace period: SIGTERM sent to its processes",
+                           "zh": "宽限期内未停止：已向其进程发送 SIGTERM"},
+    "jobs.stage.sigkill": {"en": "it ignored SIGTERM: SIGKILL sent", "zh": "进程未响应 SIGTERM：已发送 SIGKILL"},
+    "jobs.resume_offered": {"en": "Press Resume to continue from its last complete checkpoint.",
+                            "zh": "按「继续训练」从最近的完整检查点继续。"},
 }
 
 

@@ -8,6 +8,7 @@ from .data import packing_enabled
 from .preference import dpo_trainer, kto_trainer, reward_model_kwargs, rm_trainer
 
 PREFERENCE_STAGES = {"dpo": dpo_trainer, "kto": kto_trainer, "rm": rm_trainer}
+from .distributed import engine_training_args
 
 
 class StageError(ValueError):
@@ -49,6 +50,8 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
+        # several processes (torchrun): DDP by default, DeepSpeed or FSDP as the config says
+        **engine_training_args(cfg, output_dir),
     )
 
 
