@@ -137,3 +137,10 @@ def test_shipped_datasets_have_the_promised_shape():
     labels = {r["label"] for r in sentiment}
     assert len(sentiment) >= 180 and labels == {"positive", "negative", "neutral"}
     assert min(sum(r["label"] == label for r in sentiment) for label in labels) >= 50
+
+
+def test_a_missing_file_is_not_mistaken_for_a_dataset_name(tokenizer, tmp_path):
+    with pytest.raises(DataError, match="nothere.csv: file not found"):
+        inspect(RunConfig(), tokenizer, str(tmp_path / "nothere.csv"))
+    with pytest.raises(DataError, match="dataset 'nothere' is not in"):
+        inspect(RunConfig(dataset_dir=str(ROOT / "data")), tokenizer, "nothere")
