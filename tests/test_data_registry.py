@@ -86,8 +86,7 @@ def test_a_bad_upload_writes_nothing(dataset_dir, tmp_path):
             add_dataset(dataset_dir, name, good)
     assert {p.name: p.read_bytes() for p in (dataset_dir / "uploads").iterdir()} == before
     assert (dataset_dir / "dataset_info.json").read_bytes() == shipped
-    shipped_names = set(json.loads(shipped))
-    assert set(load_registry(dataset_dir)) == shipped_names | {"good"}
+    assert set(load_registry(dataset_dir)) == set(json.loads(shipped)) | {"good"}
     add_dataset(dataset_dir, "good", broken.with_name("good.jsonl"), overwrite=True)  # replacing is explicit
 
 

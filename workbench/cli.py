@@ -184,6 +184,30 @@ def _clip(text: str, limit: int = 80) -> str:
 # the formats `data --format` accepts (kept here so building the parser imports no data code)
 FORMAT_NAMES = ("alpaca", "sharegpt", "openai", "prompt_completion", "preference", "kto", "text",
                 "classification")
+# ---- workbench reward: score responses with a trained reward model (stage rm) ---------------
+def _cmd_reward(args) -> int:
+    from .config import ConfigError
+    from .models import ModelError
+    from .preference import PreferenceError, RewardModel
+
+    try:
+        reward_model = RewardModel(args.run)
+    except (PreferenceError, ConfigError, ModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for response in args.response:
+        value = reward_model.score(args.prompt, response)
+        print(f"{value:.4f}" if len(args.response) == 1 else f"{value:.4f}\t{response}")
+    return 0
+
+
+def _add_reward_parser(sub) -> None:
+    p = sub.add_parser("reward", help="score responses with a trained reward model (stage rm)")
+    p.add_argument("--run", required=True, help="a reward-model run: its folder or its id under saves/")
+    p.add_argument("--prompt", required=True, help="the user message the response answers")
+    p.add_argument("--response", required=True, action="append",
+                   help="a response to score (repeat to compare several)")
+    p.set_defaults(func=_cmd_reward)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dataset-dir", default="data")
     q.add_argument("--replace", action="store_true", help="replace an upload of the same name")
     p.set_defaults(func=_cmd_data)
+    _add_reward_parser(sub)
     return parser
 
 

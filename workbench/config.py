@@ -222,19 +222,38 @@ class RunConfig:
 
     # ---- preference --------------------------------------------------------------------
     pref_loss: str = knob(
-        "sigmoid", group="preference", choices=["sigmoid", "ipo", "hinge", "robust", "orpo", "simpo"],
+        "sigmoid", group="preference",
+        choices=["sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard",
+                 "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "orpo",
+                 "simpo"],
         label=("Preference loss", "偏好损失"),
-        help=("DPO loss variant: sigmoid (DPO), ipo, hinge, robust, orpo, simpo.",
-              "DPO 损失类型：sigmoid（DPO）、ipo、hinge、robust、orpo、simpo。"))
+        help=("Loss of stage dpo: sigmoid (DPO), ipo, hinge, robust, exo_pair, nca_pair, bco_pair, "
+              "sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm (trl's DPO "
+              "losses), or the reference-free orpo and simpo. Stage kto: sigmoid (KTO) or apo_zero.",
+              "dpo 阶段的损失：sigmoid（DPO）、ipo、hinge、robust、exo_pair、nca_pair、bco_pair、sppo_hard、"
+              "aot、aot_unpaired、apo_zero、apo_down、discopop、sigmoid_norm（trl 的 DPO 损失），"
+              "或无需参考模型的 orpo 与 simpo。kto 阶段：sigmoid（KTO）或 apo_zero。"))
     pref_beta: float = knob(
         0.1, group="preference", min=0.0, min_exclusive=True,
         label=("Preference beta", "偏好 beta"),
-        help=("How far the policy may move from the reference model.", "策略模型偏离参考模型的程度。"))
+        help=("How far the policy may move from the reference model (ORPO: weight of the "
+              "odds-ratio term).",
+              "策略模型偏离参考模型的程度（ORPO：几率比项的权重）。"))
     use_ref_model: bool = knob(
         True, group="preference",
         label=("Use reference model", "使用参考模型"),
-        help=("Compare against a frozen reference model (the base). Off = reference-free.",
-              "与冻结的参考模型（基座）比较。关闭表示无参考模型。"))
+        help=("Keep a frozen reference (the base; for LoRA the adapter switched off) during "
+              "training. Off = its log-probabilities are computed once before training and no "
+              "reference is kept. orpo and simpo never use a reference.",
+              "训练时保留冻结的参考模型（基座；LoRA 时即关闭适配器）。关闭：训练前一次性算出参考模型的"
+              "对数概率，训练中不保留参考模型。orpo 与 simpo 从不使用参考模型。"))
+    pref_label_smoothing: float = knob(
+        0.0, group="preference", min=0.0, max=0.5,
+        label=("Preference label smoothing", "偏好标签平滑"),
+        help=("Losses robust and exo_pair: assumed share of preference labels that are wrong "
+              "(robust: below 0.5, e.g. 0.1; exo_pair needs more than 0, e.g. 0.001).",
+              "robust 与 exo_pair 损失：假定标注错误的偏好所占比例（robust：小于 0.5，如 0.1；"
+              "exo_pair 须大于 0，如 0.001）。"))
 
     # ---- train (TrainingArguments names) -----------------------------------------------
     output_dir: str = knob(
@@ -249,12 +268,12 @@ class RunConfig:
               "fine-tuning: 1e-5 to 5e-5.",
               "优化器的峰值学习率。小模型上的 LoRA：1e-4 到 1e-3；全参数微调：1e-5 到 5e-5。"))
     num_train_epochs: float = knob(
-        3.0, group="train", min=0.0, min_exclusive=True,
+        3.0, group="train", min=0.0, max=10000.0, min_exclusive=True,
         label=("Epochs", "训练轮数"),
         help=("Passes over the training set (ignored when max_steps > 0).",
               "遍历训练集的次数（max_steps > 0 时忽略）。"))
     max_steps: int = knob(
-        -1, group="train", min=-1,
+        -1, group="train", min=-1, max=100_000_000,
         label=("Max steps", "最大步数"),
         help=("Stop after this many optimizer steps (-1 = use epochs).",
               "训练这么多个优化步后停止（-1 表示按轮数）。"))
@@ -280,11 +299,11 @@ class RunConfig:
         label=("Weight decay", "权重衰减"),
         help=("Decoupled L2 weight decay.", "解耦的 L2 权重衰减。"))
     max_grad_norm: float = knob(
-        1.0, group="train", min=0.0,
+        1.0, group="train", min=0.0, max=1e6,
         label=("Max gradient norm", "最大梯度范数"),
         help=("Clip gradients to this norm (0 = no clipping).", "将梯度裁剪到该范数（0 表示不裁剪）。"))
     neftune_noise_alpha: float | None = knob(
-        None, group="train", min=0.0,
+        None, group="train", min=0.0, max=100.0,
         label=("NEFTune noise", "NEFTune 噪声"),
         help=("Add uniform noise of this scale to embeddings during training (e.g. 5). Empty = off.",
               "训练时向词嵌入加入该尺度的均匀噪声（如 5）。留空表示关闭。"))
@@ -299,7 +318,7 @@ class RunConfig:
         help=("Compile the model with torch.compile (slow first step, may be faster after).",
               "用 torch.compile 编译模型（首步慢，之后可能更快）。"))
     seed: int = knob(
-        42, group="train", min=0,
+        42, group="train", min=0, max=2**32 - 1,
         label=("Seed", "随机种子"),
         help=("Seed for initialisation, shuffling and data splits.", "初始化、打乱与数据划分的随机种子。"))
     resume_from_checkpoint: str | None = knob(
@@ -307,6 +326,13 @@ class RunConfig:
         label=("Resume from checkpoint", "从检查点恢复"),
         help=("A checkpoint folder to continue from, or 'last' for the newest complete one.",
               "要继续训练的检查点目录，或 last 表示最新的完整检查点。"))
+    # ---- methods helper: model dropout --------------------------------------------------
+    dropout: float | None = knob(
+        None, group="train", min=0.0, max=0.9,
+        label=("Dropout", "Dropout"),
+        help=("Dropout probability inside the model (attention and hidden layers) while "
+              "training. Empty = the model's own setting.",
+              "训练时模型内部（注意力与隐藏层）的 dropout 概率。留空表示沿用模型自身设置。"))
 
     # ---- schedule ----------------------------------------------------------------------
     lr_scheduler_type: str = knob(
@@ -316,24 +342,24 @@ class RunConfig:
         label=("LR scheduler", "学习率调度"),
         help=("How the learning rate changes over training.", "学习率在训练过程中的变化方式。"))
     warmup_steps: float = knob(
-        0.0, group="schedule", min=0.0,
+        0.0, group="schedule", min=0.0, max=100_000_000,
         label=("Warmup", "预热"),
         help=("Linear warmup: a step count, or a fraction below 1 of all steps.",
               "线性预热：步数，或小于 1 的总步数比例。"))
     logging_steps: int = knob(
-        5, group="schedule", min=1,
+        5, group="schedule", min=1, max=100_000_000,
         label=("Log every N steps", "每 N 步记录"),
         help=("Record loss and learning rate every N steps.", "每 N 步记录一次损失和学习率。"))
     save_steps: int = knob(
-        100, group="schedule", min=1,
+        100, group="schedule", min=1, max=100_000_000,
         label=("Save every N steps", "每 N 步保存"),
         help=("Write a checkpoint every N steps.", "每 N 步保存一个检查点。"))
     save_total_limit: int | None = knob(
-        3, group="schedule", min=1,
+        3, group="schedule", min=1, max=100_000,
         label=("Checkpoints to keep", "保留检查点数"),
         help=("Keep at most this many checkpoints (empty = all).", "最多保留的检查点数（留空表示全部）。"))
     eval_steps: int | None = knob(
-        None, group="schedule", min=1,
+        None, group="schedule", min=1, max=100_000_000,
         label=("Validate every N steps", "每 N 步验证"),
         help=("Run validation every N steps when there is a validation split (empty = at the "
               "same rate as saving).",
@@ -518,6 +544,64 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
         problems.append("'val_size' + 'test_size' leave no rows to train on")
     if cfg.max_steps == 0:
         problems.append("'max_steps' is 0: use -1 to train by epochs or a positive count")
+    problems += _preference_problems(cfg)
+    problems += _method_problems(cfg)
+    return problems
+
+
+# ---- preference and reward stages (dpo, kto, rm) ------------------------------------------
+_KTO_PREF_LOSSES = ("sigmoid", "apo_zero")
+_RM_METHODS = ("lora", "full")
+
+
+def _preference_problems(cfg: RunConfig) -> list[str]:
+    problems = []
+    if cfg.stage == "kto":
+        if cfg.pref_loss not in _KTO_PREF_LOSSES:
+            problems.append(f"'pref_loss' {cfg.pref_loss} is not a KTO loss; stage kto takes sigmoid "
+                            f"(KTO) or apo_zero")
+        if cfg.per_device_train_batch_size < 2:
+            problems.append("stage kto estimates its KL term from the other rows of a batch: "
+                            "'per_device_train_batch_size' must be at least 2")
+    if cfg.stage == "dpo":
+        if cfg.pref_loss == "exo_pair" and cfg.pref_label_smoothing == 0:
+            problems.append("'pref_loss' exo_pair needs 'pref_label_smoothing' above 0 (e.g. 0.001)")
+        if cfg.pref_loss == "robust" and cfg.pref_label_smoothing >= 0.5:
+            problems.append("'pref_loss' robust needs 'pref_label_smoothing' below 0.5 (e.g. 0.1)")
+    if cfg.stage == "rm" and cfg.finetuning_type not in _RM_METHODS:
+        problems.append(f"stage rm trains a scalar reward head: use finetuning_type "
+                        f"{', '.join(_RM_METHODS)}, not '{cfg.finetuning_type}'")
+    return problems
+
+
+# ---- methods helper: combinations of stage, method and options that cannot run ------------
+LORA_OPTIONS = ("use_rslora", "use_dora", "pissa_init", "loraplus_lr_ratio")
+LAYERED_METHODS = ("full", "freeze", "lora", "ia3", "bitfit")
+
+
+def _method_problems(cfg: RunConfig) -> list[str]:
+    """Refuse, before loading anything, what would fail later or silently do nothing."""
+    problems = []
+    kind = cfg.finetuning_type
+    for option in LORA_OPTIONS:
+        if option != "use_dora" and getattr(cfg, option) and kind != "lora":
+            problems.append(f"'{option}' is a LoRA option; it does nothing with finetuning_type "
+                            f"'{kind}' (set finetuning_type: lora)")
+    if cfg.layerwise_lr_decay != 1.0 and kind not in LAYERED_METHODS:
+        problems.append(f"'layerwise_lr_decay' scales the rates of transformer layers; "
+                        f"finetuning_type '{kind}' trains none (use one of {', '.join(LAYERED_METHODS)})")
+    if cfg.quantization_bit == 8 and cfg.quantization_type != "nf4":
+        problems.append(f"'quantization_type' {cfg.quantization_type} is a 4-bit data type; "
+                        f"quantization_bit is 8")
+    if cfg.stage == "cls" and cfg.quantization_bit is not None:
+        problems.append("'quantization_bit' is not supported with stage 'cls' (the classification "
+                        "head must stay in full precision)")
+    if cfg.stage == "cls" and cfg.packing:
+        problems.append("'packing' joins conversations or documents; stage 'cls' classifies one "
+                        "text per row (leave packing empty)")
+    if cfg.eval_steps is not None and not cfg.val_size:
+        problems.append("'eval_steps' is set but 'val_size' is 0: there is no validation split "
+                        "to evaluate")
     return problems
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 METHODS = {
     "lora": ("Low-rank adapters on linear layers (rsLoRA, DoRA, PiSSA, LoRA+ as options; "
@@ -86,8 +87,15 @@ def lora_config(cfg, task_type: str = "CAUSAL_LM"):
         init_lora_weights="pissa" if cfg.pissa_init else True, task_type=task_type, bias="none")
 
 
-def peft_config(cfg, task_type: str = "CAUSAL_LM"):
+def task_type_of(cfg) -> str:
+    """peft's task type: a classification run keeps its head trainable (modules_to_save)."""
+    return "SEQ_CLS" if cfg.stage == "cls" else "CAUSAL_LM"
+
+
+def peft_config(cfg, task_type: str | None = None):
     import peft
+
+    task_type = task_type or task_type_of(cfg)
 
     if cfg.finetuning_type == "lora":
         return lora_config(cfg, task_type)
@@ -104,6 +112,8 @@ def apply_method(model, cfg):
     """Make exactly the parameters the method trains require gradients; return the model
     (a PeftModel for adapter methods)."""
     kind = cfg.finetuning_type
+    if getattr(cfg, "dropout", None) is not None:
+        set_dropout(model, cfg.dropout)
     if kind in PEFT_METHODS:
         import peft
 
@@ -111,13 +121,17 @@ def apply_method(model, cfg):
             model = peft.prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=cfg.activation_checkpointing)
         try:
-            return peft.get_peft_model(model, peft_config(cfg))
+            # a reward or classification model trains its new head along with the adapters
+            task_type = "SEQ_CLS" if cfg.stage in ("rm", "cls") else "CAUSAL_LM"
+            return peft.get_peft_model(model, peft_config(cfg, task_type))
         except ValueError as err:
             raise MethodError(f"{kind}: {err}") from None
     if kind == "full":
         for param in model.parameters():
             param.requires_grad_(True)
         return model
+    if kind == "head":
+        return _train_head_only(model)
     if kind == "freeze":
         return _freeze_all_but_last_layers(model, cfg.freeze_trainable_layers, cfg.freeze_trainable_modules)
     if kind == "bitfit":
@@ -127,7 +141,8 @@ def apply_method(model, cfg):
             param.requires_grad_(is_bias)
             found |= is_bias
         if not found:
-            raise MethodError("bitfit: this model has no bias parameters to train")
+            raise MethodError(f"bitfit: {type(model).__name__} has no bias parameters to train "
+                              f"(llama-style models have none); pick another finetuning_type")
         return model
     raise MethodError(f"finetuning_type '{kind}' is not supported for this stage")
 
@@ -149,3 +164,125 @@ def _freeze_all_but_last_layers(model, n_layers: int, modules: str):
         raise MethodError(f"freeze_trainable_modules '{modules}' matches nothing in the last "
                           f"{n_layers} layers")
     return model
+
+
+def _head_modules(model):
+    """The classification head of an AutoModelForSequenceClassification (score / classifier)."""
+    from peft.utils.constants import SEQ_CLS_HEAD_NAMES
+
+    heads = [getattr(model, n) for n in SEQ_CLS_HEAD_NAMES if hasattr(model, n)]
+    if not heads:
+        raise MethodError(f"finetuning_type 'head': {type(model).__name__} has no classification "
+                          f"head ({' or '.join(SEQ_CLS_HEAD_NAMES)})")
+    return heads
+
+
+def _train_head_only(model):
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for head in _head_modules(model):
+        for param in head.parameters():
+            param.requires_grad_(True)
+    return model
+
+
+# ---- per-parameter learning rates (layer-wise decay, LoRA+) --------------------------------
+def uses_param_groups(cfg) -> bool:
+    return cfg.layerwise_lr_decay != 1.0 or (cfg.finetuning_type == "lora" and bool(cfg.loraplus_lr_ratio))
+
+
+def lr_scale_of_parameters(model, cfg) -> dict[str, float]:
+    """name → factor on the base learning rate, for every trainable parameter.
+
+    Layer-wise decay: the top transformer layer learns at 1, each layer below at `decay` times
+    the one above, the input embeddings below the bottom layer; the head and final norm at 1.
+    LoRA+: the B matrices learn `loraplus_lr_ratio` times faster than the A matrices."""
+    decay = cfg.layerwise_lr_decay
+    depth: dict[int, int] = {}  # id(param) → layers below the top
+    if decay != 1.0:
+        layers = list(decoder_layers(model))
+        for index, layer in enumerate(layers):
+            for param in layer.parameters():
+                depth[id(param)] = len(layers) - 1 - index
+        for param in model.get_input_embeddings().parameters():
+            depth.setdefault(id(param), len(layers))
+    ratio = cfg.loraplus_lr_ratio if cfg.finetuning_type == "lora" and cfg.loraplus_lr_ratio else 1.0
+    scales = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        scale = decay ** depth.get(id(param), 0)
+        if ".lora_B." in name or ".lora_embedding_B." in name:
+            scale *= ratio
+        scales[name] = scale
+    return scales
+
+
+def param_groups(model, cfg, decay_names: set[str]) -> list[dict]:
+    """Optimizer parameter groups: one per (learning-rate factor, weight decay on/off)."""
+    groups: dict[tuple[float, bool], dict] = {}
+    params = dict(model.named_parameters())
+    for name, scale in lr_scale_of_parameters(model, cfg).items():
+        decays = name in decay_names
+        group = groups.setdefault((scale, decays), {
+            "params": [], "lr": cfg.learning_rate * scale,
+            "weight_decay": cfg.weight_decay if decays else 0.0})
+        group["params"].append(params[name])
+    return [groups[key] for key in sorted(groups, key=lambda k: (k[0], k[1]))]
+
+
+def configure_optimizer(trainer, cfg) -> None:
+    """Hand the Trainer per-parameter learning rates when the config asks for them.
+
+    The optimizer class and its other settings still come from `optim` (the Trainer's own
+    choice); only the parameter groups are ours. The scheduler scales each group's rate."""
+    if not uses_param_groups(cfg):
+        return
+    model = trainer.model
+    optimizer_cls, kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
+    groups = param_groups(model, cfg, set(trainer.get_decay_parameter_names(model)))
+    trainer.optimizer_cls_and_kwargs = (optimizer_cls, {**kwargs, "params": groups})
+
+
+# ---- PiSSA: save an adapter that applies to the original base ------------------------------
+PISSA_INIT_DIR = "pissa_init"
+
+
+def before_training(model, cfg, run_dir) -> None:
+    """PiSSA rewrites the base weights (residual = W - principal part); keep the initial
+    adapter so that the result can be converted to a plain LoRA on the untouched base."""
+    if cfg.finetuning_type == "lora" and cfg.pissa_init:
+        model.save_pretrained(str(Path(run_dir) / PISSA_INIT_DIR))
+
+
+def after_save(model, cfg, folder, run_dir) -> None:
+    """Rewrite a saved PiSSA adapter as a (rank 2r) LoRA of the original base, which plain
+    peft loads onto the unmodified model."""
+    if cfg.finetuning_type == "lora" and cfg.pissa_init:
+        model.save_pretrained(str(folder), path_initial_model_for_weight_conversion=str(
+            Path(run_dir) / PISSA_INIT_DIR))
+
+
+# ---- dropout -------------------------------------------------------------------------------
+DROPOUT_CONFIG_KEYS = ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop",
+                       "attn_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob",
+                       "classifier_dropout", "dropout")
+
+
+def set_dropout(model, p: float) -> int:
+    """Set every dropout of the model to p: nn.Dropout modules and the float rates attention
+    layers read at run time (llama-style models have only those). Returns how many were set."""
+    import torch
+
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+            changed += 1
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = p
+            changed += 1
+    for key in DROPOUT_CONFIG_KEYS:  # saved with the model, read by code paths built later
+        if isinstance(getattr(model.config, key, None), float):
+            setattr(model.config, key, p)
+    return changed

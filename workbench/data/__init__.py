@@ -142,13 +142,19 @@ def split_rows(rows: list[dict], val_size: float, test_size: float, seed: int,
     return Splits(train, validation, fixed_test if fixed_test else test)
 
 
+# what a row of each kind is made of, for the message when a stage gets the wrong kind
+KIND_COLUMNS = {"preference": "a prompt and two answers in columns 'chosen' and 'rejected'",
+                "kto": "a prompt, a 'completion' and a true/false 'label'"}
+
+
 def load_splits(cfg) -> Splits:
     rows, fixed_test = load_rows(cfg.dataset_dir, cfg.datasets(), placeholders_of(cfg), cfg.max_samples)
     allowed = STAGE_KINDS[cfg.stage]
     kind = rows[0]["kind"]
     if kind not in allowed:
+        needs = "; ".join(f"{k} rows have {KIND_COLUMNS[k]}" for k in allowed if k in KIND_COLUMNS)
         raise DataError(f"stage '{cfg.stage}' needs {' or '.join(allowed)} rows, but dataset "
-                        f"'{cfg.dataset}' holds {kind} rows")
+                        f"'{cfg.dataset}' holds {kind} rows" + (f" ({needs})" if needs else ""))
     return split_rows(rows, cfg.val_size, cfg.test_size, cfg.seed, fixed_test)
 
 

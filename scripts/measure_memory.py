@@ -1,0 +1,82 @@
+"""Measure the real peak memory of a few training configurations and compare it with
+workbench.memory's estimate.
+
+    python scripts/measure_memory.py [--steps 2] [--only NAME ...]
+
+Each configuration trains the default model (SmolLM2-135M-Instruct) for a few steps of
+continued pretraining with packing, so every batch is exactly batch x cutoff tokens, in a fresh
+process; the peak resident set size of that process (ru_maxrss) is its peak. On a CUDA machine
+the peak is torch.cuda.max_memory_allocated plus the CUDA context. Results print as a table and
+as JSON lines (for tests/test_memory.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = {
+    "lora-b2-c256": dict(finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=256),
+    "lora-b4-c512": dict(finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512),
+    "lora-ckpt-b4-c512": dict(finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512,
+                              activation_checkpointing=True),
+    "full-b2-c256": dict(finetuning_type="full", per_device_train_batch_size=2, cutoff_len=256),
+    "freeze-b2-c256": dict(finetuning_type="freeze", per_device_train_batch_size=2, cutoff_len=256),
+}
+
+CHILD = r"""
+import json, resource, sys
+from workbench.config import from_dict
+from workbench.train import run
+from workbench import memory
+cfg = from_dict(json.loads(sys.argv[1]))
+est = memory.estimate(cfg)
+run(cfg, sys.argv[2], echo=False)
+import torch
+if torch.cuda.is_available():
+    peak = torch.cuda.max_memory_allocated() + memory.CUDA_OVERHEAD
+else:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print("RESULT " + json.dumps({"peak": peak, "estimate": est.needed, **est.parts()}))
+"""
+
+
+def measure(name: str, keys: dict, steps: int) -> dict:
+    from workbench.config import DEFAULT_MODEL
+
+    data = {"model_name_or_path": DEFAULT_MODEL, "dataset": "identity",
+            "dataset_dir": str(ROOT / "data"), "stage": "pt", "packing": True, "max_steps": steps,
+            "save_steps": 1000, "logging_steps": 1, **keys}
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(data), str(Path(tmp) / "run")],
+                              capture_output=True, text=True, cwd=ROOT)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(line[len("RESULT "):])
+    return {"name": name, "keys": keys, **result,
+            "error": (result["estimate"] - result["peak"]) / result["peak"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=None)
+    args = parser.parse_args()
+    gib = 1024 ** 3
+    print(f"{'config':<20} {'estimate GiB':>12} {'peak GiB':>9} {'error':>7}")
+    for name, keys in CONFIGS.items():
+        if args.only and name not in args.only:
+            continue
+        r = measure(name, keys, args.steps)
+        print(f"{name:<20} {r['estimate'] / gib:>12.2f} {r['peak'] / gib:>9.2f} {100 * r['error']:>6.0f}%",
+              flush=True)
+        print(json.dumps(r), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

