@@ -138,7 +138,9 @@ def _data_inspect(args) -> int:
     from .data.inspect import inspect, length_histogram, row_preview
     from .models import ModelError, load_tokenizer
 
-    is_file = Path(args.name).suffix != "" and Path(args.name).exists()
+    from .data.inspect import is_file_source
+
+    is_file = is_file_source(args.dataset_dir, args.name)
     try:
         cfg = from_dict({**RunConfig().to_dict(), "dataset": "identity" if is_file else args.name,
                          "dataset_dir": args.dataset_dir, "cutoff_len": args.cutoff_len,
