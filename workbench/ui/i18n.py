@@ -6,8 +6,9 @@ import gradio as gr
 
 from .. import locale
 
-# components whose visible text is their value rather than their label
-_VALUE_TEXT = (gr.Button, gr.Markdown, gr.DownloadButton, gr.UploadButton)
+# components whose visible text is their value rather than their label (Upload/Download
+# buttons show their label: their value is a file, which a text would replace)
+_VALUE_TEXT = (gr.Button, gr.Markdown)
 
 
 class Localizer:
