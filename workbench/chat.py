@@ -102,16 +102,22 @@ def run_config(run_dir: Path) -> dict:
 
 
 def list_targets(root: Path | None = None, base_model: str = DEFAULT_MODEL) -> list[str]:
-    """Target specs: the base, each run with a result, and each complete checkpoint."""
+    """Target specs: the default base, the base of each run, each run with a result, and each
+    complete checkpoint (newest first)."""
     root = Path(root or saves_root())
-    specs = [BASE_PREFIX + base_model]
+    bases, runs = [BASE_PREFIX + base_model], []
     if not root.is_dir():
-        return specs
+        return bases
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found = [f"{run_dir.name}/{c.name}" for c in reversed(complete_checkpoints(run_dir))]
         if (run_dir / FINAL_DIR).is_dir():
-            specs.append(run_dir.name)
-        specs += [f"{run_dir.name}/{c.name}" for c in reversed(complete_checkpoints(run_dir))]
-    return specs
+            found.insert(0, run_dir.name)
+        if found:
+            runs += found
+            run_base = BASE_PREFIX + str(run_config(run_dir).get("model_name_or_path") or base_model)
+            if run_base not in bases:
+                bases.append(run_base)
+    return bases + runs
 
 
 def _adapter_config(folder: Path) -> dict:
@@ -157,18 +163,20 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
 
 def resolve_pair(left: str, right: str | None, root: Path | None = None,
                  quantization_bit: int | None | str = "run") -> tuple[Target, Target | None]:
-    """Targets for a compare view. With "run" quantization, a base compared against a run of
-    that base takes the run's quantization: the fair comparison, and one shared base copy."""
+    """Targets for a compare view. A base compared against a run of that base gets the run's
+    chat template (the very same prompt text) and, with "run" quantization, the run's
+    quantization: the fair comparison, and one shared base copy."""
     a = resolve_target(left, root, quantization_bit)
     b = resolve_target(right, root, quantization_bit) if right else None
-    if quantization_bit == "run" and b is not None:
-        a, b = _match_base_quant(a, b), _match_base_quant(b, a)
+    if b is not None:
+        a, b = _match_base(a, b, quantization_bit), _match_base(b, a, quantization_bit)
     return a, b
 
 
-def _match_base_quant(target: Target, other: Target) -> Target:
+def _match_base(target: Target, other: Target, quantization_bit) -> Target:
     if target.is_base and not other.is_base and other.base_model == target.base_model:
-        return replace(target, quantization_bit=other.quantization_bit)
+        quant = other.quantization_bit if quantization_bit == "run" else target.quantization_bit
+        return replace(target, quantization_bit=quant, template=other.template)
     return target
 
 
@@ -249,6 +257,8 @@ class ChatEngine:
         from peft import PeftModel
 
         name = adapter_name(adapter_dir)
+        if name in loaded.adapters:
+            return
         with self._busy:  # never change a model another thread is generating with
             if name in loaded.adapters:
                 return

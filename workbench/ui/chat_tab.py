@@ -25,7 +25,7 @@ def build(ctx: UIContext):
                                **loc.kwargs("chat.left")), "chat.left")
         compare = loc(gr.Checkbox(value=True, elem_id="chat-compare", scale=1, **loc.kwargs("chat.compare")),
                       "chat.compare")
-        right = loc(gr.Dropdown(choices=targets, value=targets[1] if len(targets) > 1 else targets[0],
+        right = loc(gr.Dropdown(choices=targets, value=_newest_run(targets),
                                 elem_id="chat-right", scale=3, **loc.kwargs("chat.right")), "chat.right")
         quant = loc(gr.Dropdown(choices=QUANT_CHOICES, value="run", scale=1, elem_id="chat-quant",
                                 **loc.kwargs("chat.quantization")), "chat.quantization")
@@ -50,7 +50,7 @@ def build(ctx: UIContext):
             system = loc(gr.Textbox(value="", **loc.kwargs("chat.system")), "chat.system")
         with gr.Row():
             defaults = GenerationSettings()
-            max_new = loc(gr.Slider(8, 2048, value=defaults.max_new_tokens, step=8, **loc.kwargs("chat.max_new_tokens")), "chat.max_new_tokens")
+            max_new = loc(gr.Slider(8, 2048, value=defaults.max_new_tokens, step=8, elem_id="chat-max-new", **loc.kwargs("chat.max_new_tokens")), "chat.max_new_tokens")
             temperature = loc(gr.Slider(0.0, 2.0, value=defaults.temperature, step=0.05, **loc.kwargs("chat.temperature")), "chat.temperature")
             top_p = loc(gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, **loc.kwargs("chat.top_p")), "chat.top_p")
             top_k = loc(gr.Slider(0, 200, value=defaults.top_k, step=1, **loc.kwargs("chat.top_k")), "chat.top_k")
@@ -175,8 +175,7 @@ def build(ctx: UIContext):
     def on_refresh(left_spec, right_spec):
         choices = list_targets(ctx.saves)
         # a new run is what a user most likely wants to compare against the base
-        newest = choices[1] if len(choices) > 1 else choices[0]
-        right_value = right_spec if right_spec in choices and right_spec != choices[0] else newest
+        right_value = right_spec if right_spec in choices and right_spec != choices[0] else _newest_run(choices)
         return (gr.update(choices=choices, value=left_spec if left_spec in choices else choices[0]),
                 gr.update(choices=choices, value=right_value))
 
@@ -202,6 +201,12 @@ def build(ctx: UIContext):
         root.unload(on_leave)
     del sent, submitted, regenerated
     return on_refresh, [left, right], [left, right]  # the app calls this when the tab is opened
+
+
+def _newest_run(choices: list[str]) -> str:
+    """The most recently started run (run ids begin with their start time), else the base."""
+    runs = [c for c in choices if not c.startswith(BASE_PREFIX) and "/" not in c]
+    return max(runs) if runs else choices[0]
 
 
 def _session(request) -> str:
