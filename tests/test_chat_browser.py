@@ -18,13 +18,15 @@ def test_compare_mode_fills_both_panes_and_exports(tmp_path, trained_lora_run, t
         page.get_by_role("tab", name="Chat").click()
         page.wait_for_selector("#chat-left")
         page.wait_for_timeout(1000)  # opening the tab refreshes its model lists
+        page.get_by_text("Generation settings").click()
+        set_max_new_tokens(page, 24)
         pick_option(page, "#chat-left", f"base:{tiny_model_dir}")
         pick_option(page, "#chat-right", "lora-run")
         page.locator("#chat-input textarea").fill("Who are you?")
         page.click("#chat-send")
-        wait_until(lambda: "tokens/s" in page.inner_text("#chat-stats-a") and
-                   "tokens/s" in page.inner_text("#chat-stats-b") and
-                   "loading" not in page.inner_text("#chat-stats-b"), 180, what="both panes to answer")
+        wait_until(lambda: "done" in page.inner_text("#chat-stats-a") and "done" in page.inner_text("#chat-stats-b"),
+                   180, what="both panes to answer")
+        assert "tokens/s" in page.inner_text("#chat-stats-a") and "tokens/s" in page.inner_text("#chat-stats-b")
         for pane in ("#chat-pane-a", "#chat-pane-b"):
             messages = page.locator(f"{pane} .message")
             assert messages.count() >= 2
@@ -42,13 +44,23 @@ def test_compare_mode_fills_both_panes_and_exports(tmp_path, trained_lora_run, t
         assert [p["model"] for p in record["panes"]] == [f"base:{tiny_model_dir}", "lora-run"]
         assert record["panes"][1]["messages"][0]["content"] == "Who are you?"
 
-        # a long reply stopped at once: the pane says so and the next prompt still works
-        page.get_by_text("Generation settings").click()
-        set_value(page, "#chat-max-new", "2000")
-        page.click("#chat-compare input")
+        # a long reply stopped at once: the pane says so
+        set_max_new_tokens(page, 2000)
+        page.click("#chat-compare input")   # single mode
         page.locator("#chat-input textarea").fill("Tell me more.")
         page.click("#chat-send")
-        wait_until(lambda: "tokens/s" in page.inner_text("#chat-stats-a") and
-                   page.locator("#chat-pane-a .message").count() >= 4, 120, what="the reply to start")
+        running = lambda: "tokens/s" in page.inner_text("#chat-stats-a") and "done" not in page.inner_text("#chat-stats-a")  # noqa: E731
+        wait_until(running, 120, what="the reply to start")
         page.click("#chat-stop")
-        wait_until(lambda: "stopped" in page.inner_text("#chat-stats-a"), 30, what="the stop")
+        try:
+            wait_until(lambda: "stopped" in page.inner_text("#chat-stats-a"), 30, what="the stop")
+        finally:
+            page.screenshot(path=str(tmp_path / "stop.png"), full_page=True)
+        tokens = int(page.inner_text("#chat-stats-a").split("tokens")[0].split("·")[-1].strip())
+        assert tokens < 2000
+
+
+def set_max_new_tokens(page, value: int) -> None:
+    box = page.locator("#chat-max-new input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")

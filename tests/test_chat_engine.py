@@ -11,6 +11,7 @@ from workbench.chat import (BASE_PREFIX, ChatEngine, GenerationSettings, convers
                             resolve_pair, resolve_target)
 
 HELLO = [{"role": "user", "content": "Who are you?"}]
+IDS = torch.tensor([[1, 100, 200, 300, 400]])
 
 
 def plain_generate(model, tokenizer, messages, settings: GenerationSettings) -> str:
@@ -147,12 +148,45 @@ def test_two_concurrent_sessions_get_their_own_answers(trained_lora_run, tiny_mo
         assert all(expected[name].startswith(t) for t in texts), name  # never a piece of another's
 
 
+@pytest.fixture(scope="module")
+def wide_lora_run(tmp_path_factory, tiny_model_dir):
+    """A LoRA run of a 64-wide random model: bitsandbytes' CPU 4-bit kernels need layers at least
+    one 64-value block wide, which the 32-wide tiny model is not. The adapter is random, not trained."""
+    import yaml
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    saves = tmp_path_factory.mktemp("saves-wide")
+    model_dir = saves.parent / (saves.name + "-model")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    lora = LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(LlamaForCausalLM(config), lora).save_pretrained(saves / "wide" / "final")
+    (saves / "wide" / "config.yaml").write_text(yaml.safe_dump({"model_name_or_path": str(model_dir)}))
+    return saves / "wide"
+
+
 @pytest.mark.parametrize("bits", [8, 4])
-def test_quantized_base_and_adapter_share_one_copy(trained_lora_run, tiny_model_dir, bits):
+def test_quantized_base_and_adapter_share_one_copy(wide_lora_run, bits):
     engine = ChatEngine()
-    base, tuned = resolve_pair(BASE_PREFIX + str(tiny_model_dir), "lora-run", trained_lora_run.parent, bits)
+    model_dir = resolve_target("wide", wide_lora_run.parent).base_model
+    base, tuned = resolve_pair(BASE_PREFIX + model_dir, "wide", wide_lora_run.parent, bits)
     assert base.quantization_bit == tuned.quantization_bit == bits
+
+    def base_logits():
+        loaded = engine._load(base)
+        with torch.inference_mode(), engine._busy, engine._activate(loaded, base) as model:
+            return model(IDS).logits
+
+    before = base_logits()   # the quantized base before any adapter is attached
     assert engine.reply(base, HELLO, GREEDY) != engine.reply(tuned, HELLO, GREEDY)
+    assert torch.equal(base_logits(), before)   # adapter switched off: exactly the base again
     assert len(engine.cached_keys()) == 1
     modules = {type(m).__name__ for m in engine._load(base).model.modules()}
     assert {8: "Linear8bitLt", 4: "Linear4bit"}[bits] in modules

@@ -109,6 +109,7 @@ STRINGS: dict[str, dict[str, str]] = {
                       "zh": "该模型没有对话模板：使用简单的 “User:/Assistant:” 备用模板"},
     "chat.stats": {"en": "{tokens} tokens · {rate:.1f} tokens/s", "zh": "{tokens} 个 token · {rate:.1f} token/秒"},
     "chat.stopped": {"en": "stopped", "zh": "已停止"},
+    "chat.done": {"en": "done", "zh": "完成"},
     "chat.quant_note": {"en": "{bits}-bit", "zh": "{bits} 位"},
     "chat.error": {"en": "⚠️ {message}", "zh": "⚠️ {message}"},
     "chat.compare.info": {"en": "One prompt to two models: base vs a run, or run vs run",

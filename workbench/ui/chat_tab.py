@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+import uuid
 
 import gradio as gr
 
@@ -20,6 +21,9 @@ def build(ctx: UIContext):
     stops: dict[str, threading.Event] = {}   # one Stop event per browser session
 
     targets = list_targets(ctx.saves)
+    # one token per open page: names the page's Stop event and what it keeps loaded
+    # (gradio deletes it when the page closes: then release what only that page selected)
+    page_token = gr.State(lambda: uuid.uuid4().hex, delete_callback=ctx.engine.forget)
     with gr.Row():
         left = loc(gr.Dropdown(choices=targets, value=targets[0], elem_id="chat-left", scale=3,
                                **loc.kwargs("chat.left")), "chat.left")
@@ -85,13 +89,14 @@ def build(ctx: UIContext):
                 parts.append(locale.t("chat.queued", lang))
             else:
                 parts.append(locale.t("chat.stats", lang, tokens=update.tokens, rate=update.tokens_per_second))
+                if update.done:
+                    parts.append(locale.t("chat.done", lang))
             if update.template_fallback:
                 parts.append(locale.t("chat.fallback", lang))
         return " · ".join(parts)
 
     def generate(history_a, history_b, left_spec, right_spec, compare_on, quant_choice, lang,
-                 system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value, request: gr.Request):
-        session = _session(request)
+                 system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value, session):
         stop_event = threading.Event()
         stops[session] = stop_event
         stats = ["", ""]
@@ -142,8 +147,8 @@ def build(ctx: UIContext):
             return history
         return strip(history_a), strip(history_b)
 
-    def on_stop(request: gr.Request):
-        event = stops.get(_session(request))
+    def on_stop(session):
+        event = stops.get(session)
         if event:
             event.set()
 
@@ -161,16 +166,13 @@ def build(ctx: UIContext):
         handle.close()
         return gr.update(value=handle.name, visible=True)
 
-    def on_select(left_spec, right_spec, compare_on, quant_choice, request: gr.Request):
+    def on_select(left_spec, right_spec, compare_on, quant_choice, session):
         """Keep loaded only what this session (and the others) still select."""
         try:
             pair = targets_of(left_spec, right_spec, compare_on, quant_choice)
         except ValueError:
             return
-        ctx.engine.select(_session(request), [t for t in pair if t])
-
-    def on_leave(request: gr.Request):
-        ctx.engine.forget(_session(request))
+        ctx.engine.select(session, [t for t in pair if t])
 
     def on_refresh(left_spec, right_spec):
         choices = list_targets(ctx.saves)
@@ -179,26 +181,24 @@ def build(ctx: UIContext):
         return (gr.update(choices=choices, value=left_spec if left_spec in choices else choices[0]),
                 gr.update(choices=choices, value=right_value))
 
-    gen_inputs = [pane_a, pane_b, left, right, compare, quant, ctx.lang] + settings_inputs
+    gen_inputs = [pane_a, pane_b, left, right, compare, quant, ctx.lang] + settings_inputs + [page_token]
     gen_outputs = [pane_a, pane_b, stats_a, stats_b]
-    # one queue for every way of starting a reply; the engine runs one generation at a time anyway
-    queue = dict(concurrency_id="chat-generate", concurrency_limit=1)
+    # Several sessions may start replies at once: the engine queues them (one generation at a
+    # time), shows "waiting" in the pane, and a Stop also works while a reply is still waiting.
+    queue = dict(concurrency_id="chat-generate", concurrency_limit=8)
     sent = send.click(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b], queue=False).then(
         generate, gen_inputs, gen_outputs, **queue)
     submitted = prompt.submit(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b],
                               queue=False).then(generate, gen_inputs, gen_outputs, **queue)
     regenerated = regen.click(drop_last_reply, [pane_a, pane_b], [pane_a, pane_b], queue=False).then(
         generate, gen_inputs, gen_outputs, **queue)
-    stop.click(on_stop, None, None, queue=False)
+    stop.click(on_stop, [page_token], None, queue=False)
     clear.click(lambda: ([], [], "", ""), None, [pane_a, pane_b, stats_a, stats_b], queue=False)
     export.click(on_export, [pane_a, pane_b, left, right, compare] + settings_inputs, [export_file])
     refresh.click(on_refresh, [left, right], [left, right])
     compare.change(lambda on: gr.update(visible=on), compare, right_column)
     for control in (left, right, compare, quant):
-        control.change(on_select, [left, right, compare, quant], None, queue=False)
-    root = gr.context.Context.root_block
-    if root is not None:
-        root.unload(on_leave)
+        control.change(on_select, [left, right, compare, quant, page_token], None, queue=False)
     del sent, submitted, regenerated
     return on_refresh, [left, right], [left, right]  # the app calls this when the tab is opened
 
@@ -207,10 +207,6 @@ def _newest_run(choices: list[str]) -> str:
     """The most recently started run (run ids begin with their start time), else the base."""
     runs = [c for c in choices if not c.startswith(BASE_PREFIX) and "/" not in c]
     return max(runs) if runs else choices[0]
-
-
-def _session(request) -> str:
-    return getattr(request, "session_hash", None) or "default"
 
 
 def _plain(history) -> list[dict]:
