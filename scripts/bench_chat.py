@@ -115,6 +115,7 @@ def main(argv=None) -> int:
         mode, saves, model_dir, tokens = args.worker
         print(json.dumps(memory_worker(mode, saves, model_dir, int(tokens))))
         return 0
+    load_at_start = os.getloadavg()  # figures taken on a busy machine say little: show how busy
     model_dir = default_model()
     with tempfile.TemporaryDirectory(prefix="bench-chat-") as tmp:
         saves = Path(tmp)
@@ -127,6 +128,7 @@ def main(argv=None) -> int:
             memory[mode] = json.loads(done.stdout.strip().splitlines()[-1])
         ratio = memory["compare"]["peak_rss_mb"] / memory["single"]["peak_rss_mb"]
         result = {"model": model_dir, "max_new_tokens": args.tokens, "torch_threads": _threads(),
+                  "cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 1) for x in load_at_start],
                   "memory": {"single_peak_rss_mb": round(memory["single"]["peak_rss_mb"], 1),
                              "compare_peak_rss_mb": round(memory["compare"]["peak_rss_mb"], 1),
                              "compare_vs_single": round(ratio, 3), "target_max": 1.25,

@@ -246,6 +246,7 @@ class ChatEngine:
                 tokenizer = models.load_tokenizer(_tokenizer_source(target))
                 model = models.load_causal_lm(source, quantization_bit=target.quantization_bit)
                 model.eval()
+                _keep_4bit_weights_unpacked(model)
                 loaded = _Loaded(model, tokenizer, key[3] if key[0] == "shared" else key[0])
                 self._models[key] = loaded
             loaded.last_used = time.time()
@@ -395,6 +396,16 @@ class ChatEngine:
         for update in self.stream(target, messages, settings):
             last = update.text
         return last
+
+
+def _keep_4bit_weights_unpacked(model) -> None:
+    """bitsandbytes repacks 4-bit weights for its CPU kernel on the first inference forward, and
+    unpacks them again whenever a state dict is taken (peft does so when it attaches an adapter);
+    the round trip is lossy, so the base would answer differently after an adapter was attached.
+    Kept in the plain layout, the shared base stays exactly itself."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _family(peft_type: str | None) -> str:

@@ -80,19 +80,18 @@ def build(ctx: UIContext):
         return resolve_pair(model_spec(left_spec), model_spec(right_spec) if compare_on else None,
                             ctx.saves, quant_of(quant_choice))
 
-    def pane_stats(target, update, lang) -> str:
+    def pane_stats(target, update, lang, stopped: bool = False) -> str:
         parts = [f"`{target.label}`"]
         if target.quantization_bit:
             parts.append(locale.t("chat.quant_note", lang, bits=target.quantization_bit))
-        if update is not None:
-            if update.queued:
-                parts.append(locale.t("chat.queued", lang))
-            else:
-                parts.append(locale.t("chat.stats", lang, tokens=update.tokens, rate=update.tokens_per_second))
-                if update.done:
-                    parts.append(locale.t("chat.done", lang))
-            if update.template_fallback:
-                parts.append(locale.t("chat.fallback", lang))
+        if update is not None and update.queued and not stopped:
+            parts.append(locale.t("chat.queued", lang))
+        elif update is not None:
+            parts.append(locale.t("chat.stats", lang, tokens=update.tokens, rate=update.tokens_per_second))
+        if stopped or (update is not None and update.done):
+            parts.append(locale.t("chat.stopped" if stopped else "chat.done", lang))
+        if update is not None and update.template_fallback:
+            parts.append(locale.t("chat.fallback", lang))
         return " · ".join(parts)
 
     def generate(history_a, history_b, left_spec, right_spec, compare_on, quant_choice, lang,
@@ -117,17 +116,19 @@ def build(ctx: UIContext):
                 history.append({"role": "assistant", "content": ""})
                 stats[index] = pane_stats(target, None, lang) + " · " + locale.t("chat.loading", lang)
                 yield history_a, history_b, stats[0], stats[1]
+                update = None
                 try:
                     for update in ctx.engine.stream(target, messages, gen, stop_event):
                         history[-1]["content"] = update.text
-                        stats[index] = pane_stats(target, update, lang)
+                        stats[index] = pane_stats(target, update, lang, stop_event.is_set() and update.done)
                         yield history_a, history_b, stats[0], stats[1]
                 except Exception as err:  # noqa: BLE001 - show the reason, keep the server up
                     stats[index] = locale.t("chat.error", lang, message=f"{type(err).__name__}: {err}")
                     yield history_a, history_b, stats[0], stats[1]
                 if stop_event.is_set():
-                    stats[index] += " · " + locale.t("chat.stopped", lang)
-                    yield history_a, history_b, stats[0], stats[1]
+                    if update is None or not update.done:
+                        stats[index] = pane_stats(target, update, lang, stopped=True)
+                        yield history_a, history_b, stats[0], stats[1]
                     break
         finally:
             stops.pop(session, None)
