@@ -39,3 +39,5 @@ def test_bad_run_and_bad_settings_are_named(trained_lora_run):
     assert missing.returncode == 2 and "no such run: no-such-run" in missing.stderr
     bad = run_cli("chat", "--run", "lora-run", "--prompt", "hi", "--top-p", "1.5", env=env)
     assert bad.returncode == 2 and "top_p must be above 0 and at most 1" in bad.stderr
+    unknown = run_cli("chat", "--model", "/no/such/model", "--prompt", "hi", env=env)
+    assert unknown.returncode == 1 and "error: unknown model '/no/such/model'" in unknown.stderr

@@ -71,7 +71,7 @@ def _cmd_chat(args) -> int:
         history.append({"role": "user", "content": text})
         stop, shown, update = threading.Event(), 0, None
         try:
-            for update in engine.stream(target, history, settings, stop):
+            for update in _stream_or_explain(engine, target, history, settings, stop):
                 sys.stdout.write(update.text[shown:])
                 sys.stdout.flush()
                 shown = len(update.text)
@@ -84,6 +84,17 @@ def _cmd_chat(args) -> int:
         if update is not None:
             print(f"[{update.tokens} tokens, {update.tokens_per_second:.1f} tokens/s]", file=sys.stderr)
         history.append({"role": "assistant", "content": update.text if update else ""})
+
+
+def _stream_or_explain(engine, target, history, settings, stop):
+    """The engine's stream; a model that cannot be loaded ends the command with its reason."""
+    from .models import ModelError
+
+    try:
+        yield from engine.stream(target, history, settings, stop)
+    except (ModelError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def _cmd_export(args) -> int:
