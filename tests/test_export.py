@@ -40,8 +40,11 @@ def load_and_run(spec):
     else:
         model = AutoModelForCausalLM.from_pretrained(spec["path"], **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(spec["path"], **({"gguf_file": spec["gguf_file"]} if spec.get("gguf_file") else {}))
+    # bitsandbytes' CPU inference kernel (taken without grad) needs layers wider than the tiny
+    # model's 32, so the quantized ones run with grad enabled
+    with torch.set_grad_enabled(bool(spec.get("logits_only"))):
+        logits = model(ids).logits.float().detach()
     with torch.no_grad():
-        logits = model(ids).logits.float()
         generated = [] if spec.get("logits_only") else model.generate(
             ids, max_new_tokens=%d, do_sample=False, pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:].tolist()
     return {"logits": logits, "generated": generated, "dtype": str(model.dtype),
@@ -115,6 +118,10 @@ def made(trained_lora_run, tiny_model_dir, tmp_path_factory):
     ia3 = train_run(saves, tiny_model_dir, "ia3-run", finetuning_type="ia3")
     prompt = train_run(saves, tiny_model_dir, "prompt-run", finetuning_type="prompt_tuning", num_virtual_tokens=4)
     qlora = train_run(saves, tiny_model_dir, "qlora-run", quantization_bit=4, lora_rank=4)
+    dora = train_run(saves, tiny_model_dir, "dora-run", lora_rank=4, use_dora=True, use_rslora=True)
+    pissa = train_run(saves, tiny_model_dir, "pissa-run", lora_rank=4, pissa_init=True)
+    results["dora"] = export.export_merged(dora, with_zip=False)
+    results["pissa"] = export.export_merged(pissa, with_zip=False)
     results["ia3"] = export.export_merged(ia3)
     results["prompt"] = export.export_merged(prompt)
     results["qlora"] = export.export_merged(qlora)
@@ -126,14 +133,15 @@ def made(trained_lora_run, tiny_model_dir, tmp_path_factory):
         "adapter": {"path": str(results["adapter"].folder), "adapter_of": str(tiny_model_dir)},
         "gguf_f16": {"path": str(results["gguf_f16"].folder), "gguf_file": results["gguf_f16"].archive.name},
         "gguf_q8": {"path": str(gguf_q8), "gguf_file": next(gguf_q8.glob("*.gguf")).name},
-        # bitsandbytes' CPU one-token kernel needs layers wider than the tiny model's 32: logits only
         "bnb4": {"path": str(run / "exports" / "bnb-4bit"), "logits_only": True},
         "bnb8": {"path": str(results["bnb8"].folder), "logits_only": True},
         "ia3": {"path": str(results["ia3"].folder)},
+        "dora": {"path": str(results["dora"].folder)},
+        "pissa": {"path": str(results["pissa"].folder)},
         "prompt": {"path": str(results["prompt"].folder), "adapter_of": str(tiny_model_dir)},
         "qlora": {"path": str(results["qlora"].folder)},
     }
-    runs = {"lora": run, "ia3": ia3, "prompt": prompt, "qlora": qlora}
+    runs = {"lora": run, "ia3": ia3, "prompt": prompt, "qlora": qlora, "dora": dora, "pissa": pissa}
     return {"results": results, "seen": probe(tmp, specs), "runs": runs, "tmp": tmp}
 
 
@@ -178,6 +186,15 @@ def test_adapter_alone_loads_in_plain_peft(made, trained_lora_run, tiny_model_di
     assert "PeftModel.from_pretrained" in (made["results"]["adapter"].folder / "README.md").read_text()
 
 
+@pytest.mark.parametrize("variant", ["dora", "pissa"])
+def test_lora_variants_merge_to_the_model_the_workbench_runs(made, tiny_model_dir, variant):
+    reference, generated = outputs(in_workbench(tiny_model_dir, made["runs"][variant] / "final"))
+    base_logits, _ = outputs(in_workbench(tiny_model_dir))
+    seen = loaded(made, variant)
+    assert torch.allclose(seen["logits"], reference, atol=1e-4) and seen["generated"] == generated
+    assert not torch.allclose(seen["logits"], base_logits, atol=1e-3)
+
+
 def test_ia3_merges_and_prompt_tuning_exports_its_adapter_with_a_card(made, tiny_model_dir):
     ia3_ref, _ = outputs(in_workbench(tiny_model_dir, made["runs"]["ia3"] / "final"))
     assert made["results"]["ia3"].kind == "merged"
@@ -213,14 +230,14 @@ def test_bitsandbytes_exports_reload_quantized(made, trained_lora_run, tiny_mode
         # the workbench's own 4/8-bit load of the merged model gives the same outputs
         reference = AutoModelForCausalLM.from_pretrained(merged, quantization_config=quant, dtype=torch.float32,
                                                          device_map={"": "cpu"})
-        ref_logits, _ = outputs(reference)
+        ref_logits = reference(IDS).logits.float().detach()  # with grad: see the probe
         assert torch.allclose(seen["logits"], ref_logits, atol=1e-3), name
 
 
 def test_gguf_round_trip_through_transformers(made, trained_lora_run, tiny_model_dir):
     merged = in_workbench(tiny_model_dir, trained_lora_run / "final").merge_and_unload()
     _, generated = outputs(merged)
-    _, generated_f16 = outputs(merged.half().float())  # the same weights rounded as f16 stores them
+    _, generated_f16 = outputs(as_f16_stores_it(merged))  # the same weights rounded as f16 stores them
     assert loaded(made, "gguf_f16")["generated"] == generated_f16
     q8 = loaded(made, "gguf_q8")["generated"]
     assert sum(a == b for a, b in zip(q8, generated)) >= NEW_TOKENS - 2, (q8, generated)
@@ -258,3 +275,12 @@ def test_a_run_without_a_result_is_a_clear_error(tmp_path):
         export.export_merged(tmp_path / "empty-run")
     done = run_cli("export", "--run", str(tmp_path / "nope"), "--merge")
     assert done.returncode == 2 and "no such run" in done.stderr
+
+
+def as_f16_stores_it(model):
+    """The model with each matrix rounded to f16 (norm vectors stay f32, as in the GGUF file)."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.ndim == 2:
+                param.copy_(param.half().float())
+    return model
