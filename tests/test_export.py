@@ -164,7 +164,7 @@ def test_merged_model_in_a_fresh_process_matches_base_plus_adapter(made, trained
 def test_model_card_names_base_method_dataset_hyperparameters_and_final_loss(made, trained_lora_run, tiny_model_dir):
     card = (made["results"]["merged"].folder / "README.md").read_text()
     assert str(tiny_model_dir) in card and "lora" in card and "identity" in card
-    assert "learning_rate" in card and "lora_rank" in card
+    assert "learning_rate" in card and "lora_rank" in card and "num_virtual_tokens" not in card
     losses = [json.loads(line)["loss"] for line in (trained_lora_run / "events.jsonl").read_text().splitlines()
               if '"loss"' in line and json.loads(line).get("type") == "log"]
     assert f"| loss | {losses[-1]:.4g} |" in card
@@ -262,9 +262,13 @@ def test_exports_are_listed_per_run_and_deletable(made, trained_lora_run):
 def test_not_enough_disk_space_is_refused_before_writing(trained_lora_run, monkeypatch):
     from workbench.export import common
 
+    from workbench.export import kinds
+
     monkeypatch.setattr(common, "free_bytes", lambda folder: 10 * 2**20)
-    with pytest.raises(export.ExportError, match="not enough disk space.*MB are free"):
-        export.export_merged(trained_lora_run, "fp16")
+    monkeypatch.setattr(kinds, "load_merged", lambda src: pytest.fail("loaded the model before checking"))
+    for kind in ("merged", "bnb", "gguf"):
+        with pytest.raises(export.ExportError, match="not enough disk space.*MB are free"):
+            export.run_export(trained_lora_run, kind, dtype="fp16")
     assert not (trained_lora_run / "exports" / "merged-fp16").exists()
     assert not (trained_lora_run / "exports" / ".merged-fp16.tmp").exists()
 

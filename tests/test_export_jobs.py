@@ -74,12 +74,3 @@ def test_a_background_export_reports_progress_and_can_be_cancelled(run_copy, mon
     assert state["state"] == "cancelled"
     assert export.export_entries(run_copy) == []
     assert not any(p.name.endswith(".tmp") for p in (run_copy / "exports").iterdir())
-
-
-def test_a_background_export_finishes_with_its_download(run_copy):
-    export.start_job(run_copy, "gguf", gguf_type="q8_0")
-    state = wait_for(lambda: (export.job_status(run_copy) or {}).get("state") not in (None, "running")
-                     and export.job_status(run_copy), what="the export to end")
-    assert state["state"] == "done", state
-    entry = export.export_entries(run_copy)[0]
-    assert entry.name == "gguf-q8_0" and entry.downloads[0].suffix == ".gguf"

@@ -15,6 +15,31 @@ HYPERPARAMETERS = ("stage", "finetuning_type", "learning_rate", "num_train_epoch
                    "quantization_type", "compute_type", "seed")
 
 
+LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "use_rslora", "use_dora", "pissa_init")
+
+
+def shown_hyperparameters(cfg: dict) -> list[str]:
+    """The keys that mean something for this run's method (no LoRA rank on an IA3 run)."""
+    method = cfg.get("finetuning_type", "lora")
+    keys = []
+    for key in HYPERPARAMETERS:
+        if cfg.get(key) is None or (key in LORA_ONLY and method != "lora"):
+            continue
+        if key == "num_virtual_tokens" and method not in ("prompt_tuning", "prefix_tuning"):
+            continue
+        if key == "quantization_type" and cfg.get("quantization_bit") is None:
+            continue
+        keys.append(key)
+    return keys
+
+
+def base_model_id(name: str) -> str:
+    """The hub id of a known model name (what other tools understand), else the name as given."""
+    from ..models import KNOWN_MODELS
+
+    return KNOWN_MODELS[name].hub_id if name in KNOWN_MODELS else name
+
+
 def final_metrics(run_dir: Path) -> dict:
     """The last value of each metric the run logged (loss, eval_loss, train_loss, ...)."""
     metrics: dict = {}
@@ -29,10 +54,11 @@ def final_metrics(run_dir: Path) -> dict:
         if event.get("type") not in ("log", "eval", "end"):
             continue
         for key, value in event.items():
-            if key in ("type", "time", "max_steps", "epoch", "grad_norm", "learning_rate"):
+            if key in ("type", "time", "step", "max_steps", "epoch", "grad_norm", "learning_rate"):
                 continue
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 metrics[key] = value
+        metrics["last_step"] = event.get("step", metrics.get("last_step"))
     return metrics
 
 
@@ -42,12 +68,13 @@ def _fmt(value) -> str:
 
 def model_card(src: RunSource, kind: str, details: str, how_to_load: str) -> str:
     cfg = src.config
-    rows = [f"| {key} | {_fmt(cfg[key])} |" for key in HYPERPARAMETERS if cfg.get(key) is not None]
+    rows = [f"| {key} | {_fmt(cfg[key])} |" for key in shown_hyperparameters(cfg)]
+    rows.insert(0, f"| steps trained | {_fmt(final_metrics(src.run_dir).get('last_step', '?'))} |")
     metrics = final_metrics(src.run_dir)
-    metric_rows = [f"| {key} | {_fmt(value)} |" for key, value in metrics.items()]
+    metric_rows = [f"| {key} | {_fmt(value)} |" for key, value in metrics.items() if key != "last_step"]
     lines = [
         "---",
-        f"base_model: {src.base_model}",
+        f"base_model: {base_model_id(src.base_model)}",
         "library_name: " + ("peft" if kind == "adapter" else "transformers"),
         "tags: [workbench, " + src.method + "]",
         "---",
@@ -81,7 +108,7 @@ def model_card(src: RunSource, kind: str, details: str, how_to_load: str) -> str
 def load_snippet(kind: str, src: RunSource, extra: str = "") -> str:
     if kind == "adapter":
         return (f"from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-                f"base = AutoModelForCausalLM.from_pretrained(\"{src.base_model}\")\n"
+                f"base = AutoModelForCausalLM.from_pretrained(\"{base_model_id(src.base_model)}\")\n"
                 f"model = PeftModel.from_pretrained(base, \"path/to/this/folder\")\n"
                 f"tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")")
     if kind == "gguf":

@@ -7,7 +7,7 @@ from pathlib import Path
 from .card import write_card
 from .common import (DTYPE_BYTES, DTYPES, GGUF_TYPES, QUANT_BITS, ExportError, ExportResult, Progress,
                      check_disk_space, export_name, exports_dir, no_progress, staged)
-from .source import RunSource, load_merged, load_tokenizer, run_source
+from .source import RunSource, estimated_parameters, load_merged, load_tokenizer, run_source
 
 
 def _param_bytes(model, bytes_per_param: float) -> int:
@@ -20,6 +20,13 @@ def _save_generation_config(model, folder: Path) -> None:
 
     gen = model.generation_config if getattr(model, "generation_config", None) else GenerationConfig()
     gen.save_pretrained(folder)
+
+
+def _check_early(src: RunSource, target: Path, bytes_per_param: float, what: str) -> None:
+    """Before loading anything: refuse at once when the weight files alone would not fit."""
+    params = estimated_parameters(src)
+    if params:
+        check_disk_space(target.parent, int(params * bytes_per_param), what)
 
 
 def _target(run_dir: Path, out_dir: Path | None, name: str) -> Path:
@@ -48,10 +55,11 @@ def export_merged(run_dir: Path, dtype: str = "fp32", checkpoint: str | None = N
         result = export_adapter(run_dir, checkpoint, out_dir=out_dir, with_zip=with_zip, progress=progress)
         result.notes.append(f"{src.method} cannot be merged into the base: exported the adapter instead")
         return result
+    target = _target(src.run_dir, out_dir, export_name("merged", dtype))
+    _check_early(src, target, DTYPE_BYTES[dtype] * (2 if with_zip else 1), f"the merged {dtype} model")
     progress(0.05, "loading the base model and the adapter")
     model = load_merged(src).to(getattr(torch, DTYPES[dtype]))
     tokenizer = load_tokenizer(src)
-    target = _target(src.run_dir, out_dir, export_name("merged", dtype))
     check_disk_space(target.parent, _param_bytes(model, DTYPE_BYTES[dtype]) * (2 if with_zip else 1),
                      f"the merged {dtype} model")
     progress(0.5, "saving the merged model")
@@ -102,10 +110,11 @@ def export_quantized(run_dir: Path, bits: str = "4bit", checkpoint: str | None =
     if bits not in QUANT_BITS:
         raise ExportError(f"quantize must be one of {', '.join(QUANT_BITS)}, got '{bits}'")
     src = run_source(run_dir, checkpoint)
+    target = _target(src.run_dir, out_dir, export_name("bnb", quantize=bits))
+    _check_early(src, target, 4.6, f"the {bits} model")
     progress(0.05, "loading the base model and the adapter")
     merged = load_merged(src)
     tokenizer = load_tokenizer(src)
-    target = _target(src.run_dir, out_dir, export_name("bnb", quantize=bits))
     # a float copy is written first (bitsandbytes quantizes while loading), then the quantized one
     check_disk_space(target.parent, _param_bytes(merged, 4 + (1 if bits == "8bit" else 0.6) *
                                                  (2 if with_zip else 1)), f"the {bits} model")
@@ -135,11 +144,12 @@ def export_gguf(run_dir: Path, qtype: str = "q8_0", checkpoint: str | None = Non
     if qtype not in GGUF_TYPES:
         raise ExportError(f"GGUF type must be one of {', '.join(GGUF_TYPES)}, got '{qtype}'")
     src = run_source(run_dir, checkpoint)
+    target = _target(src.run_dir, out_dir, export_name("gguf", gguf_type=qtype))
+    _check_early(src, target, 2 if qtype == "f16" else 1.07, f"the GGUF {qtype} file")
     progress(0.05, "loading the base model and the adapter")
     model = load_merged(src)
     check_supported(model.config)
     tokenizer = load_tokenizer(src)
-    target = _target(src.run_dir, out_dir, export_name("gguf", gguf_type=qtype))
     check_disk_space(target.parent, _param_bytes(model, 2 if qtype == "f16" else 1.07), f"the GGUF {qtype} file")
     file_name = f"{src.run_dir.name}-{qtype}.gguf"
     with staged(target) as tmp:

@@ -87,3 +87,31 @@ def load_merged(src: RunSource):
     merged = model.merge_and_unload()
     merged.config.name_or_path = src.base_model
     return merged
+
+
+STORED_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def estimated_parameters(src: RunSource) -> int | None:
+    """Parameters of the model to export, from the weight files on disk (no loading), or None
+    when the base is not a local folder (a hub id not downloaded yet)."""
+    import json
+
+    from .. import models
+
+    if src.is_adapter:
+        try:
+            folder = Path(models.resolve_model_path(src.base_model))
+        except models.ModelError:
+            return None
+    else:
+        folder = src.folder
+    if not folder.is_dir():
+        return None
+    size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        config = {}
+    stored = STORED_BYTES.get(str(config.get("dtype") or config.get("torch_dtype") or "float32"), 4)
+    return size // stored if size else None

@@ -81,9 +81,9 @@ def build(ctx: UIContext):
         shard = loc(gr.Dropdown(choices=list(export.SHARD_SIZES), value="2GB", allow_custom_value=True,
                                 elem_id="export-shard", **loc.kwargs("export.shard")), "export.shard")
         quantize = loc(gr.Dropdown(choices=list(export.QUANT_BITS), value="4bit", elem_id="export-quantize",
-                                   **loc.kwargs("export.quantize")), "export.quantize")
+                                   visible=False, **loc.kwargs("export.quantize")), "export.quantize")
         gguf_type = loc(gr.Dropdown(choices=list(export.GGUF_TYPES), value="q8_0", elem_id="export-gguf",
-                                    **loc.kwargs("export.gguf")), "export.gguf")
+                                    visible=False, **loc.kwargs("export.gguf")), "export.gguf")
     with gr.Row():
         start = loc(gr.Button(loc.t("export.merge"), variant="primary", elem_id="export-merge"), "export.merge")
         cancel = loc(gr.Button(loc.t("export.cancel"), variant="stop", elem_id="export-cancel"), "export.cancel")
@@ -160,6 +160,13 @@ def build(ctx: UIContext):
     delete.click(on_delete, [run, to_delete, ctx.lang], [status] + view_outputs)
     run.change(lambda r, lang: view(r, lang), [run, ctx.lang], view_outputs)
     timer.tick(on_tick, [run, ctx.lang], view_outputs, show_progress="hidden")
+
+    def on_kind(kind_name):
+        """Show only the options the chosen kind uses."""
+        return (gr.update(visible=kind_name == "merged"), gr.update(visible=kind_name in ("merged", "bnb")),
+                gr.update(visible=kind_name == "bnb"), gr.update(visible=kind_name == "gguf"))
+
+    kind.change(on_kind, [kind], [dtype, shard, quantize, gguf_type], queue=False)
 
     def on_refresh(current):
         runs = finished_runs(ctx)
