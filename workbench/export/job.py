@@ -64,6 +64,7 @@ def job_status(run_dir: Path) -> dict | None:
             return None
         if state.get("state") == "running" and not _alive(state.get("pid")):
             state.update(state="error", message="the export process ended before finishing")
+            write_job(path, **{k: v for k, v in state.items() if k != "time"})  # say so once, on disk
     return state
 
 
