@@ -98,27 +98,9 @@ def _stream_or_explain(engine, target, history, settings, stop):
 
 
 def _cmd_export(args) -> int:
-    from . import export
-    from .train import saves_root
+    from .export.cli import main
 
-    run_dir = Path(args.run) if Path(args.run).is_dir() else saves_root() / args.run
-    if not run_dir.is_dir():
-        print(f"error: no such run: {args.run}", file=sys.stderr)
-        return 2
-    try:
-        if args.merge:
-            folder = export.merge_adapter(run_dir, Path(args.out) if args.out else None, args.dtype,
-                                          args.checkpoint)
-            print(f"merged model: {folder}")
-            if args.zip:
-                print(f"archive: {export.zip_folder(folder)}")
-        else:
-            result = export.export_adapter(run_dir, args.checkpoint)
-            print(f"adapter: {result.folder}\narchive: {result.archive}")
-    except export.ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return main(args)
 
 
 def _cmd_methods(args) -> int:
@@ -270,13 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load in 8/4-bit, unquantized, or as the run trained (default)")
     p.set_defaults(func=_cmd_chat)
 
-    p = sub.add_parser("export", help="merge or package a run's result")
-    p.add_argument("--run", required=True)
-    p.add_argument("--merge", action="store_true", help="merge the adapter into the base")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
-    p.add_argument("--out", default=None)
-    p.add_argument("--checkpoint", default=None, help="checkpoint-N instead of the final result")
-    p.add_argument("--zip", action="store_true", help="also write a zip of the merged model")
+    p = sub.add_parser("export", help="merge, quantize or package a run's result (GGUF too)")
+    from .export.cli import add_arguments as add_export_arguments
+
+    add_export_arguments(p)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("methods", help="list every method, stage and option")

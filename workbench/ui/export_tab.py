@@ -1,19 +1,69 @@
-"""Export tab: merge the adapter into the base, package the adapter, download either as a zip.
+"""Export tab: pick a run and a kind (merged / adapter / bitsandbytes / GGUF), start the export as
+a background process, watch its progress, cancel it, and download or delete finished exports.
 
-Downloads are served from the run's exports folder (registered as a static path at launch), so
-multi-GB archives are streamed from disk, never copied through Gradio's cache."""
+Downloads are links to the run's exports folder, which launch() registers as a static path: files
+are streamed from disk (never copied through Gradio's cache), and behind the login when one is set.
+"""
 from __future__ import annotations
+
+import html
+from pathlib import Path
 
 import gradio as gr
 
 from .. import export, locale
-from ..models import ModelError
 from ..train import FINAL_DIR
 from .context import UIContext
+
+FILE_ROUTE = "/gradio_api/file="
 
 
 def finished_runs(ctx: UIContext) -> list[str]:
     return [r for r in reversed(ctx.controller.run_ids()) if (ctx.saves / r / FINAL_DIR).is_dir()]
+
+
+def download_url(path: Path) -> str:
+    return FILE_ROUTE + str(Path(path).resolve())
+
+
+def progress_html(state: dict | None, lang: str) -> str:
+    """The job's state as a bar and a line of text (empty when there is no job)."""
+    if not state:
+        return ""
+    fraction = float(state.get("fraction") or 0.0)
+    kind = state.get("state", "running")
+    word = locale.t(f"export.state_{kind}", lang)
+    message = html.escape(str(state.get("message") or ""))
+    return (f"<div class='wb-progress' data-status='{html.escape(kind)}'>"
+            f"<div class='wb-bar'><div class='wb-fill' style='width:{100 * fraction:.0f}%'></div></div>"
+            f"<div class='wb-meta'>{html.escape(state.get('kind') or '')}: {word} · {100 * fraction:.0f}%</div>"
+            f"<div class='wb-msg'>{message}</div></div>")
+
+
+def list_html(run_dir: Path | None, lang: str) -> str:
+    entries = export.export_entries(run_dir) if run_dir else []
+    if not entries:
+        return f"<p id='export-none'>{locale.t('export.none', lang)}</p>"
+    rows = []
+    for entry in entries:
+        links = " · ".join(f"<a href='{html.escape(download_url(p))}' download='{html.escape(p.name)}' "
+                           f"class='export-link' data-name='{html.escape(entry.name)}'>{html.escape(p.name)}</a>"
+                           for p in entry.downloads) or "—"
+        rows.append(f"<tr data-export='{html.escape(entry.name)}'><td>{html.escape(entry.name)}</td>"
+                    f"<td>{entry.kind}</td><td>{entry.size_mb:,.1f} MB</td><td>{links}</td></tr>")
+    head = "".join(f"<th>{locale.t(k, lang)}</th>" for k in
+                   ("export.col_name", "export.col_kind", "export.col_size", "export.col_download"))
+    return f"<table id='export-table'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def latest_download(state: dict | None, run_dir: Path | None) -> str | None:
+    """The main download of the export the last job finished (its zip, or its GGUF file)."""
+    if not state or state.get("state") != "done" or not run_dir:
+        return None
+    for entry in export.export_entries(run_dir):
+        if entry.name == state.get("name") and entry.downloads:
+            return str(entry.downloads[0])
+    return None
 
 
 def build(ctx: UIContext):
@@ -22,43 +72,102 @@ def build(ctx: UIContext):
     with gr.Row():
         run = loc(gr.Dropdown(choices=runs, value=runs[0] if runs else None, elem_id="export-run", scale=3,
                               **loc.kwargs("export.run")), "export.run")
-        dtype = loc(gr.Dropdown(choices=list(export.DTYPES), value="fp32", elem_id="export-dtype", scale=1,
-                                **loc.kwargs("export.dtype")), "export.dtype")
+        kind = loc(gr.Radio(choices=list(export.KINDS), value="merged", elem_id="export-kind", scale=3,
+                            **loc.kwargs("export.kind")), "export.kind")
         refresh = loc(gr.Button(loc.t("export.refresh"), scale=1, elem_id="export-refresh"), "export.refresh")
     with gr.Row():
-        merge_btn = loc(gr.Button(loc.t("export.merge"), variant="primary", elem_id="export-merge"), "export.merge")
-        adapter_btn = loc(gr.Button(loc.t("export.adapter"), elem_id="export-adapter"), "export.adapter")
-    status = gr.Markdown("", elem_id="export-status")
+        dtype = loc(gr.Dropdown(choices=list(export.DTYPES), value="fp32", elem_id="export-dtype",
+                                **loc.kwargs("export.dtype")), "export.dtype")
+        shard = loc(gr.Dropdown(choices=list(export.SHARD_SIZES), value="2GB", allow_custom_value=True,
+                                elem_id="export-shard", **loc.kwargs("export.shard")), "export.shard")
+        quantize = loc(gr.Dropdown(choices=list(export.QUANT_BITS), value="4bit", elem_id="export-quantize",
+                                   visible=False, **loc.kwargs("export.quantize")), "export.quantize")
+        gguf_type = loc(gr.Dropdown(choices=list(export.GGUF_TYPES), value="q8_0", elem_id="export-gguf",
+                                    visible=False, **loc.kwargs("export.gguf")), "export.gguf")
     with gr.Row():
-        merged_dl = loc(gr.DownloadButton(loc.t("export.download_merged"), visible=False,
-                                          elem_id="export-download-merged"), "export.download_merged")
-        adapter_dl = loc(gr.DownloadButton(loc.t("export.download_adapter"), visible=False,
-                                           elem_id="export-download-adapter"), "export.download_adapter")
+        start = loc(gr.Button(loc.t("export.merge"), variant="primary", elem_id="export-merge"), "export.merge")
+        cancel = loc(gr.Button(loc.t("export.cancel"), variant="stop", elem_id="export-cancel"), "export.cancel")
+    status = gr.Markdown("", elem_id="export-status")
+    progress = gr.HTML("", elem_id="export-progress")
+    latest = loc(gr.DownloadButton(loc.t("export.download_merged"), visible=False,
+                                   elem_id="export-download-merged"), "export.download_merged")
+    loc(gr.Markdown(loc.t("export.list_title")), "export.list_title")
+    listing = gr.HTML(list_html(ctx.saves / runs[0] if runs else None, loc.lang), elem_id="export-list")
+    with gr.Row():
+        to_delete = loc(gr.Dropdown(choices=[], value=None, elem_id="export-delete-name", scale=3,
+                                    **loc.kwargs("export.delete_name")), "export.delete_name")
+        delete = loc(gr.Button(loc.t("export.delete"), elem_id="export-delete", scale=1), "export.delete")
+    timer = gr.Timer(1.0)
 
-    def on_merge(run_id, dtype_name, lang, progress=gr.Progress()):
-        if not run_id:
-            return locale.t("export.pick_run", lang), gr.update(visible=False)
-        progress(0.1, desc=locale.t("export.merging", lang))
-        try:
-            result = export.export_merged(ctx.saves / run_id, dtype=dtype_name)
-        except (export.ExportError, ModelError, OSError, ValueError) as err:
-            return f"⚠️ {err}", gr.update(visible=False)
-        size = result.archive.stat().st_size / 2**20
-        return (locale.t("export.merged_done", lang, folder=str(result.folder), size=f"{size:.0f}"),
-                gr.update(value=str(result.archive), visible=True))
+    def run_dir(run_id):
+        return ctx.saves / run_id if run_id else None
 
-    def on_adapter(run_id, lang):
+    def names(run_id):
+        return [e.name for e in export.export_entries(run_dir(run_id))] if run_id else []
+
+    def view(run_id, lang, message=None):
+        """Everything that depends on the selected run: progress, latest download, list, delete names."""
+        state = export.job_status(run_dir(run_id)) if run_id else None
+        ready = latest_download(state, run_dir(run_id))
+        out = [progress_html(state, lang),
+               gr.update(value=ready, visible=bool(ready)),
+               list_html(run_dir(run_id), lang),
+               gr.update(choices=names(run_id), value=None)]
+        if message is not None:
+            out.insert(0, message)
+        return out
+
+    def on_start(run_id, kind_name, dtype_name, shard_size, bits, qtype, lang):
         if not run_id:
-            return locale.t("export.pick_run", lang), gr.update(visible=False)
+            return view(run_id, lang, locale.t("export.pick_run", lang))
         try:
-            result = export.export_adapter(ctx.saves / run_id)
+            export.start_job(run_dir(run_id), kind_name, dtype=dtype_name, max_shard_size=shard_size,
+                             quantize=bits, gguf_type=qtype)
         except (export.ExportError, OSError) as err:
-            return f"⚠️ {err}", gr.update(visible=False)
-        return (locale.t("export.adapter_done", lang, folder=str(result.folder)),
-                gr.update(value=str(result.archive), visible=True))
+            return view(run_id, lang, f"⚠️ {err}")
+        return view(run_id, lang, locale.t("export.started", lang, kind=kind_name))
 
-    merge_btn.click(on_merge, [run, dtype, ctx.lang], [status, merged_dl])
-    adapter_btn.click(on_adapter, [run, ctx.lang], [status, adapter_dl])
+    def on_cancel(run_id, lang):
+        if not run_id:
+            return view(run_id, lang, locale.t("export.pick_run", lang))
+        export.cancel_job(run_dir(run_id))
+        return view(run_id, lang, locale.t("export.cancelled", lang))
+
+    def on_delete(run_id, name, lang):
+        if not run_id or not name:
+            return view(run_id, lang, locale.t("export.pick_export", lang))
+        try:
+            export.delete_export(run_dir(run_id), name)
+        except (export.ExportError, OSError) as err:
+            return view(run_id, lang, f"⚠️ {err}")
+        return view(run_id, lang, locale.t("export.deleted", lang, name=name))
+
+    shown: dict = {}  # what each session last saw, so an idle tick sends nothing
+
+    def on_tick(run_id, lang, request: gr.Request):
+        state = export.job_status(run_dir(run_id)) if run_id else None
+        key = (run_id, lang, state.get("time") if state else None, state.get("state") if state else None,
+               tuple(names(run_id)))
+        session = getattr(request, "session_hash", None)
+        if shown.get(session) == key:
+            return [gr.skip()] * 4
+        shown[session] = key
+        return view(run_id, lang)
+
+    view_outputs = [progress, latest, listing, to_delete]
+    start.click(on_start, [run, kind, dtype, shard, quantize, gguf_type, ctx.lang], [status] + view_outputs)
+    cancel.click(on_cancel, [run, ctx.lang], [status] + view_outputs, queue=False)
+    delete.click(on_delete, [run, to_delete, ctx.lang], [status] + view_outputs)
+    run.change(lambda r, lang: view(r, lang), [run, ctx.lang], view_outputs)
+    timer.tick(on_tick, [run, ctx.lang], view_outputs, show_progress="hidden")
+
+    def on_kind(kind_name):
+        """Show only the options the chosen kind uses."""
+        return (gr.update(visible=kind_name == "merged"), gr.update(visible=kind_name in ("merged", "bnb")),
+                gr.update(visible=kind_name == "bnb"), gr.update(visible=kind_name == "gguf"))
+
+    kind.change(on_kind, [kind], [dtype, shard, quantize, gguf_type], queue=False)
+
     def on_refresh(current):
         runs = finished_runs(ctx)
         return gr.update(choices=runs, value=current if current in runs else (runs[0] if runs else None))

@@ -1,0 +1,90 @@
+"""`workbench export`: the arguments and the command (the top-level cli.py delegates here)."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .common import DTYPES, GGUF_TYPES, QUANT_BITS, ExportError
+
+
+class Cancelled(Exception):
+    pass
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--run", required=True, help="a run id (under saves/) or a run folder")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--merge", action="store_true", help="merge the adapter into the base")
+    what.add_argument("--adapter", action="store_true", help="the adapter alone (the default)")
+    what.add_argument("--quantize", choices=QUANT_BITS, default=None,
+                      help="the merged model quantized with bitsandbytes")
+    what.add_argument("--gguf", choices=GGUF_TYPES, default=None, help="one GGUF file + Ollama Modelfile")
+    p.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="dtype of a merged export")
+    p.add_argument("--shard-size", default="2GB", help="largest weight file, e.g. 500MB, 2GB")
+    p.add_argument("--out", default=None, help="the export folder (default: saves/<run>/exports/<kind>)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint-N instead of the final result")
+    p.add_argument("--zip", action="store_true", help="also write a zip next to --out "
+                   "(always written under saves/)")
+    p.add_argument("--job-file", default=None, help="write progress here (used by the UI)")
+
+
+def main(args) -> int:
+    from ..train import saves_root
+    from .job import write_job
+    from .kinds import run_export
+
+    run_dir = Path(args.run) if Path(args.run).is_dir() else saves_root() / args.run
+    if not run_dir.is_dir():
+        print(f"error: no such run: {args.run} (looked in {saves_root()})", file=sys.stderr)
+        return 2
+    kind = "merged" if args.merge else "bnb" if args.quantize else "gguf" if args.gguf else "adapter"
+    job = Path(args.job_file) if args.job_file else None
+    state = {"state": "running", "kind": kind, "pid": os.getpid()}
+    # "WORD:SECONDS" pauses at the step whose message has WORD: lets tests interrupt at a known point
+    pause_word, _, pause = os.environ.get("WORKBENCH_EXPORT_PAUSE_AT", "").partition(":")
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{fraction:4.0%}] {message}", flush=True)
+        if job:
+            write_job(job, **state, fraction=fraction, message=message)
+        if pause_word and pause_word in message:
+            time.sleep(float(pause))
+
+    def on_term(signum, frame):
+        raise Cancelled()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        result = run_export(run_dir, kind, dtype=args.dtype, quantize=args.quantize or "4bit",
+                            gguf_type=args.gguf or "q8_0", checkpoint=args.checkpoint,
+                            out_dir=Path(args.out) if args.out else None, max_shard_size=args.shard_size,
+                            with_zip=args.zip or not args.out, progress=progress)
+    except Cancelled:
+        if job:
+            write_job(job, **{**state, "state": "cancelled", "fraction": 0.0, "message": "cancelled"})
+        print("cancelled", file=sys.stderr)
+        return 143
+    except Exception as err:  # noqa: BLE001 - every failure must reach the job file, readably
+        if not isinstance(err, (ExportError, OSError, ValueError)):
+            import traceback
+
+            traceback.print_exc()
+        if job:
+            write_job(job, **{**state, "state": "error", "fraction": 0.0, "message": str(err)})
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"{result.kind}: {result.folder}")
+    if result.archive:
+        print(f"download: {result.archive}")
+    if job:
+        write_job(job, **{**state, "state": "done", "fraction": 1.0, "message": "done",
+                          "name": result.folder.name, "folder": str(result.folder),
+                          "archive": str(result.archive) if result.archive else None, "notes": result.notes})
+    return 0

@@ -1,0 +1,117 @@
+"""What a run produced, and that result as one float model (adapter merged into its base)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..chat import run_config
+from ..config import DEFAULT_MODEL
+from ..methods import MERGEABLE_METHODS
+from ..train import FINAL_DIR
+from .common import ExportError
+
+
+@dataclass
+class RunSource:
+    run_dir: Path
+    folder: Path          # final/ or checkpoint-N/
+    config: dict          # the run's config.yaml
+
+    @property
+    def base_model(self) -> str:
+        return self.config.get("model_name_or_path", DEFAULT_MODEL)
+
+    @property
+    def method(self) -> str:
+        if self.is_adapter:
+            import json
+
+            peft_type = json.loads((self.folder / "adapter_config.json").read_text()).get("peft_type", "")
+            return self.config.get("finetuning_type") or peft_type.lower()
+        return self.config.get("finetuning_type", "full")
+
+    @property
+    def is_adapter(self) -> bool:
+        return (self.folder / "adapter_config.json").is_file()
+
+    @property
+    def mergeable(self) -> bool:
+        if not self.is_adapter:
+            return True  # a whole model: nothing to merge
+        import json
+
+        peft_type = json.loads((self.folder / "adapter_config.json").read_text()).get("peft_type", "")
+        return peft_type.lower() in MERGEABLE_METHODS
+
+
+def run_source(run_dir: Path, checkpoint: str | None = None) -> RunSource:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ExportError(f"no such run folder: {run_dir}")
+    folder = run_dir / (checkpoint or FINAL_DIR)
+    if not folder.is_dir():
+        raise ExportError(f"{folder} does not exist: the run has no saved result yet")
+    return RunSource(run_dir, folder, run_config(run_dir))
+
+
+def source_folder(run_dir: Path, checkpoint: str | None = None) -> Path:
+    return run_source(run_dir, checkpoint).folder
+
+
+def load_tokenizer(src: RunSource):
+    from .. import models
+
+    return models.load_tokenizer(str(src.folder) if (src.folder / "tokenizer_config.json").is_file()
+                                 else src.base_model)
+
+
+def load_merged(src: RunSource):
+    """The run's result as a plain fp32 model on the CPU.
+
+    Adapters are merged into a float reload of the base, never into 4/8-bit weights, even when the
+    run itself trained on a quantized base (QLoRA)."""
+    from .. import models
+
+    if not src.is_adapter:
+        return models.load_causal_lm(str(src.folder), compute_type="fp32", device="cpu")
+    if not src.mergeable:
+        raise ExportError(f"{src.method} adapters cannot be merged into the base; "
+                          f"export the adapter instead (kind 'adapter')")
+    from peft import PeftModel
+
+    base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu")
+    try:
+        model = PeftModel.from_pretrained(base, str(src.folder))
+    except ValueError as err:
+        raise ExportError(f"cannot load the adapter in {src.folder}: {err}") from None
+    merged = model.merge_and_unload()
+    merged.config.name_or_path = src.base_model
+    return merged
+
+
+STORED_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def estimated_parameters(src: RunSource) -> int | None:
+    """Parameters of the model to export, from the weight files on disk (no loading), or None
+    when the base is not a local folder (a hub id not downloaded yet)."""
+    import json
+
+    from .. import models
+
+    if src.is_adapter:
+        try:
+            folder = Path(models.resolve_model_path(src.base_model))
+        except models.ModelError:
+            return None
+    else:
+        folder = src.folder
+    if not folder.is_dir():
+        return None
+    size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        config = {}
+    stored = STORED_BYTES.get(str(config.get("dtype") or config.get("torch_dtype") or "float32"), 4)
+    return size // stored if size else None
