@@ -8,7 +8,7 @@ adds up, in bytes:
   gradients    one per trainable parameter
   optimizer    AdamW: two fp32 moments per trainable parameter (8-bit Adam: two bytes)
   activations  what the backward pass keeps for batch x cutoff tokens: per layer and token
-               ~(10 h + 2 kv + 4 i) values plus attention scores, and the logits over the
+               ~(10 h + 2 kv + 4 i) values plus attention scores (CPU), and the logits over the
                vocabulary (kept in fp32 three times: logits, log-softmax, gradient)
   overhead     the runtime itself (Python, torch and libraries on a CPU; the CUDA context)
 
@@ -146,7 +146,7 @@ def optimizer_bytes(cfg, trainable: int) -> int:
     return 8 * trainable  # AdamW: exp_avg and exp_avg_sq in fp32
 
 
-def activation_bytes(cfg, config, width: int, trainable: int) -> int:
+def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu") -> int:
     if trainable == 0:
         return 0
     tokens = cfg.per_device_train_batch_size * (cfg.cutoff_len + _virtual_tokens(cfg))
@@ -155,7 +155,10 @@ def activation_bytes(cfg, config, width: int, trainable: int) -> int:
     heads = config.num_attention_heads
     kv = h // heads * (getattr(config, "num_key_value_heads", None) or heads)
     layers = config.num_hidden_layers
-    per_token_layer = 10 * h + 2 * kv + 4 * inter + heads * (cfg.cutoff_len + _virtual_tokens(cfg))
+    # attention on a CPU (sdpa's math path) keeps the scores and the probabilities, heads x length
+    # per token each; the fused GPU kernels keep neither
+    scores = 0 if device == "cuda" else 2 * heads * (cfg.cutoff_len + _virtual_tokens(cfg))
+    per_token_layer = 10 * h + 2 * kv + 4 * inter + scores
     # freeze tuning needs no backward pass through the frozen blocks below the trained ones
     kept = min(cfg.freeze_trainable_layers, layers) if cfg.finetuning_type == "freeze" else layers
     if cfg.finetuning_type == "head":  # only the head learns: nothing flows back into the body
@@ -206,7 +209,7 @@ def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
         weights=weight_bytes(summary.total, quantizable_parameters(model), cfg, width),
         gradients=summary.trainable * train_width,
         optimizer=optimizer_bytes(cfg, summary.trainable),
-        activations=activation_bytes(cfg, config, width, summary.trainable),
+        activations=activation_bytes(cfg, config, width, summary.trainable, device),
         overhead=CUDA_OVERHEAD if device == "cuda" else CPU_OVERHEAD,
         device=device, device_total=total_dev, device_free=free_dev)
 
