@@ -6,7 +6,7 @@ adds up, in bytes:
 
   weights      every parameter at its stored width (4/8-bit for quantized linear layers)
   gradients    one per trainable parameter
-  optimizer    AdamW: two fp32 moments per trainable parameter (8-bit Adam: two bytes)
+  optimizer    AdamW: two moments per trainable parameter, in its type (8-bit Adam: two bytes)
   activations  what the backward pass keeps for batch x cutoff tokens: per layer and token
                ~(10 h + 2 kv + 4 i) values plus attention scores (CPU), and the logits over the
                vocabulary (kept in fp32 three times: logits, log-softmax, gradient)
@@ -135,7 +135,7 @@ def weight_bytes(total: int, quantizable: int, cfg, width: int) -> int:
     return total * width
 
 
-def optimizer_bytes(cfg, trainable: int) -> int:
+def optimizer_bytes(cfg, trainable: int, train_width: int = 4) -> int:
     optim = cfg.optim
     if optim in ("adamw_bnb_8bit", "paged_adamw_8bit"):
         return 2 * trainable
@@ -143,7 +143,7 @@ def optimizer_bytes(cfg, trainable: int) -> int:
         return 0
     if optim == "adafactor":
         return trainable  # factored second moments: far below one value per parameter
-    return 8 * trainable  # AdamW: exp_avg and exp_avg_sq in fp32
+    return 2 * train_width * trainable  # AdamW: exp_avg and exp_avg_sq, in the parameters' type
 
 
 def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu") -> int:
@@ -208,7 +208,7 @@ def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
         trainable=summary.trainable, total=summary.total,
         weights=weight_bytes(summary.total, quantizable_parameters(model), cfg, width),
         gradients=summary.trainable * train_width,
-        optimizer=optimizer_bytes(cfg, summary.trainable),
+        optimizer=optimizer_bytes(cfg, summary.trainable, train_width),
         activations=activation_bytes(cfg, config, width, summary.trainable, device),
         overhead=CUDA_OVERHEAD if device == "cuda" else CPU_OVERHEAD,
         device=device, device_total=total_dev, device_free=free_dev)
