@@ -116,44 +116,96 @@ def _cmd_methods(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .config import RunConfig
-    from .data import DataError, FORMATS, detect_format, normalize, read_records, register_dataset
-    from .data.registry import DatasetEntry
+    from .data import DataError, add_dataset
 
     try:
         if args.data_command == "inspect":
-            from .data.inspect import inspect
-            from .models import load_tokenizer
-
-            cfg = RunConfig(dataset=args.name, dataset_dir=args.dataset_dir, cutoff_len=args.cutoff_len,
-                            model_name_or_path=args.model or RunConfig().model_name_or_path)
-            path = Path(args.name)
-            if path.is_file():  # a file: inspect it without registering it
-                records = read_records(path)
-                fmt = args.format or detect_format(records, str(path))
-                rows = normalize(records, DatasetEntry(name=path.stem, format=fmt), fmt, str(path))
-                print(json.dumps({"file": str(path), "format": fmt, "rows": len(rows)}, ensure_ascii=False))
-                return 0
-            result = inspect(cfg, load_tokenizer(cfg.model_name_or_path))
-            print(json.dumps(result.summary(), ensure_ascii=False, indent=2))
-            return 0
+            return _data_inspect(args)
         if args.data_command == "add":
-            path = Path(args.file)
-            records = read_records(path)
-            fmt = args.format or detect_format(records, str(path))
-            if fmt not in FORMATS:
-                raise DataError(f"unknown format {fmt}", str(path))
-            normalize(records, DatasetEntry(name=args.name, format=fmt), fmt, str(path))  # validate all rows
-            target = Path(args.dataset_dir) / path.name
-            if target.resolve() != path.resolve():
-                target.write_bytes(path.read_bytes())
-            register_dataset(args.dataset_dir, args.name, {"file_name": path.name, "format": fmt})
-            print(f"registered '{args.name}' ({fmt}, {len(records)} rows) in {args.dataset_dir}")
+            fmt, count = add_dataset(args.dataset_dir, args.name, args.file, args.format, args.columns,
+                                     args.text_split, overwrite=args.replace)
+            print(f"registered '{args.name}' ({fmt}, {count} rows) in {Path(args.dataset_dir) / 'uploads'}")
             return 0
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 2
+
+
+def _data_inspect(args) -> int:
+    """Format, splits, token statistics and the first rows of a file or a registered dataset."""
+    from .config import ConfigError, RunConfig, from_dict
+    from .data.inspect import inspect, length_histogram, row_preview
+    from .models import ModelError, load_tokenizer
+
+    is_file = Path(args.name).suffix != "" and Path(args.name).exists()
+    try:
+        cfg = from_dict({**RunConfig().to_dict(), "dataset": "identity" if is_file else args.name,
+                         "dataset_dir": args.dataset_dir, "cutoff_len": args.cutoff_len,
+                         "val_size": args.val_size, "test_size": args.test_size, "seed": args.seed,
+                         "model_name_or_path": args.model or RunConfig().model_name_or_path})
+        tokenizer = load_tokenizer(cfg.model_name_or_path)
+    except (ConfigError, ModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    result = inspect(cfg, tokenizer, args.name if is_file else None, args.format, args.columns, args.text_split)
+    summary = {"source": args.name, **result.summary()}
+    if args.json:
+        summary["first_rows"] = [row_preview(r) for r in result.rows[: args.rows]]
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return 0
+    s, splits = summary, summary["splits"]
+    print(f"source:   {args.name}")
+    print(f"format:   {s['format'] or 'registered'} ({s['kind']} rows)")
+    print(f"splits:   train {splits['train']} · validation {splits['validation']} · test {splits['test']} "
+          f"(seed {cfg.seed})")
+    print(f"tokens:   {s['tokens']} in the train split, {s['trainable_tokens']} carry loss "
+          f"(model {cfg.model_name_or_path}, stage {s['stage']})")
+    print(f"lengths:  longest {s['max_length']}, mean {s['mean_length']}; cutoff {s['cutoff_len']} truncates "
+          f"{s['truncated']} rows, drops {s['dropped']} entirely")
+    histogram = length_histogram(result.stats.lengths, bins=10)
+    widest = max((n for _, n in histogram), default=1) or 1
+    for label, count in histogram:
+        print(f"  {label:>13} {'█' * max(1 if count else 0, round(30 * count / widest))} {count}")
+    print(f"first {min(args.rows, len(result.rows))} rows:")
+    for number, row in enumerate(result.rows[: args.rows], start=1):
+        fields = " | ".join(f"{k}: {_clip(v)}" for k, v in row_preview(row).items())
+        print(f"  {number}. [{row.get('split', '')}] {fields}")
+    return 0
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# the formats `data --format` accepts (kept here so building the parser imports no data code)
+FORMAT_NAMES = ("alpaca", "sharegpt", "openai", "prompt_completion", "preference", "kto", "text",
+                "classification")
+# ---- workbench reward: score responses with a trained reward model (stage rm) ---------------
+def _cmd_reward(args) -> int:
+    from .config import ConfigError
+    from .models import ModelError
+    from .preference import PreferenceError, RewardModel
+
+    try:
+        reward_model = RewardModel(args.run)
+    except (PreferenceError, ConfigError, ModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for response in args.response:
+        value = reward_model.score(args.prompt, response)
+        print(f"{value:.4f}" if len(args.response) == 1 else f"{value:.4f}\t{response}")
+    return 0
+
+
+def _add_reward_parser(sub) -> None:
+    p = sub.add_parser("reward", help="score responses with a trained reward model (stage rm)")
+    p.add_argument("--run", required=True, help="a reward-model run: its folder or its id under saves/")
+    p.add_argument("--prompt", required=True, help="the user message the response answers")
+    p.add_argument("--response", required=True, action="append",
+                   help="a response to score (repeat to compare several)")
+    p.set_defaults(func=_cmd_reward)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,18 +252,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="inspect or register datasets")
     data_sub = p.add_subparsers(dest="data_command", required=True)
-    q = data_sub.add_parser("inspect", help="format, splits and token statistics")
+    q = data_sub.add_parser("inspect", help="format, splits, token statistics and first rows")
     q.add_argument("name", help="a registered dataset name or a file")
-    q.add_argument("--format", default=None)
+    q.add_argument("--format", default=None, choices=list(FORMAT_NAMES), help="override the detected format")
+    q.add_argument("--columns", default=None, metavar="STD=COL,...", help="map your columns to standard names")
+    q.add_argument("--text-split", default="auto", choices=["auto", "blank", "line"],
+                   help=".txt: one document per blank-line block or per line")
     q.add_argument("--dataset-dir", default="data")
-    q.add_argument("--model", default=None)
+    q.add_argument("--model", default=None, help="whose tokenizer counts the tokens (default model)")
     q.add_argument("--cutoff-len", type=int, default=1024)
-    q = data_sub.add_parser("add", help="register a file in the dataset registry")
+    q.add_argument("--val-size", type=float, default=0.0)
+    q.add_argument("--test-size", type=float, default=0.0)
+    q.add_argument("--seed", type=int, default=42)
+    q.add_argument("--rows", type=int, default=3, help="how many first rows to print")
+    q.add_argument("--json", action="store_true", help="print the summary as JSON")
+    q = data_sub.add_parser("add", help="check a file and register it (kept in DATASET_DIR/uploads)")
     q.add_argument("file")
     q.add_argument("--name", required=True)
-    q.add_argument("--format", default=None)
+    q.add_argument("--format", default=None, choices=list(FORMAT_NAMES))
+    q.add_argument("--columns", default=None, metavar="STD=COL,...")
+    q.add_argument("--text-split", default="auto", choices=["auto", "blank", "line"])
     q.add_argument("--dataset-dir", default="data")
+    q.add_argument("--replace", action="store_true", help="replace an upload of the same name")
     p.set_defaults(func=_cmd_data)
+    _add_reward_parser(sub)
     return parser
 
 

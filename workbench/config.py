@@ -222,19 +222,38 @@ class RunConfig:
 
     # ---- preference --------------------------------------------------------------------
     pref_loss: str = knob(
-        "sigmoid", group="preference", choices=["sigmoid", "ipo", "hinge", "robust", "orpo", "simpo"],
+        "sigmoid", group="preference",
+        choices=["sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard",
+                 "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "orpo",
+                 "simpo"],
         label=("Preference loss", "偏好损失"),
-        help=("DPO loss variant: sigmoid (DPO), ipo, hinge, robust, orpo, simpo.",
-              "DPO 损失类型：sigmoid（DPO）、ipo、hinge、robust、orpo、simpo。"))
+        help=("Loss of stage dpo: sigmoid (DPO), ipo, hinge, robust, exo_pair, nca_pair, bco_pair, "
+              "sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm (trl's DPO "
+              "losses), or the reference-free orpo and simpo. Stage kto: sigmoid (KTO) or apo_zero.",
+              "dpo 阶段的损失：sigmoid（DPO）、ipo、hinge、robust、exo_pair、nca_pair、bco_pair、sppo_hard、"
+              "aot、aot_unpaired、apo_zero、apo_down、discopop、sigmoid_norm（trl 的 DPO 损失），"
+              "或无需参考模型的 orpo 与 simpo。kto 阶段：sigmoid（KTO）或 apo_zero。"))
     pref_beta: float = knob(
         0.1, group="preference", min=0.0, min_exclusive=True,
         label=("Preference beta", "偏好 beta"),
-        help=("How far the policy may move from the reference model.", "策略模型偏离参考模型的程度。"))
+        help=("How far the policy may move from the reference model (ORPO: weight of the "
+              "odds-ratio term).",
+              "策略模型偏离参考模型的程度（ORPO：几率比项的权重）。"))
     use_ref_model: bool = knob(
         True, group="preference",
         label=("Use reference model", "使用参考模型"),
-        help=("Compare against a frozen reference model (the base). Off = reference-free.",
-              "与冻结的参考模型（基座）比较。关闭表示无参考模型。"))
+        help=("Keep a frozen reference (the base; for LoRA the adapter switched off) during "
+              "training. Off = its log-probabilities are computed once before training and no "
+              "reference is kept. orpo and simpo never use a reference.",
+              "训练时保留冻结的参考模型（基座；LoRA 时即关闭适配器）。关闭：训练前一次性算出参考模型的"
+              "对数概率，训练中不保留参考模型。orpo 与 simpo 从不使用参考模型。"))
+    pref_label_smoothing: float = knob(
+        0.0, group="preference", min=0.0, max=0.5,
+        label=("Preference label smoothing", "偏好标签平滑"),
+        help=("Losses robust and exo_pair: assumed share of preference labels that are wrong "
+              "(robust: below 0.5, e.g. 0.1; exo_pair needs more than 0, e.g. 0.001).",
+              "robust 与 exo_pair 损失：假定标注错误的偏好所占比例（robust：小于 0.5，如 0.1；"
+              "exo_pair 须大于 0，如 0.001）。"))
 
     # ---- train (TrainingArguments names) -----------------------------------------------
     output_dir: str = knob(
@@ -525,7 +544,33 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
         problems.append("'val_size' + 'test_size' leave no rows to train on")
     if cfg.max_steps == 0:
         problems.append("'max_steps' is 0: use -1 to train by epochs or a positive count")
+    problems += _preference_problems(cfg)
     problems += _method_problems(cfg)
+    return problems
+
+
+# ---- preference and reward stages (dpo, kto, rm) ------------------------------------------
+_KTO_PREF_LOSSES = ("sigmoid", "apo_zero")
+_RM_METHODS = ("lora", "full")
+
+
+def _preference_problems(cfg: RunConfig) -> list[str]:
+    problems = []
+    if cfg.stage == "kto":
+        if cfg.pref_loss not in _KTO_PREF_LOSSES:
+            problems.append(f"'pref_loss' {cfg.pref_loss} is not a KTO loss; stage kto takes sigmoid "
+                            f"(KTO) or apo_zero")
+        if cfg.per_device_train_batch_size < 2:
+            problems.append("stage kto estimates its KL term from the other rows of a batch: "
+                            "'per_device_train_batch_size' must be at least 2")
+    if cfg.stage == "dpo":
+        if cfg.pref_loss == "exo_pair" and cfg.pref_label_smoothing == 0:
+            problems.append("'pref_loss' exo_pair needs 'pref_label_smoothing' above 0 (e.g. 0.001)")
+        if cfg.pref_loss == "robust" and cfg.pref_label_smoothing >= 0.5:
+            problems.append("'pref_loss' robust needs 'pref_label_smoothing' below 0.5 (e.g. 0.1)")
+    if cfg.stage == "rm" and cfg.finetuning_type not in _RM_METHODS:
+        problems.append(f"stage rm trains a scalar reward head: use finetuning_type "
+                        f"{', '.join(_RM_METHODS)}, not '{cfg.finetuning_type}'")
     return problems
 
 

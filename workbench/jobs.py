@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from . import distributed
 from .callbacks import STOP_FILE
 from .config import RunConfig, atomic_write_text, save_config
 from .events import read_all
@@ -75,10 +77,13 @@ class JobController:
     """One per process that manages runs; several processes may share a saves folder (a file
     lock serialises their decisions)."""
 
-    def __init__(self, root: str | Path | None = None, max_running: int = 1):
+    def __init__(self, root: str | Path | None = None, max_running: int = 1,
+                 grace: float | None = None, term_seconds: float | None = None):
         self.root = Path(root) if root else saves_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_running = max_running
+        self.grace = GRACE_SECONDS if grace is None else grace             # stop file → SIGTERM
+        self.term_seconds = TERM_SECONDS if term_seconds is None else term_seconds  # SIGTERM → SIGKILL
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
@@ -110,11 +115,17 @@ class JobController:
         return (self.root / run_id).stat().st_mtime
 
     def jobs(self) -> list[Job]:
+        """Every run's job, oldest first (each job.json read once: the UI calls this every second)."""
         out = []
-        for run_id in self.run_ids():
-            job = self.job(run_id) or self._job_from_events(run_id)
-            out.append(job)
-        return out
+        for path in self.root.iterdir():
+            if not path.is_dir() or path.name.startswith("."):
+                continue
+            job = Job.load(path)
+            if job is None and (path / "events.jsonl").exists():
+                job = self._job_from_events(path.name)
+            if job is not None:
+                out.append(job)
+        return sorted(out, key=lambda j: j.created)
 
     def _job_from_events(self, run_id: str) -> Job:
         """A run started on the command line has no job.json: describe it from its events."""
@@ -133,9 +144,15 @@ class JobController:
     def submit(self, cfg: RunConfig, run_id: str | None = None, owner: str | None = None) -> str:
         """Queue a run and return its id at once; the run starts when the device is free."""
         with self._lock:
-            run_id = run_id or self.unique_id(new_run_id(cfg))
+            base = run_id or new_run_id(cfg)
+            run_id = self.unique_id(base)
+            while True:  # another UI process may take the same name at the same moment
+                try:
+                    self.run_dir(run_id).mkdir(parents=True, exist_ok=False)
+                    break
+                except FileExistsError:
+                    run_id = self.unique_id(base)
             run_dir = self.run_dir(run_id)
-            run_dir.mkdir(parents=True, exist_ok=False)
             cfg.output_dir = str(run_dir)
             save_config(cfg, run_dir / "config.yaml")
             Job(run_id=run_id, owner=owner).save(run_dir)
@@ -228,14 +245,17 @@ class JobController:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ---- processes ----------------------------------------------------------------------
-    def command_for(self, run_dir: Path, cfg_nproc: int, resume: bool) -> list[str]:
+    def command_for(self, run_dir: Path, nproc: int, resume: bool) -> list[str]:
+        """The same trainer, once or through torchrun (several processes)."""
         train = ["-m", "workbench.train", str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
         if resume:
             train += ["--set", "resume_from_checkpoint=last"]
-        if cfg_nproc > 1:
-            return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={cfg_nproc}"] + train
-        return [sys.executable] + train
+        return distributed.launch_prefix(nproc) + train
+
+    def equivalent_command(self, run_id: str) -> str:
+        """What a user types to repeat the run without the browser (the CLI hands a run with
+        several processes to torchrun itself; it never overwrites this run's folder)."""
+        return "workbench train " + shlex.quote(str(self.run_dir(run_id) / "config.yaml"))
 
     def _launch(self, job: Job) -> None:
         from .config import load_config
@@ -247,7 +267,15 @@ class JobController:
             job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
             job.save(run_dir)
             return
-        command = self.command_for(run_dir, cfg.nproc_per_node, job.resume)
+        nproc = distributed.process_count(cfg)
+        if nproc > 1:
+            try:  # refuse an engine that cannot run here before starting any process
+                distributed.prepare_engine(cfg, run_dir)
+            except Exception as err:  # noqa: BLE001
+                job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
+                job.save(run_dir)
+                return
+        command = self.command_for(run_dir, nproc, job.resume)
         log = open(run_dir / LOG_FILE, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -285,14 +313,17 @@ class JobController:
                 self._escalate(job, run_dir)
             return
         self._children.pop(job.run_id, None)
-        self._kill_group(job, signal.SIGKILL)  # leftover workers of a distributed run
+        self._kill_leftovers(job)  # workers of a distributed run whose launcher died
         events = read_all(run_dir)
         final = _final_event(events)
-        job.ended = time.time()
+        # a run that ended while no controller watched ended at its last event, not now
+        job.ended = events[-1]["time"] if events and events[-1]["time"] > (job.started or 0) else time.time()
         if final is not None:
             job.status, job.message = _status_from_final(final)
             if job.abort_requested and job.status == "failed" and final.get("aborted"):
                 job.status = "aborted"
+            if job.abort_requested and job.status == "finished":
+                job.message = "training had already ended when the stop was asked for: the result is complete"
             if job.status == "aborted" and job.abort_stage == "sigterm":
                 job.message = "terminated with SIGTERM after the grace period; " + job.message
         elif job.abort_requested:
@@ -311,16 +342,28 @@ class JobController:
 
     def _escalate(self, job: Job, run_dir: Path) -> None:
         waited = time.time() - (job.abort_requested or time.time())
-        if job.abort_stage == "stop_file" and waited > GRACE_SECONDS:
+        if job.abort_stage == "stop_file" and waited >= self.grace:
             self._kill_group(job, signal.SIGTERM)
             job.abort_stage = "sigterm"
             job.save(run_dir)
-        elif job.abort_stage == "sigterm" and waited > GRACE_SECONDS + TERM_SECONDS:
+        elif job.abort_stage == "sigterm" and waited >= self.grace + self.term_seconds:
             self._kill_group(job, signal.SIGKILL)
             job.abort_stage = "sigkill"
             job.save(run_dir)
 
+    def _kill_leftovers(self, job: Job) -> None:
+        """SIGKILL what is left of the run's process group, but only processes that started
+        after the run did: a pid or group id reused by someone else is left alone."""
+        if not job.pgid or job.proc_start is None:
+            return
+        for proc in psutil.process_iter(["create_time"]):
+            with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+                if proc.info["create_time"] + 0.01 >= job.proc_start and os.getpgid(proc.pid) == job.pgid \
+                        and proc.pid != os.getpid():
+                    proc.kill()
+
     def _kill_group(self, job: Job, sig: int) -> None:
+        """Signal the whole group (launcher and workers); only called while is_alive holds."""
         if not job.pgid:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -363,6 +406,8 @@ def _exit_message(code: int, run_dir: Path) -> str:
         hint = " (often the system running out of memory)" if -code == signal.SIGKILL else ""
         return f"the training process was killed by {name}{hint}"
     tail = last_log_line(run_dir)
+    if code == 2:  # train.py's exit code for a config it refuses
+        return "bad config: " + (tail.removeprefix("error: ") or "see the log")
     return f"the training process exited with code {code}" + (f": {tail}" if tail else "")
 
 

@@ -67,18 +67,50 @@ STRINGS: dict[str, dict[str, str]] = {
     # ---- data tab ----
     "data.dataset": {"en": "Dataset", "zh": "数据集"},
     "data.show": {"en": "Show what will be trained", "zh": "查看训练内容"},
+    "data.add": {"en": "Add a dataset (JSON, JSONL, CSV, Parquet, TXT)", "zh": "添加数据集（JSON、JSONL、CSV、Parquet、TXT）"},
+    "data.upload": {"en": "File", "zh": "文件"},
+    "data.name": {"en": "Name", "zh": "名称"},
+    "data.name.info": {"en": "Letters, digits, _ . -; the file's name by default",
+                       "zh": "字母、数字、_ . -；默认取文件名"},
+    "data.format": {"en": "Format", "zh": "格式"},
+    "data.format.info": {"en": "auto detects it from the columns", "zh": "auto 表示根据列名自动识别"},
+    "data.text_split": {"en": "Plain text: one document per", "zh": "纯文本：每个文档为"},
+    "data.text_split.info": {"en": "blank = blocks between blank lines, line = each line, auto = blocks if there are blank lines",
+                             "zh": "blank = 以空行分隔的段落，line = 每一行，auto = 有空行时按段落"},
+    "data.columns": {"en": "Column mapping", "zh": "列映射"},
+    "data.columns.info": {"en": "When your column names differ: standard=yours, comma-separated. Standard names: "
+                                "instruction, input, output, system, history, conversations, messages, prompt, "
+                                "completion, chosen, rejected, label, text, tools",
+                          "zh": "列名不同时填写：标准列名=你的列名，用逗号分隔。标准列名：instruction、input、output、"
+                                "system、history、conversations、messages、prompt、completion、chosen、rejected、"
+                                "label、text、tools"},
+    "data.check": {"en": "Check and preview", "zh": "检查并预览"},
+    "data.register": {"en": "Register dataset", "zh": "注册数据集"},
+    "data.no_file": {"en": "⚠️ Upload a file first.", "zh": "⚠️ 请先上传文件。"},
+    "data.registered": {"en": "✅ Registered **{name}** ({format}, {rows} rows). It is kept across restarts and "
+                              "can be picked in the Train tab.",
+                        "zh": "✅ 已注册 **{name}**（{format}，{rows} 行）。重启后仍然保留，可在“训练”页选择。"},
+    "data.detected": {"en": "format **{format}**", "zh": "格式 **{format}**"},
+    "data.stage": {"en": "statistics for stage {stage}", "zh": "按 {stage} 阶段统计"},
     "data.rows": {"en": "Rows (normalized)", "zh": "数据行（规范化后）"},
-    "data.histogram": {"en": "Tokens per example", "zh": "每个样本的 token 数"},
-    "data.row": {"en": "Example", "zh": "样本"},
-    "data.trained_text": {"en": "Exact training text (green = tokens that carry loss)",
-                          "zh": "实际训练文本（绿色 = 计算损失的 token）"},
+    "data.page": {"en": "Page", "zh": "页码"},
+    "data.prev": {"en": "◀ Previous", "zh": "◀ 上一页"},
+    "data.next": {"en": "Next ▶", "zh": "下一页 ▶"},
+    "data.histogram": {"en": "Tokens per training example", "zh": "每个训练样本的 token 数"},
+    "data.row": {"en": "Row # to show as trained", "zh": "查看第几行的训练文本"},
+    "data.trained_heading": {"en": "**Exact training text** after the chat template",
+                             "zh": "**实际训练文本**（套用对话模板后）"},
+    "data.legend_loss": {"en": "carries loss", "zh": "计算损失"},
+    "data.legend_none": {"en": "no loss (prompt)", "zh": "不计算损失（提示）"},
+    "data.legend_rejected": {"en": "rejected / undesired answer", "zh": "被拒绝/不期望的回答"},
+    "data.legend_cut": {"en": "cut off by the cutoff length", "zh": "超出截断长度被丢弃"},
     "data.summary": {
-        "en": "**{kind}** rows · train {train} · validation {validation} · test {test} · {tokens} tokens "
-              "({trainable} carry loss) · longest {max}, mean {mean} · {truncated} truncated at cutoff "
-              "{cutoff}, {dropped} dropped",
-        "zh": "**{kind}** 类数据 · 训练 {train} · 验证 {validation} · 测试 {test} · 共 {tokens} 个 token"
-              "（其中 {trainable} 个计算损失）· 最长 {max}，平均 {mean} · 截断长度 {cutoff} 下截断 "
-              "{truncated} 行，丢弃 {dropped} 行"},
+        "en": "**{kind}** rows · train {train} · validation {validation} · test {test} (held out) · train split: "
+              "{tokens} tokens ({trainable} carry loss) · longest {max}, mean {mean} · {truncated} truncated at "
+              "cutoff {cutoff}, {dropped} dropped entirely",
+        "zh": "**{kind}** 类数据 · 训练 {train} · 验证 {validation} · 测试 {test}（留出）· 训练集：共 {tokens} 个 "
+              "token（其中 {trainable} 个计算损失）· 最长 {max}，平均 {mean} · 截断长度 {cutoff} 下截断 "
+              "{truncated} 行，整行丢弃 {dropped} 行"},
     # ---- chat tab ----
     "chat.left": {"en": "Model A", "zh": "模型 A"},
     "chat.right": {"en": "Model B", "zh": "模型 B"},
@@ -137,6 +169,26 @@ STRINGS: dict[str, dict[str, str]] = {
     "method.too_big": {"en": "Does not fit: lower the batch size or cutoff length, turn on activation "
                              "checkpointing, or train fewer parameters (LoRA, QLoRA)",
                        "zh": "装不下：请减小批大小或截断长度、开启激活检查点，或减少可训练参数（LoRA、QLoRA）"},
+    # ---- runs and the job controller (train tab) ----
+    "jobs.save_config": {"en": "Save config", "zh": "保存配置"},
+    "jobs.load_config": {"en": "Load config (YAML)", "zh": "加载配置（YAML）"},
+    "jobs.use_run_config": {"en": "Copy this run's config into the form", "zh": "将此任务的配置填入表单"},
+    "jobs.config_file": {"en": "Saved config", "zh": "已保存的配置"},
+    "jobs.run_details": {"en": "Config and command of the selected run", "zh": "所选任务的配置与命令"},
+    "jobs.run_config": {"en": "config.yaml of the run", "zh": "任务的 config.yaml"},
+    "jobs.command": {"en": "Repeat this run without the browser:", "zh": "不用浏览器重复此任务："},
+    "jobs.saved_config": {"en": "Config saved as `{path}`.", "zh": "配置已保存为 `{path}`。"},
+    "jobs.loaded_config": {"en": "Loaded the config from **{name}** into the form.",
+                           "zh": "已将 **{name}** 中的配置填入表单。"},
+    "jobs.bad_file": {"en": "⚠️ {name} cannot be loaded: {reason}", "zh": "⚠️ 无法加载 {name}：{reason}"},
+    "jobs.steps_per_second": {"en": "steps/s", "zh": "步/秒"},
+    "jobs.stage.stop_file": {"en": "stop asked: the trainer saves a checkpoint and the result, then ends",
+                             "zh": "已请求停止：训练进程保存检查点和结果后结束"},
+    "jobs.stage.sigterm": {"en": "it did not stop within the grace period: SIGTERM sent to its processes",
+                           "zh": "宽限期内未停止：已向其进程发送 SIGTERM"},
+    "jobs.stage.sigkill": {"en": "it ignored SIGTERM: SIGKILL sent", "zh": "进程未响应 SIGTERM：已发送 SIGKILL"},
+    "jobs.resume_offered": {"en": "Press Resume to continue from its last complete checkpoint.",
+                            "zh": "按「继续训练」从最近的完整检查点继续。"},
 }
 
 

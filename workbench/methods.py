@@ -121,7 +121,9 @@ def apply_method(model, cfg):
             model = peft.prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=cfg.activation_checkpointing)
         try:
-            return peft.get_peft_model(model, peft_config(cfg))
+            # a reward or classification model trains its new head along with the adapters
+            task_type = "SEQ_CLS" if cfg.stage in ("rm", "cls") else "CAUSAL_LM"
+            return peft.get_peft_model(model, peft_config(cfg, task_type))
         except ValueError as err:
             raise MethodError(f"{kind}: {err}") from None
     if kind == "full":

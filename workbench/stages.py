@@ -5,6 +5,10 @@ import torch
 
 from .config import RunConfig
 from .data import packing_enabled
+from .preference import dpo_trainer, kto_trainer, reward_model_kwargs, rm_trainer
+
+PREFERENCE_STAGES = {"dpo": dpo_trainer, "kto": kto_trainer, "rm": rm_trainer}
+from .distributed import engine_training_args
 
 
 class StageError(ValueError):
@@ -46,7 +50,16 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
+        # several processes (torchrun): DDP by default, DeepSpeed or FSDP as the config says
+        **engine_training_args(cfg, output_dir),
     )
+
+
+def model_load_kwargs(cfg: RunConfig) -> dict:
+    """Extra arguments for models.load_causal_lm: which model class the stage trains."""
+    if cfg.stage == "rm":
+        return reward_model_kwargs()
+    return {}
 
 
 def build_trainer(cfg: RunConfig, model, tokenizer, train_examples: list[dict],
@@ -58,6 +71,8 @@ def build_trainer(cfg: RunConfig, model, tokenizer, train_examples: list[dict],
     args = common_training_args(cfg, output_dir, eval_ds is not None, dtype)
     if cfg.stage in ("sft", "pt"):
         return _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
+    if cfg.stage in PREFERENCE_STAGES:
+        return PREFERENCE_STAGES[cfg.stage](cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
     if cfg.stage == "cls":
         from . import classify
 

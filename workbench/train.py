@@ -26,7 +26,11 @@ STATE_FILE = "trainer_state.json"
 
 
 class Aborted(Exception):
-    """SIGTERM arrived: end now, saying so in events.jsonl."""
+    """SIGTERM arrived, or a stop was asked for before training began: end now, saying so in
+    events.jsonl."""
+
+
+INCOMPLETE_PREFIX = "incomplete-"
 
 
 def saves_root() -> Path:
@@ -66,11 +70,30 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def set_aside_incomplete(run_dir: Path) -> list[Path]:
+    """Rename checkpoints that were killed mid-save (no trainer state) so that neither a resume
+    nor the Trainer's checkpoint rotation ever picks them; they stay on disk for inspection."""
+    moved = []
+    for path in sorted(run_dir.glob("checkpoint-*")):
+        if re.fullmatch(r"checkpoint-\d+", path.name) and path.is_dir() and not (path / STATE_FILE).is_file():
+            target = run_dir / f"{INCOMPLETE_PREFIX}{path.name}"
+            n = 2
+            while target.exists():
+                target, n = run_dir / f"{INCOMPLETE_PREFIX}{path.name}-{n}", n + 1
+            os.replace(path, target)
+            moved.append(target)
+    return moved
+
+
 def resolve_resume(cfg: RunConfig, run_dir: Path) -> str | None:
     spec = cfg.resume_from_checkpoint
     if not spec:
         return None
     if spec in ("last", "true", "True"):
+        if int(os.environ.get("RANK", "0")) == 0:
+            for path in set_aside_incomplete(run_dir):
+                print(f"resume: set aside {path.name} (no {STATE_FILE}: it was not saved completely)",
+                      flush=True)
         checkpoints = complete_checkpoints(run_dir)
         if not checkpoints:
             raise ConfigError([f"resume_from_checkpoint: {run_dir} has no complete checkpoint"])
@@ -83,7 +106,15 @@ def resolve_resume(cfg: RunConfig, run_dir: Path) -> str | None:
 
 
 def _on_sigterm(signum, frame):
-    raise Aborted("terminated by signal")
+    raise Aborted("aborted: the process was terminated")
+
+
+def check_stop(run_dir: Path, phase: str) -> None:
+    """An abort asked for before training began ends the run at once: there is nothing to save."""
+    from .callbacks import STOP_FILE
+
+    if (run_dir / STOP_FILE).exists():
+        raise Aborted(f"aborted while {phase.replace('_', ' ')}: training had not started, nothing was saved")
 
 
 def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
@@ -92,7 +123,7 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     import torch
     from transformers import PrinterCallback, set_seed
 
-    from . import data, methods, models, stages
+    from . import data, distributed, methods, models, stages
     from .callbacks import EventsCallback, StopFileCallback
 
     datasets.disable_progress_bars()  # carriage-return bars garble train.log
@@ -118,6 +149,7 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
         print(f"data: {train_stats.truncated} rows truncated at cutoff_len {cfg.cutoff_len}, "
               f"{train_stats.dropped} dropped (no reply tokens left)", flush=True)
 
+    check_stop(run_dir, "preparing_data")
     writer.emit("phase", phase="loading_model")
     if cfg.stage == "cls":  # a classification head sized from the data's labels
         from . import classify
@@ -125,7 +157,8 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
         model = classify.load_model(cfg, tokenizer, train_examples, run_dir)
     else:
         model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
-                                      cfg.quantization_type, cfg.double_quantization)
+                                      cfg.quantization_type, cfg.double_quantization,
+                                      **stages.model_load_kwargs(cfg))
     dtype = models.pick_compute_dtype(cfg.compute_type)
     model = methods.apply_method(model, cfg)
     methods.before_training(model, cfg, run_dir)
@@ -133,6 +166,9 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     writer.emit("model", trainable=summary.trainable, total=summary.total,
                 dtype=str(dtype).replace("torch.", ""), device=models.device_type())
     print(f"model: {cfg.model_name_or_path}, {cfg.finetuning_type}: {summary}", flush=True)
+    if distributed.world_size() > 1:
+        print(f"process {os.environ.get('RANK', '0')} of {distributed.world_size()} "
+              f"({cfg.distributed_engine})", flush=True)
 
     callbacks = [EventsCallback(writer, echo), StopFileCallback(run_dir, writer)]
     trainer = stages.build_trainer(cfg, model, tokenizer, train_examples, eval_examples,
@@ -140,13 +176,13 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     trainer.remove_callback(PrinterCallback)  # EventsCallback prints a tidier line
     methods.configure_optimizer(trainer, cfg)  # layer-wise LR decay, LoRA+
     resume = resolve_resume(cfg, run_dir)
+    check_stop(run_dir, "loading_model")
     writer.emit("phase", phase="training")
     trainer.train(resume_from_checkpoint=resume)
 
     writer.emit("phase", phase="saving")
     final = run_dir / FINAL_DIR
-    if trainer.is_world_process_zero():
-        save_final(trainer, tokenizer, final, cfg)
+    save_final(trainer, tokenizer, final, cfg)
     writer.emit("end", final=FINAL_DIR, stopped=callbacks[1].stopped)
     del trainer, model
     if torch.cuda.is_available():
@@ -159,8 +195,12 @@ def save_final(trainer, tokenizer, final: Path, cfg: RunConfig | None = None) ->
     from . import methods
 
     tmp = final.parent / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    # every rank takes part (DeepSpeed/FSDP gather the weights); only rank 0 writes files
     trainer.save_model(str(tmp))
+    if not trainer.is_world_process_zero():
+        return
     if cfg is not None:
         methods.after_save(trainer.model, cfg, tmp, final.parent)  # e.g. PiSSA → plain LoRA
     tokenizer.save_pretrained(str(tmp))
@@ -200,12 +240,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     run_dir = Path(args.run_dir) if args.run_dir else choose_run_dir(cfg)
+    if "WORLD_SIZE" not in os.environ:
+        from . import distributed
+
+        nproc = distributed.process_count(cfg)
+        if nproc > 1:  # several processes: hand over to torchrun, every rank in the same folder
+            command = distributed.launch_prefix(nproc) + ["-m", "workbench.train", args.config,
+                                                          "--run-dir", str(run_dir)]
+            command += [f"--set={item}" for item in args.overrides]
+            print("launching: " + " ".join(command), flush=True)
+            os.execv(command[0], command)
     writer = EventWriter(run_dir, enabled=int(os.environ.get("RANK", "0")) == 0)
     try:
         final = run(cfg, run_dir)
-    except Aborted:
-        writer.emit("error", message="aborted: the process was terminated", aborted=True)
-        print("aborted: the process was terminated", file=sys.stderr)
+    except Aborted as err:
+        writer.emit("error", message=str(err), aborted=True)
+        print(str(err), file=sys.stderr)
         return 143
     except KeyboardInterrupt:
         writer.emit("error", message="aborted: interrupted", aborted=True)

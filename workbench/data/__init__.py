@@ -11,16 +11,21 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .formats import FORMATS, KIND_OF_FORMAT, STAGE_KINDS, detect_format, entry_format, normalize
-from .readers import DataError, read_records
-from .registry import DatasetEntry, get_entry, load_registry, local_dataset_names, register_dataset
+from pathlib import Path
+
+from .formats import (FORMATS, KIND_OF_FORMAT, STAGE_KINDS, apply_column_map, detect_format, entry_format,
+                      normalize, parse_column_map)
+from .readers import MAX_UPLOAD_MB, TEXT_SPLITS, DataError, check_size, read_records
+from .registry import (DatasetEntry, get_entry, load_registry, local_dataset_names, register_dataset,
+                       register_upload)
 from .templates import (IGNORE_INDEX, chat_template_for, conversation_segments, prompt_and_answer,
                         render, tokenize_segments, tokenize_text)
 
 __all__ = ["DataError", "DatasetEntry", "FORMATS", "IGNORE_INDEX", "Splits", "TokenStats",
            "detect_format", "get_entry", "load_registry", "load_rows", "load_splits",
            "local_dataset_names", "read_records", "register_dataset", "split_rows", "tokenize_rows",
-           "chat_template_for", "render", "normalize", "entry_format", "KIND_OF_FORMAT"]
+           "chat_template_for", "render", "normalize", "entry_format", "KIND_OF_FORMAT", "read_file",
+           "add_dataset", "parse_column_map", "TEXT_SPLITS", "MAX_UPLOAD_MB", "STAGE_KINDS"]
 
 
 def placeholders_of(cfg) -> dict[str, str]:
@@ -31,16 +36,59 @@ def load_dataset_file(dataset_dir, name: str, placeholders: dict | None = None,
                       fmt: str | None = None) -> tuple[list[dict], list[dict]]:
     """(rows, held-out test rows) of one registered dataset."""
     entry = get_entry(dataset_dir, name)
-    path = entry.path(dataset_dir)
-    records = read_records(path, entry.text_split)
-    fmt = fmt or entry_format(entry, records, str(path))
-    rows = normalize(records, entry, fmt, str(path), placeholders)
+    rows, fmt = _read_entry_file(entry.path(dataset_dir), entry, fmt, placeholders)
     test_rows: list[dict] = []
     test_path = entry.test_path(dataset_dir)
     if test_path is not None:
-        test_rows = normalize(read_records(test_path, entry.text_split), entry, fmt, str(test_path),
-                              placeholders)
+        test_rows, _ = _read_entry_file(test_path, entry, fmt, placeholders)
     return rows, test_rows
+
+
+def _read_entry_file(path, entry: DatasetEntry, fmt: str | None, placeholders: dict | None):
+    records = read_records(path, entry.text_split)
+    records = apply_column_map(records, entry.column_map, str(path))
+    fmt = fmt or entry_format(entry, records, str(path))
+    return normalize(records, entry, fmt, str(path), placeholders), fmt
+
+
+def read_file(path, fmt: str | None = None, column_map: str | dict | None = None,
+              text_split: str = "auto", placeholders: dict | None = None,
+              max_mb: float | None = None) -> tuple[list[dict], str]:
+    """(canonical rows, format) of a file that is not registered; every row is checked.
+
+    fmt None detects the format; column_map renames file columns to standard ones."""
+    path = Path(path)
+    if fmt and fmt not in FORMATS:
+        raise DataError(f"unknown format '{fmt}'; known: {', '.join(FORMATS)}", str(path))
+    if text_split not in TEXT_SPLITS:
+        raise DataError(f"text split must be one of {', '.join(TEXT_SPLITS)}, got {text_split!r}", str(path))
+    if max_mb is not None and path.is_file():
+        check_size(path, max_mb)
+    entry = DatasetEntry(name=path.stem, format=fmt, text_split=text_split,
+                         column_map=parse_column_map(column_map))
+    records = read_records(path, text_split)
+    records = apply_column_map(records, entry.column_map, str(path))
+    fmt = fmt or detect_format(records, str(path))
+    return normalize(records, entry, fmt, str(path), placeholders), fmt
+
+
+def add_dataset(dataset_dir, name: str, path, fmt: str | None = None, column_map: str | dict | None = None,
+                text_split: str = "auto", overwrite: bool = False, max_mb: float = MAX_UPLOAD_MB,
+                description: str = "") -> tuple[str, int]:
+    """Check every row of a file, then copy and register it (survives restarts).
+
+    Returns (format, row count). On any problem DataError is raised and nothing is written."""
+    from .registry import check_name
+
+    check_name(dataset_dir, name, overwrite)
+    rows, fmt = read_file(path, fmt, column_map, text_split, max_mb=max_mb)
+    entry = {"format": fmt, "text_split": text_split}
+    mapping = parse_column_map(column_map)
+    if mapping:
+        entry["column_map"] = mapping
+    entry["description"] = description or f"uploaded from {Path(path).name}"
+    register_upload(dataset_dir, name, path, entry, overwrite)
+    return fmt, len(rows)
 
 
 def load_rows(dataset_dir, names: list[str], placeholders: dict | None = None,
@@ -94,13 +142,19 @@ def split_rows(rows: list[dict], val_size: float, test_size: float, seed: int,
     return Splits(train, validation, fixed_test if fixed_test else test)
 
 
+# what a row of each kind is made of, for the message when a stage gets the wrong kind
+KIND_COLUMNS = {"preference": "a prompt and two answers in columns 'chosen' and 'rejected'",
+                "kto": "a prompt, a 'completion' and a true/false 'label'"}
+
+
 def load_splits(cfg) -> Splits:
     rows, fixed_test = load_rows(cfg.dataset_dir, cfg.datasets(), placeholders_of(cfg), cfg.max_samples)
     allowed = STAGE_KINDS[cfg.stage]
     kind = rows[0]["kind"]
     if kind not in allowed:
+        needs = "; ".join(f"{k} rows have {KIND_COLUMNS[k]}" for k in allowed if k in KIND_COLUMNS)
         raise DataError(f"stage '{cfg.stage}' needs {' or '.join(allowed)} rows, but dataset "
-                        f"'{cfg.dataset}' holds {kind} rows")
+                        f"'{cfg.dataset}' holds {kind} rows" + (f" ({needs})" if needs else ""))
     return split_rows(rows, cfg.val_size, cfg.test_size, cfg.seed, fixed_test)
 
 

@@ -34,21 +34,47 @@ OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                "assistant_tag": "assistant", "observation_tag": "tool",
                "function_tag": "function_call", "system_tag": "system"}
 
+# role names found in real conversation dumps (ShareGPT exports, OpenAssistant, Gemini), besides
+# the ones a registry entry's tags declare
+ROLE_ALIASES = {"user": "user", "human": "user", "prompter": "user", "assistant": "assistant",
+                "gpt": "assistant", "chatgpt": "assistant", "bard": "assistant", "bing": "assistant",
+                "model": "assistant", "bot": "assistant", "system": "system", "tool": "tool",
+                "observation": "tool", "function": "tool", "ipython": "tool", "function_call": "function_call"}
+
 
 # ---- detection ---------------------------------------------------------------------------
 def detect_format(records: list[dict], file: str | None = None) -> str:
-    """The format of a list of records, judged from the keys of the first rows."""
-    keys = set()
-    for record in records[:20]:
-        keys |= set(record)
-    first = records[0]
+    """The format of a list of records. Every row is judged on its own keys, so a file that
+    mixes formats is refused with the first row that differs from the first one."""
+    first = _row_format(records[0])
+    if first is None:
+        raise DataError(f"cannot tell the format from the columns {sorted(records[0])}; expected e.g. "
+                        f"instruction/input/output (Alpaca), conversations (ShareGPT), messages "
+                        f"(OpenAI), prompt/completion, prompt/chosen/rejected, text, or text/label; "
+                        f"pick the format or map the columns by hand", file, 1)
+    for number, record in enumerate(records[1:], start=2):
+        fmt = _row_format(record)
+        if fmt is not None and fmt != first and (first, fmt) not in _NEAR_MISSES:
+            raise DataError(f"looks like {fmt}, but row 1 is {first}; one file must hold one format",
+                            file, number)
+    return first
+
+
+# a row of the first format that lacks a column reads as one of these; normalizing it then
+# names the missing field, which says more than "mixed formats"
+_NEAR_MISSES = {("kto", "prompt_completion"), ("classification", "text"), ("kto", "sharegpt"),
+                ("kto", "openai"), ("preference", "sharegpt"), ("preference", "openai")}
+
+
+def _row_format(record: dict) -> str | None:
+    keys = set(record)
     conv_key = next((k for k in ("conversations", "messages", "conversation") if k in keys), None)
     if conv_key:
-        turns = first.get(conv_key)
+        turns = record.get(conv_key)
         if isinstance(turns, list) and turns and isinstance(turns[0], dict):
             if "chosen" in keys and "rejected" in keys:
                 return "preference"
-            if "label" in keys and _looks_boolean(first.get("label")):
+            if "label" in keys and _looks_boolean(record.get("label")):
                 return "kto"
             if "from" in turns[0] and "value" in turns[0]:
                 return "sharegpt"
@@ -58,7 +84,7 @@ def detect_format(records: list[dict], file: str | None = None) -> str:
         return "alpaca"
     if {"prompt", "chosen", "rejected"} <= keys:
         return "preference"
-    if {"prompt", "completion", "label"} <= keys and _looks_boolean(first.get("label")):
+    if {"prompt", "completion", "label"} <= keys and _looks_boolean(record.get("label")):
         return "kto"
     if {"prompt", "completion"} <= keys:
         return "prompt_completion"
@@ -66,10 +92,52 @@ def detect_format(records: list[dict], file: str | None = None) -> str:
         return "classification"
     if "text" in keys:
         return "text"
-    raise DataError(f"cannot tell the format from the columns {sorted(keys)}; expected e.g. "
-                    f"instruction/input/output (Alpaca), conversations (ShareGPT), messages "
-                    f"(OpenAI), prompt/completion, prompt/chosen/rejected, text, or text/label",
-                    file)
+    return None
+
+
+# ---- column mapping ------------------------------------------------------------------------
+# the column names detection and normalization expect; a mapping renames file columns to them
+STANDARD_COLUMNS = ("instruction", "input", "output", "system", "history", "conversations", "messages",
+                    "prompt", "completion", "chosen", "rejected", "label", "text", "tools")
+
+
+def parse_column_map(text: str | dict | None) -> dict[str, str]:
+    """'instruction=question, output=answer' (standard=file column) into a dict."""
+    if not text:
+        return {}
+    if isinstance(text, dict):
+        pairs = list(text.items())
+    else:
+        pairs = []
+        for piece in text.replace("\n", ",").split(","):
+            if not piece.strip():
+                continue
+            standard, sep, column = piece.partition("=")
+            if not sep or not standard.strip() or not column.strip():
+                raise DataError(f"column mapping '{piece.strip()}' must be written standard=column, "
+                                f"e.g. instruction=question")
+            pairs.append((standard.strip(), column.strip()))
+    mapping = {}
+    for standard, column in pairs:
+        if standard not in STANDARD_COLUMNS:
+            raise DataError(f"column mapping names unknown column '{standard}'; map onto one of "
+                            f"{', '.join(STANDARD_COLUMNS)}")
+        mapping[standard] = column
+    return mapping
+
+
+def apply_column_map(records: list[dict], mapping: dict[str, str], file: str | None = None) -> list[dict]:
+    """Records with the mapped file columns renamed to their standard names."""
+    if not mapping:
+        return records
+    present = set().union(*(set(r) for r in records[:200]))
+    for standard, column in mapping.items():
+        if column not in present:
+            raise DataError(f"the column mapping takes '{column}' as {standard}, but the file has no "
+                            f"such column (columns: {', '.join(sorted(present))})", file, None, column)
+    renamed = {column: standard for standard, column in mapping.items()}
+    return [{renamed.get(k, k): v for k, v in r.items() if k not in mapping or k in renamed}
+            for r in records]
 
 
 def _looks_boolean(value: Any) -> bool:
@@ -195,10 +263,9 @@ def _message(turn: Any, tags: dict, field: str) -> dict:
         raise _RowError(f"has no '{role_key}'", field)
     if content_key not in turn:
         raise _RowError(f"has no '{content_key}'", field)
-    role_map = {tags["user_tag"]: "user", tags["assistant_tag"]: "assistant",
+    role_map = {**ROLE_ALIASES, tags["user_tag"]: "user", tags["assistant_tag"]: "assistant",
                 tags["system_tag"]: "system", tags["observation_tag"]: "tool",
-                tags["function_tag"]: "function_call", "user": "user", "assistant": "assistant",
-                "system": "system", "tool": "tool"}
+                tags["function_tag"]: "function_call"}
     role = role_map.get(turn[role_key])
     if role is None:
         raise _RowError(f"has unknown role {turn[role_key]!r}; expected one of "

@@ -7,6 +7,10 @@ import json
 from pathlib import Path
 
 SUPPORTED_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt")
+TEXT_SPLITS = ("auto", "blank", "line")
+MAX_UPLOAD_MB = 100  # the same limit the web server enforces on uploads
+# columns that hold lists or objects; a CSV cell can only carry them as JSON text
+JSON_COLUMNS = ("conversations", "messages", "history", "chosen", "rejected", "tools")
 
 
 class DataError(ValueError):
@@ -37,6 +41,13 @@ def read_text_file(path: Path) -> str:
         raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line}); "
                         f"save the file as UTF-8", str(path)) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def check_size(path: str | Path, max_mb: float = MAX_UPLOAD_MB) -> None:
+    size = Path(path).stat().st_size
+    if size > max_mb * 1024 * 1024:
+        raise DataError(f"the file is {size / 1024 / 1024:.1f} MB, over the {max_mb:g} MB upload limit",
+                        str(path))
 
 
 def read_records(path: str | Path, text_split: str = "auto") -> list[dict]:
@@ -126,8 +137,24 @@ def _read_csv(path: Path) -> list:
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise DataError(f"has {len(row)} cells but the header has {len(header)}", str(path), number)
-        records.append(dict(zip(header, row)))
+        record = dict(zip(header, row))
+        for key in JSON_COLUMNS:
+            if key in record:
+                record[key] = _json_cell(record[key], path, number, key)
+        records.append(record)
     return records
+
+
+def _json_cell(cell: str, path: Path, row: int, key: str):
+    """A CSV cell that holds a list or an object written as JSON."""
+    text = cell.strip()
+    if not text or text[0] not in "[{":
+        return cell  # plain text (e.g. a chosen answer): the format decides if that is fine
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"holds malformed JSON ({err.msg} at column {err.colno})", str(path), row,
+                        key) from None
 
 
 def _read_parquet(path: Path) -> list:
@@ -153,7 +180,7 @@ def _plain(value):
 
 def _read_txt(path: Path, text_split: str) -> list:
     text = read_text_file(path)
-    if text_split not in ("auto", "line", "blank"):
+    if text_split not in TEXT_SPLITS:
         raise DataError(f"text_split must be auto, line or blank, got {text_split!r}", str(path))
     if text_split == "auto":
         text_split = "blank" if "\n\n" in text.strip() else "line"

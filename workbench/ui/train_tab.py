@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import html
 import time
+from pathlib import Path, PurePath
 
 import gradio as gr
 import pandas as pd
 
 from .. import locale
-from ..config import FIELDS, ConfigError, to_yaml
+from ..config import FIELDS, ConfigError, load_config, save_config, to_yaml
 from ..data import local_dataset_names
 from ..jobs import tail_log
 from ..progress import RunMonitor, format_duration
 from .context import UIContext
-from .form import config_from_values, field_control
+from .form import config_from_values, control_value, field_control
 from . import method_panel
 
 # fields placed in the tab's main rows; the rest go to the accordions by group
@@ -81,6 +82,13 @@ def build(ctx: UIContext) -> None:
         start_btn = loc(gr.Button(loc.t("train.start"), variant="primary", elem_id="train-start"), "train.start")
         abort_btn = loc(gr.Button(loc.t("train.abort"), variant="stop", elem_id="train-abort"), "train.abort")
         resume_btn = loc(gr.Button(loc.t("train.resume"), elem_id="train-resume"), "train.resume")
+    with gr.Row():
+        save_btn = loc(gr.Button(loc.t("jobs.save_config"), size="sm", elem_id="train-save-config"),
+                       "jobs.save_config")
+        load_btn = loc(gr.UploadButton(loc.t("jobs.load_config"), size="sm", file_types=[".yaml", ".yml"],
+                                       file_count="single", elem_id="train-load-config"), "jobs.load_config")
+        saved_file = loc(gr.File(visible=False, interactive=False, elem_id="train-saved-config",
+                                 **loc.kwargs("jobs.config_file")), "jobs.config_file")
     message = gr.Markdown("", elem_id="train-message")
     command_box = loc(gr.Code(language="yaml", visible=False, elem_id="train-command"), "train.command")
 
@@ -98,10 +106,17 @@ def build(ctx: UIContext) -> None:
                                   **loc.kwargs("train.lr_chart")), "train.lr_chart")
     log_box = loc(gr.Textbox(lines=12, max_lines=12, autoscroll=True, interactive=False,
                              elem_id="train-log", **loc.kwargs("train.log")), "train.log")
+    with loc(gr.Accordion(loc.t("jobs.run_details"), open=False, elem_id="train-run-details"), "jobs.run_details"):
+        run_command = gr.Markdown("", elem_id="train-run-command")
+        run_config = loc(gr.Code(language="yaml", interactive=False, elem_id="train-run-config",
+                                 **loc.kwargs("jobs.run_config")), "jobs.run_config")
+        use_config_btn = loc(gr.Button(loc.t("jobs.use_run_config"), size="sm", elem_id="train-use-config"),
+                             "jobs.use_run_config")
     runs_table = loc(gr.Dataframe(value=runs_frame(ctx, loc.lang), interactive=False, elem_id="runs-table",
                                   wrap=True, **loc.kwargs("train.runs")), "train.runs")
     monitor = gr.State(None)
     shown_table = gr.State(None)  # what the runs table shows, so an unchanged table is not resent
+    shown_ids = gr.State(None)    # the run ids the picker offers, so it is updated only on change
     timer = gr.Timer(1.0)
 
     name_of = {component: name for name, component in ctx.fields.items()}
@@ -153,19 +168,31 @@ def build(ctx: UIContext) -> None:
 
     def on_select(run_id, lang):
         if not run_id:
-            return (None, render_progress(None, lang), empty_curve(), empty_curve(), "")
+            return (None, render_progress(None, lang), empty_curve(), empty_curve(), "", "", "")
         mon = RunMonitor(ctx.saves / run_id)
         mon.update()
+        command, config_text = run_details(ctx, run_id, lang)
         return (mon, render_progress(mon, lang, ctx.controller.job(run_id)), loss_frame(mon), lr_frame(mon),
-                tail_log(ctx.saves / run_id))
+                tail_log(ctx.saves / run_id), command, config_text)
 
-    def on_tick(run_id, mon: RunMonitor | None, shown_table, lang):
+    def on_tick(run_id, mon: RunMonitor | None, shown_table, ids_shown, lang):
         """Once a second: new events of the selected run only; redraw what changed."""
-        table = runs_frame(ctx, lang)
+        jobs = ctx.controller.jobs()  # one pass over the runs' job.json files per tick
+        table = runs_frame(ctx, lang, jobs)
         table_key = (lang, table.to_json())
         table_update = gr.skip() if table_key == shown_table else table
+        ids = [job.run_id for job in reversed(jobs)]
+        picker = gr.skip()
+        if ids != ids_shown:  # a run started elsewhere (another browser, the CLI) appears
+            picker = gr.update(choices=ids)
         if not run_id:
-            return None, render_progress(None, lang), gr.skip(), gr.skip(), gr.skip(), table_update, table_key
+            # after a page load or a UI restart: show the run that is training, if any
+            run_id = active_run(ctx, jobs)
+            if run_id:
+                picker = gr.update(choices=ids, value=run_id)
+        if not run_id:
+            return (None, render_progress(None, lang), gr.skip(), gr.skip(), gr.skip(), table_update, table_key,
+                    picker, ids)
         if mon is None or mon.run_dir.name != run_id:
             mon = RunMonitor(ctx.saves / run_id)
         changed = mon.update()
@@ -174,24 +201,92 @@ def build(ctx: UIContext) -> None:
         charts = (loss_frame(mon), lr_frame(mon)) if redraw else (gr.skip(), gr.skip())
         live = job is not None and job.status in ("running", "stopping")
         log = tail_log(ctx.saves / run_id) if changed or live else gr.skip()
-        return (mon, render_progress(mon, lang, job), charts[0], charts[1], log, table_update, table_key)
+        return (mon, render_progress(mon, lang, job), charts[0], charts[1], log, table_update, table_key,
+                picker, ids)
+
+    field_names = list(ctx.fields)
+
+    def form_updates(cfg) -> list:
+        return [gr.update(value=control_value(name, getattr(cfg, name))) for name in field_names]
+
+    def on_save_config(data: dict):
+        lang = data[ctx.lang]
+        try:
+            cfg = read_config(data)
+        except ConfigError as err:
+            return gr.update(visible=False), error_md(lang, err)
+        path = save_form_config(ctx, cfg)
+        return gr.update(value=str(path), visible=True), locale.t("jobs.saved_config", lang, path=path)
+
+    def on_load_config(upload, lang):
+        name = PurePath(str(upload)).name if upload else ""
+        try:
+            cfg = load_config(upload)
+        except ConfigError as err:
+            return [gr.skip()] * len(field_names) + [locale.t("jobs.bad_file", lang, name=name,
+                                                              reason="; ".join(err.problems))]
+        return form_updates(cfg) + [locale.t("jobs.loaded_config", lang, name=name)]
+
+    def on_use_run_config(run_id, lang):
+        if not run_id:
+            return [gr.skip()] * len(field_names) + [locale.t("train.pick_run", lang)]
+        try:
+            cfg = load_config(ctx.saves / run_id / "config.yaml")
+        except ConfigError as err:
+            return [gr.skip()] * len(field_names) + [locale.t("jobs.bad_file", lang, name=run_id,
+                                                              reason="; ".join(err.problems))]
+        cfg.output_dir, cfg.resume_from_checkpoint = None, None  # Start makes a new run of it
+        return form_updates(cfg) + [locale.t("jobs.loaded_config", lang, name=run_id)]
 
     preview_btn.click(on_preview, inputs=form_inputs, outputs=[command_box, message])
     start_btn.click(on_start, inputs=form_inputs, outputs=[message, run_picker])
     abort_btn.click(on_abort, inputs=[run_picker, ctx.lang], outputs=[message])
     resume_btn.click(on_resume, inputs=[run_picker, ctx.lang], outputs=[message, run_picker])
     run_picker.change(on_select, inputs=[run_picker, ctx.lang],
-                      outputs=[monitor, progress, loss_plot, lr_plot, log_box])
+                      outputs=[monitor, progress, loss_plot, lr_plot, log_box, run_command, run_config])
+    save_btn.click(on_save_config, inputs=form_inputs, outputs=[saved_file, message])
+    load_btn.upload(on_load_config, inputs=[load_btn, ctx.lang],
+                    outputs=[ctx.fields[n] for n in field_names] + [message])
+    use_config_btn.click(on_use_run_config, inputs=[run_picker, ctx.lang],
+                         outputs=[ctx.fields[n] for n in field_names] + [message])
     refresh_btn.click(lambda lang: (gr.update(choices=run_choices(ctx)), runs_frame(ctx, lang)),
                       inputs=[ctx.lang], outputs=[run_picker, runs_table])
-    timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, ctx.lang],
-               outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table],
+    timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, shown_ids, ctx.lang],
+               outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table,
+                        run_picker, shown_ids],
                show_progress="hidden")
 
 
 # ---- rendering helpers (plain functions, tested without a browser) ----------------------
 def run_choices(ctx: UIContext) -> list[str]:
     return list(reversed(ctx.controller.run_ids()))
+
+
+def active_run(ctx: UIContext, jobs=None) -> str | None:
+    """The newest run that is training or stopping (what a reopened page should show)."""
+    for job in reversed(jobs if jobs is not None else ctx.controller.jobs()):
+        if job.status in ("running", "stopping"):
+            return job.run_id
+    return None
+
+
+def run_details(ctx: UIContext, run_id: str, lang: str) -> tuple[str, str]:
+    """The command that repeats the run, and its config.yaml."""
+    try:
+        config_text = (ctx.saves / run_id / "config.yaml").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        config_text = ""
+    command = f"{locale.t('jobs.command', lang)}\n```\n{ctx.controller.equivalent_command(run_id)}\n```"
+    return command, config_text
+
+
+def save_form_config(ctx: UIContext, cfg) -> Path:
+    """The form's config as a YAML file under saves/configs (kept, and offered for download)."""
+    folder = ctx.saves / "configs"
+    name = safe_run_name(cfg.output_dir) if cfg.output_dir else None
+    path = folder / f"{name or time.strftime('%Y%m%d-%H%M%S')}.yaml"
+    save_config(cfg, path)
+    return path
 
 
 def error_md(lang: str, err: ConfigError) -> str:
@@ -226,13 +321,16 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
     pct = 100 * mon.fraction
     parts = [f"{locale.t('train.step', lang)} {mon.step}/{mon.max_steps or '?'}", f"{pct:.0f}%",
              f"{locale.t('train.eta', lang)} {format_duration(mon.eta_seconds())}"]
+    sps = mon.steps_per_second()
+    if sps:
+        parts.append(f"{sps:.2f} {locale.t('jobs.steps_per_second', lang)}")
     tps = mon.tokens_per_second()
     if tps:
         parts.append(f"{tps:.0f} {locale.t('train.tokens_per_second', lang)}")
     if mon.last_loss() is not None:
         parts.append(f"loss {mon.last_loss():.4f}")
     phase = locale.t(f"phase.{mon.phase}", lang) if status in ("running", "stopping") else ""
-    message = html.escape(job.message) if job and job.message else ""
+    message = html.escape(job_message(job, lang, mon.run_dir))
     return (
         f"<div class='wb-progress' data-status='{status}' data-step='{mon.step}' data-max='{mon.max_steps}'>"
         f"<div class='wb-status'><b>{html.escape(locale.t('status.' + status, lang))}</b> {html.escape(phase)}"
@@ -241,17 +339,28 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
         f"<div class='wb-meta'>{html.escape(' · '.join(parts))}</div></div>")
 
 
-def runs_frame(ctx: UIContext, lang: str) -> pd.DataFrame:
-    """One row per run: status, method, dataset, steps, last loss, duration."""
-    import yaml
+def job_message(job, lang: str, run_dir: Path | None = None) -> str:
+    """Why a run ended or what its abort is doing, in one line; Resume offered where it can."""
+    from ..train import complete_checkpoints
 
+    if job is None:
+        return ""
+    if job.status == "stopping" and job.abort_stage:
+        return locale.t(f"jobs.stage.{job.abort_stage}", lang)
+    text = job.message or ""
+    if job.status in ("interrupted", "aborted", "failed") and "resume" not in text.lower() \
+            and run_dir and complete_checkpoints(run_dir):
+        offer = locale.t("jobs.resume_offered", lang)
+        text = f"{text} · {offer}" if text else offer
+    return text
+
+
+def runs_frame(ctx: UIContext, lang: str, jobs=None) -> pd.DataFrame:
+    """One row per run: status, method, dataset, steps, last loss, duration."""
     rows = []
-    for job in reversed(ctx.controller.jobs()):
+    for job in reversed(jobs if jobs is not None else ctx.controller.jobs()):
         run_dir = ctx.saves / job.run_id
-        try:
-            cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        except (FileNotFoundError, yaml.YAMLError):
-            cfg = {}
+        cfg = run_config_summary(run_dir / "config.yaml")
         step, loss = last_progress(run_dir)
         end = job.ended or (time.time() if job.status in ("running", "stopping") else None)
         duration = format_duration(end - job.started) if job.started and end else "—"
@@ -260,6 +369,28 @@ def runs_frame(ctx: UIContext, lang: str) -> pd.DataFrame:
                      step, "" if loss is None else f"{loss:.4f}", duration])
     columns = [locale.t(f"runs.{c}", lang) for c in ("run", "status", "method", "dataset", "steps", "loss", "duration")]
     return pd.DataFrame(rows, columns=columns)
+
+
+_CONFIG_CACHE: dict[Path, tuple[float, dict]] = {}
+
+
+def run_config_summary(path: Path) -> dict:
+    """A run's config.yaml as a dict, parsed again only when the file changed (it rarely does)."""
+    import yaml
+
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return {}
+    cached = _CONFIG_CACHE.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        data = {}
+    _CONFIG_CACHE[path] = (mtime, data if isinstance(data, dict) else {})
+    return _CONFIG_CACHE[path][1]
 
 
 def last_progress(run_dir) -> tuple[str, float | None]:
