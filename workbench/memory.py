@@ -76,6 +76,10 @@ def model_config(name: str):
         raise EstimateError(f"cannot read the config of '{name}': {text}") from None
 
 
+HEAD_OUTPUTS = {"cls": 2, "rm": 1}  # stages trained with a sequence-classification head
+PAIRED_STAGES = ("dpo", "rm")  # each row is a chosen and a rejected sequence
+
+
 def meta_model(cfg, config):
     """The model with the method applied, built without memory (weights on `meta`)."""
     import torch
@@ -88,9 +92,9 @@ def meta_model(cfg, config):
     shape_cfg = copy.copy(cfg)
     shape_cfg.pissa_init, shape_cfg.quantization_bit, shape_cfg.dropout = False, None, None
     with torch.device("meta"):
-        if cfg.stage == "cls":
+        if cfg.stage in HEAD_OUTPUTS:
             config = copy.copy(config)
-            config.num_labels = 2
+            config.num_labels = HEAD_OUTPUTS[cfg.stage]
             model = AutoModelForSequenceClassification.from_config(config)
         else:
             model = AutoModelForCausalLM.from_config(config)
@@ -149,7 +153,8 @@ def optimizer_bytes(cfg, trainable: int, train_width: int = 4) -> int:
 def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu") -> int:
     if trainable == 0:
         return 0
-    tokens = cfg.per_device_train_batch_size * (cfg.cutoff_len + _virtual_tokens(cfg))
+    sequences = cfg.per_device_train_batch_size * (2 if cfg.stage in PAIRED_STAGES else 1)
+    tokens = sequences * (cfg.cutoff_len + _virtual_tokens(cfg))
     h = config.hidden_size
     inter = getattr(config, "intermediate_size", None) or 4 * h
     heads = config.num_attention_heads
@@ -168,8 +173,8 @@ def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu
         body = tokens * (kept * h + per_token_layer) * width
     else:
         body = tokens * kept * per_token_layer * width
-    outputs = config.num_labels if cfg.stage == "cls" else config.vocab_size
-    positions = cfg.per_device_train_batch_size if cfg.stage == "cls" else tokens
+    outputs = HEAD_OUTPUTS.get(cfg.stage, config.vocab_size)
+    positions = sequences if cfg.stage in HEAD_OUTPUTS else tokens
     logits = positions * outputs * (width + 2 * 4)
     return int(body + logits)
 
@@ -193,7 +198,7 @@ def device_memory(device: str) -> tuple[int, int]:
 
 def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
     """Trainable parameters and memory of a run, without loading any weights."""
-    from .methods import count_parameters
+    from .methods import PEFT_METHODS, count_parameters
     from .models import device_type
 
     config = config or model_config(cfg.model_name_or_path)
@@ -204,9 +209,12 @@ def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
     # trainable parameters of adapters are kept in fp32 by peft; full/freeze use the model's width
     train_width = 4 if cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning") else width
     total_dev, free_dev = device_memory(device)
+    weights = weight_bytes(summary.total, quantizable_parameters(model), cfg, width)
+    if cfg.stage in ("dpo", "kto") and cfg.use_ref_model and cfg.finetuning_type not in PEFT_METHODS:
+        weights *= 2  # a frozen copy of the model as the reference (adapters just switch off)
     return MemoryEstimate(
         trainable=summary.trainable, total=summary.total,
-        weights=weight_bytes(summary.total, quantizable_parameters(model), cfg, width),
+        weights=weights,
         gradients=summary.trainable * train_width,
         optimizer=optimizer_bytes(cfg, summary.trainable, train_width),
         activations=activation_bytes(cfg, config, width, summary.trainable, device),
