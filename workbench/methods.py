@@ -89,8 +89,9 @@ def lora_config(cfg, task_type: str = "CAUSAL_LM"):
 
 
 def task_type_of(cfg) -> str:
-    """peft's task type: a classification run keeps its head trainable (modules_to_save)."""
-    return "SEQ_CLS" if cfg.stage == "cls" else "CAUSAL_LM"
+    """peft's task type: a reward or classification model trains its new head along with the
+    adapters (peft keeps it in modules_to_save)."""
+    return "SEQ_CLS" if cfg.stage in ("rm", "cls") else "CAUSAL_LM"
 
 
 def peft_config(cfg, task_type: str | None = None):
@@ -122,9 +123,7 @@ def apply_method(model, cfg):
             model = peft.prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=cfg.activation_checkpointing)
         try:
-            # a reward or classification model trains its new head along with the adapters
-            task_type = "SEQ_CLS" if cfg.stage in ("rm", "cls") else "CAUSAL_LM"
-            return peft.get_peft_model(model, peft_config(cfg, task_type))
+            return peft.get_peft_model(model, peft_config(cfg, task_type_of(cfg)))
         except ValueError as err:
             raise MethodError(f"{kind}: {err}") from None
     if kind == "full":
