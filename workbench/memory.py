@@ -7,9 +7,9 @@ adds up, in bytes:
   weights      every parameter at its stored width (4/8-bit for quantized linear layers)
   gradients    one per trainable parameter
   optimizer    AdamW: two moments per trainable parameter, in its type (8-bit Adam: two bytes)
-  activations  what the backward pass keeps for batch x cutoff tokens: per layer and token
-               ~(10 h + 2 kv + 4 i) values plus attention scores (CPU), and the logits over the
-               vocabulary (kept in fp32 three times: logits, log-softmax, gradient)
+  activations  what the backward pass keeps for batch x cutoff tokens: per layer and token a
+               few hidden-size vectors plus the attention scores (CPU), and the logits over
+               the vocabulary (about eight fp32 copies at the peak)
   overhead     the runtime itself (Python, torch and libraries on a CPU; the CUDA context)
 
 and compares the sum with the memory of the device the run will use. The error against real
@@ -76,6 +76,7 @@ def model_config(name: str):
         raise EstimateError(f"cannot read the config of '{name}': {text}") from None
 
 
+LOGIT_BYTES = 32
 HEAD_OUTPUTS = {"cls": 2, "rm": 1}  # stages trained with a sequence-classification head
 PAIRED_STAGES = ("dpo", "rm")  # each row is a chosen and a rejected sequence
 
@@ -160,10 +161,14 @@ def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu
     heads = config.num_attention_heads
     kv = h // heads * (getattr(config, "num_key_value_heads", None) or heads)
     layers = config.num_hidden_layers
-    # attention on a CPU (sdpa's math path) keeps the scores and the probabilities, heads x length
-    # per token each; the fused GPU kernels keep neither
-    scores = 0 if device == "cuda" else 2 * heads * (cfg.cutoff_len + _virtual_tokens(cfg))
-    per_token_layer = 10 * h + 2 * kv + 4 * inter + scores
+    length = cfg.cutoff_len + _virtual_tokens(cfg)
+    if device == "cuda":
+        # fused attention kernels keep no scores (not measured here: no GPU on hand)
+        per_token_layer = 6 * h + 2 * kv + 3 * inter
+    else:
+        # fitted to peaks measured on a CPU (scripts/measure_memory.py): sdpa's math path keeps
+        # ~2.5 copies of the heads x length attention scores per token; little else per layer
+        per_token_layer = 3 * h + int(2.5 * heads * length)
     # freeze tuning needs no backward pass through the frozen blocks below the trained ones
     kept = min(cfg.freeze_trainable_layers, layers) if cfg.finetuning_type == "freeze" else layers
     if cfg.finetuning_type == "head":  # only the head learns: nothing flows back into the body
@@ -175,7 +180,9 @@ def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu
         body = tokens * kept * per_token_layer * width
     outputs = HEAD_OUTPUTS.get(cfg.stage, config.vocab_size)
     positions = sequences if cfg.stage in HEAD_OUTPUTS else tokens
-    logits = positions * outputs * (width + 2 * 4)
+    # logits, their fp32 copy, log-softmax, gradients, and trl's entropy/accuracy
+    # temporaries: ~8 fp32 copies at the peak (measured)
+    logits = positions * outputs * LOGIT_BYTES
     return int(body + logits)
 
 
