@@ -9,7 +9,7 @@ adds up, in bytes:
   optimizer    AdamW: two moments per trainable parameter, in its type (8-bit Adam: two bytes)
   activations  what the backward pass keeps for batch x cutoff tokens: per layer and token a
                few hidden-size vectors plus the attention scores (CPU), and the logits over
-               the vocabulary (about eight fp32 copies at the peak)
+               the vocabulary (several fp32 copies at the peak)
   overhead     the runtime itself (Python, torch and libraries on a CPU; the CUDA context)
 
 and compares the sum with the memory of the device the run will use. The error against real
@@ -76,7 +76,7 @@ def model_config(name: str):
         raise EstimateError(f"cannot read the config of '{name}': {text}") from None
 
 
-LOGIT_BYTES = 32
+LOGIT_BYTES_ADAPTER, LOGIT_BYTES_PLAIN = 32, 12
 HEAD_OUTPUTS = {"cls": 2, "rm": 1}  # stages trained with a sequence-classification head
 PAIRED_STAGES = ("dpo", "rm")  # each row is a chosen and a rejected sequence
 
@@ -180,9 +180,10 @@ def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu
         body = tokens * kept * per_token_layer * width
     outputs = HEAD_OUTPUTS.get(cfg.stage, config.vocab_size)
     positions = sequences if cfg.stage in HEAD_OUTPUTS else tokens
-    # logits, their fp32 copy, log-softmax, gradients, and trl's entropy/accuracy
-    # temporaries: ~8 fp32 copies at the peak (measured)
-    logits = positions * outputs * LOGIT_BYTES
+    # logits, log-softmax, gradients and trl's entropy/accuracy temporaries: measured at ~8 fp32
+    # copies at the peak with an adapter (peft) model, ~3 with a plain one
+    adapter = cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning")
+    logits = positions * outputs * (LOGIT_BYTES_ADAPTER if adapter else LOGIT_BYTES_PLAIN)
     return int(body + logits)
 
 
