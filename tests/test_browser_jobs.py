@@ -56,7 +56,7 @@ def test_two_sessions_queue_and_a_restarted_app_finds_the_live_run(tmp_path, tin
             assert second.locator("#field-max_steps input").input_value() == "3"
             second.click("#train-save-config")
             wait_until(lambda: "Config saved" in second.inner_text("#train-message"), 30, what="the saved config")
-            assert second.locator("#train-saved-config").is_visible()
+            wait_until(lambda: second.locator("#train-saved-config").is_visible(), 30, what="the saved file")
             assert len(list((saves / "configs").glob("*.yaml"))) == 1
             second.click("#train-start")
             wait_until(lambda: "Queued run" in second.inner_text("#train-message"), 30, what="the queued message")
@@ -88,6 +88,12 @@ def test_two_sessions_queue_and_a_restarted_app_finds_the_live_run(tmp_path, tin
             table = lambda: first.inner_text("#runs-table")  # noqa: E731
             wait_until(lambda: "Finished" in table(), 240, what="the queued run to start by itself and finish")
             assert re.search(r"Aborted", table())
+
+            # the run controls in Chinese (the upload button keeps working as a button)
+            first.get_by_text("简体中文").click()
+            wait_until(lambda: "加载配置" in first.locator("#train-load-config").inner_text(), 30,
+                       what="Chinese labels")
+            wait_until(lambda: "已完成" in table() and "状态" in table(), 30, what="the runs table in Chinese")
         browser.close()
     assert (saves / runs[0] / "final" / "adapter_model.safetensors").is_file()
     assert (saves / runs[1] / "final" / "adapter_model.safetensors").is_file()

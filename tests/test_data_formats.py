@@ -74,6 +74,9 @@ def test_role_names_of_common_dumps_are_understood(tmp_path):
 def test_kto_labels_are_booleans(tmp_path):
     rows, _ = read_file(write_jsonl(tmp_path / "k.jsonl", KTO))
     assert [r["label"] for r in rows] == [True, False]
+    (tmp_path / "k.csv").write_text("prompt,completion,label\na,b,1\nc,d,0\ne,f,yes\n", encoding="utf-8")
+    rows, fmt = read_file(tmp_path / "k.csv")
+    assert fmt == "kto" and [r["label"] for r in rows] == [True, False, True]
 
 
 def test_every_file_type_reads_the_same_rows(tmp_path):

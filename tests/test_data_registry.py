@@ -86,7 +86,7 @@ def test_a_bad_upload_writes_nothing(dataset_dir, tmp_path):
             add_dataset(dataset_dir, name, good)
     assert {p.name: p.read_bytes() for p in (dataset_dir / "uploads").iterdir()} == before
     assert (dataset_dir / "dataset_info.json").read_bytes() == shipped
-    assert set(load_registry(dataset_dir)) == {"identity", "good"}
+    assert set(load_registry(dataset_dir)) == set(json.loads(shipped)) | {"good"}
     add_dataset(dataset_dir, "good", broken.with_name("good.jsonl"), overwrite=True)  # replacing is explicit
 
 
@@ -105,12 +105,12 @@ def test_cli_add_and_inspect_a_file(dataset_dir, tmp_path):
 
 def test_cli_bad_input_exits_nonzero_with_the_message(dataset_dir, tmp_path):
     path = tmp_path / "bad.json"
-    path.write_text('[{"conversations": [{"from": "human", "value": "hi"}, {"from": "bot", "value": "yo"}]}]')
+    path.write_text('[{"conversations": [{"from": "human", "value": "hi"}, {"from": "narrator", "value": "yo"}]}]')
     for args in (("data", "inspect", str(path)),
                  ("data", "add", str(path), "--name", "bad", "--dataset-dir", str(dataset_dir))):
         result = run_cli(*args)
         assert result.returncode == 1
-        assert "bad.json, row 1, field 'conversations[1]': has unknown role 'bot'" in result.stderr
+        assert "bad.json, row 1, field 'conversations[1]': has unknown role 'narrator'" in result.stderr
     assert not (dataset_dir / "uploads").exists()
 
 
@@ -137,3 +137,10 @@ def test_shipped_datasets_have_the_promised_shape():
     labels = {r["label"] for r in sentiment}
     assert len(sentiment) >= 180 and labels == {"positive", "negative", "neutral"}
     assert min(sum(r["label"] == label for r in sentiment) for label in labels) >= 50
+
+
+def test_a_missing_file_is_not_mistaken_for_a_dataset_name(tokenizer, tmp_path):
+    with pytest.raises(DataError, match="nothere.csv: file not found"):
+        inspect(RunConfig(), tokenizer, str(tmp_path / "nothere.csv"))
+    with pytest.raises(DataError, match="dataset 'nothere' is not in"):
+        inspect(RunConfig(dataset_dir=str(ROOT / "data")), tokenizer, "nothere")

@@ -199,3 +199,21 @@ def test_engine_arguments_for_several_processes(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="DeepSpeed"):
         distributed.engine_training_args(cfg, tmp_path)
     assert json.loads((tmp_path / "deepspeed.json").read_text())["zero_optimization"]["stage"] == 2
+
+
+def test_one_run_at_a_time_per_device_set(saves, monkeypatch):
+    controller = JobController(saves, max_running=0)
+    cfg = {"model_name_or_path": "m", "dataset": "identity"}
+    for run_id, devices in [("gpu0-a", "0"), ("gpu0-b", "0"), ("gpu1", "1"), ("both", "0,1")]:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", devices)
+        controller.submit(from_dict(dict(cfg)), run_id=run_id)
+    launched = []
+    monkeypatch.setattr(controller, "_launch", lambda job: (launched.append((job.run_id, job.devices)),
+                                                           setattr(job, "status", "running"),
+                                                           job.save(saves / job.run_id)))
+    monkeypatch.setattr(controller, "is_alive", lambda job: True)
+    controller.max_running = 1
+    controller.tick()
+    # device 0 and device 1 each run one; the second run on 0 and the run on both wait
+    assert launched == [("gpu0-a", "0"), ("gpu1", "1")]
+    assert controller.job("gpu0-b").status == "queued" and controller.job("both").status == "queued"

@@ -3,14 +3,18 @@
 Models are loaded once and cached. A LoRA-family run is attached to its cached base as a named
 adapter, and the base answers with the adapter switched off, so comparing base vs tuned holds
 one copy of the base weights. Where switching off is not exact (PiSSA/OLoRA initialisation
-rewrites the base weights) and for full/freeze runs, the tuned model is a separate copy.
+rewrites the base weights when the adapter loads) and for full/freeze runs, the tuned model is a
+separate copy and the base stays clean. Generations run one at a time (a queue), each in its own
+thread feeding a streamer, so a reply never mixes with another session's.
 """
 from __future__ import annotations
 
 import contextlib
+import gc
+import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -33,13 +37,43 @@ class GenerationSettings:
     repetition_penalty: float = 1.1
     seed: int = 42
 
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, each naming the setting."""
+        found = []
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            found.append(f"max_new_tokens must be a whole number of at least 1, got {self.max_new_tokens!r}")
+        if self.temperature is None or self.temperature < 0:
+            found.append(f"temperature must be 0 (greedy) or more, got {self.temperature!r}")
+        if self.top_p is None or not 0 < self.top_p <= 1:
+            found.append(f"top_p must be above 0 and at most 1, got {self.top_p!r}")
+        if self.top_k is None or self.top_k < 0:
+            found.append(f"top_k must be 0 (off) or more, got {self.top_k!r}")
+        if self.repetition_penalty is None or self.repetition_penalty <= 0:
+            found.append(f"repetition_penalty must be above 0 (1 = off), got {self.repetition_penalty!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            found.append(f"seed must be a whole number of 0 or more, got {self.seed!r}")
+        return found
+
+    def check(self) -> "GenerationSettings":
+        problems = self.problems()
+        if problems:
+            raise ValueError("generation settings: " + "; ".join(problems))
+        return self
+
     def generate_kwargs(self) -> dict:
+        """Keyword arguments for `model.generate`; temperature 0 means greedy decoding."""
         sample = self.temperature > 0
         kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=sample,
                       repetition_penalty=self.repetition_penalty)
         if sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
         return kwargs
+
+
+# Adapter initialisations that rewrite the base weights when the adapter is loaded: switching
+# such an adapter off does not give back the original base, so it gets a base copy of its own.
+_BASE_REWRITING_INITS = ("pissa", "olora", "corda")
+_PROMPT_LEARNING = ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING", "CPT")
 
 
 @dataclass(frozen=True)
@@ -51,6 +85,13 @@ class Target:
     model_dir: str | None = None        # a whole tuned model (full/freeze runs)
     quantization_bit: int | None = None
     exact_toggle: bool = True           # adapter off == base (False for PiSSA/OLoRA)
+    peft_type: str | None = None        # LORA, IA3, PROMPT_TUNING, ...
+    template: str = "auto"              # the run's chat template setting
+    run_quantization_bit: int | None = None  # what the run trained with
+
+    @property
+    def is_base(self) -> bool:
+        return not self.adapter_dir and not self.model_dir
 
 
 def run_config(run_dir: Path) -> dict:
@@ -61,194 +102,91 @@ def run_config(run_dir: Path) -> dict:
 
 
 def list_targets(root: Path | None = None, base_model: str = DEFAULT_MODEL) -> list[str]:
-    """Target specs: the base, each run with a result, and each complete checkpoint."""
+    """Target specs: the default base, the base of each run, each run with a result, and each
+    complete checkpoint (newest first)."""
     root = Path(root or saves_root())
-    specs = [BASE_PREFIX + base_model]
+    bases, runs = [BASE_PREFIX + base_model], []
     if not root.is_dir():
-        return specs
+        return bases
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found = [f"{run_dir.name}/{c.name}" for c in reversed(complete_checkpoints(run_dir))]
         if (run_dir / FINAL_DIR).is_dir():
-            specs.append(run_dir.name)
-        specs += [f"{run_dir.name}/{c.name}" for c in reversed(complete_checkpoints(run_dir))]
-    return specs
+            found.insert(0, run_dir.name)
+        if found:
+            runs += found
+            run_base = BASE_PREFIX + str(run_config(run_dir).get("model_name_or_path") or base_model)
+            if run_base not in bases:
+                bases.append(run_base)
+    return bases + runs
+
+
+def _adapter_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | None | str = "run") -> Target:
-    """A spec is 'base:<model>', '<run>' (its final result) or '<run>/checkpoint-N'."""
+    """A spec is 'base:<model>', '<run>' (its final result) or '<run>/checkpoint-N'.
+
+    quantization_bit: "run" (the run's own; none for the base), None, 4 or 8."""
+    if quantization_bit not in ("run", None, 4, 8):
+        raise ValueError(f"quantization must be run, none, 4 or 8, got {quantization_bit!r}")
     if spec.startswith(BASE_PREFIX):
         quant = None if quantization_bit == "run" else quantization_bit
         return Target(label=spec, base_model=spec[len(BASE_PREFIX):], quantization_bit=quant)
     root = Path(root or saves_root())
     run_id, _, checkpoint = spec.partition("/")
     run_dir = root / run_id
-    if not run_dir.is_dir() or "/" in checkpoint or ".." in spec:
-        raise ValueError(f"no such run: {spec}")
+    if not run_id or not run_dir.is_dir() or "/" in checkpoint or ".." in spec:
+        raise ValueError(f"no such run: {spec} (looked in {root})")
     folder = run_dir / (checkpoint or FINAL_DIR)
     if not folder.is_dir():
         raise ValueError(f"{spec} has no saved result yet")
     cfg = run_config(run_dir)
     base = cfg.get("model_name_or_path", DEFAULT_MODEL)
-    quant = cfg.get("quantization_bit") if quantization_bit == "run" else quantization_bit
+    run_quant = cfg.get("quantization_bit")
+    quant = run_quant if quantization_bit == "run" else quantization_bit
+    common = dict(quantization_bit=quant, template=cfg.get("template") or "auto", run_quantization_bit=run_quant)
     if (folder / "adapter_config.json").is_file():
-        exact = not cfg.get("pissa_init", False)
-        return Target(spec, base, adapter_dir=str(folder), quantization_bit=quant, exact_toggle=exact)
-    return Target(spec, base, model_dir=str(folder), quantization_bit=quant)
+        adapter = _adapter_config(folder)
+        init = adapter.get("init_lora_weights")
+        rewrites = isinstance(init, str) and init.lower().startswith(_BASE_REWRITING_INITS)
+        return Target(spec, base, adapter_dir=str(folder),
+                      exact_toggle=not (rewrites or cfg.get("pissa_init", False)),
+                      peft_type=str(adapter.get("peft_type") or "LORA").upper(), **common)
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{spec}: {folder} holds neither an adapter nor a model")
+    return Target(spec, base, model_dir=str(folder), **common)
+
+
+def resolve_pair(left: str, right: str | None, root: Path | None = None,
+                 quantization_bit: int | None | str = "run") -> tuple[Target, Target | None]:
+    """Targets for a compare view. A base compared against a run of that base gets the run's
+    chat template (the very same prompt text) and, with "run" quantization, the run's
+    quantization: the fair comparison, and one shared base copy."""
+    a = resolve_target(left, root, quantization_bit)
+    b = resolve_target(right, root, quantization_bit) if right else None
+    if b is not None:
+        a, b = _match_base(a, b, quantization_bit), _match_base(b, a, quantization_bit)
+    return a, b
+
+
+def _match_base(target: Target, other: Target, quantization_bit) -> Target:
+    if target.is_base and not other.is_base and other.base_model == target.base_model:
+        quant = other.quantization_bit if quantization_bit == "run" else target.quantization_bit
+        return replace(target, quantization_bit=quant, template=other.template)
+    return target
 
 
 class _Loaded:
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, family: str):
         self.model = model
         self.tokenizer = tokenizer
+        self.family = family                 # which adapter kind it can hold (peft mixes none)
         self.adapters: dict[str, str] = {}   # adapter name → folder
-        self.lock = threading.Lock()         # one generation at a time per weights copy
         self.last_used = time.time()
-
-
-class ChatEngine:
-    """Loads, caches and releases models; streams replies. Thread-safe."""
-
-    def __init__(self, max_models: int = 2):
-        self.max_models = max_models
-        self._models: dict[tuple, _Loaded] = {}
-        self._lock = threading.Lock()
-
-    # ---- loading ------------------------------------------------------------------------
-    def _key(self, target: Target) -> tuple:
-        if target.model_dir:
-            return ("model", target.model_dir, target.quantization_bit)
-        if target.adapter_dir and not target.exact_toggle:
-            return ("own-base", target.adapter_dir, target.quantization_bit)
-        return ("base", target.base_model, target.quantization_bit)
-
-    def _load(self, target: Target) -> _Loaded:
-        from . import models
-
-        key = self._key(target)
-        with self._lock:
-            loaded = self._models.get(key)
-            if loaded is None:
-                self._evict_if_full()
-                source = target.model_dir or target.base_model
-                tokenizer = models.load_tokenizer(target.adapter_dir or source)
-                model = models.load_causal_lm(source, quantization_bit=target.quantization_bit)
-                model.eval()
-                loaded = _Loaded(model, tokenizer)
-                self._models[key] = loaded
-            if target.adapter_dir:
-                self._attach_adapter(loaded, target.adapter_dir)
-            loaded.last_used = time.time()
-            return loaded
-
-    def _attach_adapter(self, loaded: _Loaded, adapter_dir: str) -> None:
-        from peft import PeftModel
-
-        name = adapter_name(adapter_dir)
-        if name in loaded.adapters:
-            return
-        with loaded.lock:
-            if isinstance(loaded.model, PeftModel):
-                loaded.model.load_adapter(adapter_dir, adapter_name=name)
-            else:
-                loaded.model = PeftModel.from_pretrained(loaded.model, adapter_dir, adapter_name=name)
-            loaded.model.eval()
-            loaded.adapters[name] = adapter_dir
-
-    def _evict_if_full(self) -> None:
-        while len(self._models) >= self.max_models:
-            oldest = min(self._models, key=lambda k: self._models[k].last_used)
-            self._models.pop(oldest)
-        import gc
-
-        gc.collect()
-
-    def release(self, keep: list[Target] | None = None) -> None:
-        """Drop cached models not needed by the targets in `keep`."""
-        wanted = {self._key(t) for t in keep or []}
-        with self._lock:
-            for key in [k for k in self._models if k not in wanted]:
-                self._models.pop(key)
-        import gc
-
-        gc.collect()
-
-    # ---- generation ---------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _activate(self, loaded: _Loaded, target: Target):
-        """Hold the model's lock with the right adapter on (or all adapters off)."""
-        from peft import PeftModel
-
-        with loaded.lock:
-            model = loaded.model
-            if isinstance(model, PeftModel):
-                if target.adapter_dir:
-                    model.set_adapter(adapter_name(target.adapter_dir))
-                    yield model
-                else:
-                    with model.disable_adapter():
-                        yield model
-            else:
-                yield model
-
-    def prompt_ids(self, tokenizer, messages: list[dict], settings: GenerationSettings):
-        template, _ = chat_template_for(tokenizer, "auto")
-        if settings.system_prompt.strip():
-            messages = [{"role": "system", "content": settings.system_prompt}] + \
-                       [m for m in messages if m["role"] != "system"]
-        text = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                             add_generation_prompt=True)
-        return tokenizer(text, add_special_tokens=False, return_tensors="pt")
-
-    def stream(self, target: Target, messages: list[dict], settings: GenerationSettings,
-               stop: threading.Event | None = None) -> Iterator["StreamUpdate"]:
-        """Yield the growing reply and tokens/s until done or `stop` is set."""
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-        loaded = self._load(target)
-        stop = stop or threading.Event()
-        tokenizer = loaded.tokenizer
-        inputs = self.prompt_ids(tokenizer, messages, settings)
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return stop.is_set()
-
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs = dict(**inputs, **settings.generate_kwargs(), streamer=streamer,
-                      stopping_criteria=StoppingCriteriaList([_Stop()]),
-                      pad_token_id=tokenizer.pad_token_id)
-        errors: list[BaseException] = []
-
-        def work():
-            try:
-                with self._activate(loaded, target) as model:
-                    torch.manual_seed(settings.seed)
-                    with torch.inference_mode():
-                        model.generate(**kwargs)
-            except BaseException as err:  # noqa: BLE001 - surfaced to the caller below
-                errors.append(err)
-                streamer.end()
-
-        thread = threading.Thread(target=work, daemon=True)
-        started = time.time()
-        thread.start()
-        text, pieces = "", 0
-        for piece in streamer:
-            text += piece
-            pieces += 1
-            yield StreamUpdate(text, len(tokenizer(text, add_special_tokens=False)["input_ids"]),
-                               time.time() - started)
-        thread.join()
-        if errors:
-            raise errors[0]
-        yield StreamUpdate(text, len(tokenizer(text, add_special_tokens=False)["input_ids"]),
-                           time.time() - started, done=True)
-
-    def reply(self, target: Target, messages: list[dict], settings: GenerationSettings) -> str:
-        last = ""
-        for update in self.stream(target, messages, settings):
-            last = update.text
-        return last
 
 
 @dataclass
@@ -257,13 +195,275 @@ class StreamUpdate:
     tokens: int
     seconds: float
     done: bool = False
+    queued: bool = False          # waiting for another generation to finish
+    template_fallback: bool = False  # the model has no chat template: the plain one is used
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+class ChatEngine:
+    """Loads, caches and releases models; streams replies. Thread-safe.
+
+    One generation runs at a time (a queue): adapters are switched on a shared model, the seed
+    lives in torch's global generator, and two generations on a 2-core CPU only slow each other."""
+
+    def __init__(self, max_models: int = 2):
+        self.max_models = max_models
+        self._models: dict[tuple, _Loaded] = {}
+        self._lock = threading.Lock()        # guards the cache
+        self._busy = threading.Lock()        # held while a model generates or is changed
+        self._selected: dict[str, list[Target]] = {}  # session → what it has selected
+
+    # ---- loading ------------------------------------------------------------------------
+    def _key(self, target: Target) -> tuple:
+        if target.model_dir:
+            return ("model", target.model_dir, target.quantization_bit)
+        if target.adapter_dir and not target.exact_toggle:
+            return ("own-base", target.adapter_dir, target.quantization_bit)
+        family = _family(target.peft_type)
+        if target.is_base:
+            # the base is any shared copy of these weights with its adapters switched off
+            for key in self._models:
+                if key[:3] == ("shared", target.base_model, target.quantization_bit):
+                    return key
+        return ("shared", target.base_model, target.quantization_bit, family)
+
+    def cached_keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._models)
+
+    def _load(self, target: Target) -> _Loaded:
+        from . import models
+
+        with self._lock:
+            key = self._key(target)
+            loaded = self._models.get(key)
+            if loaded is None:
+                self._evict_for_new()
+                source = target.model_dir or target.base_model
+                tokenizer = models.load_tokenizer(_tokenizer_source(target))
+                model = models.load_causal_lm(source, quantization_bit=target.quantization_bit)
+                model.eval()
+                _keep_4bit_weights_unpacked(model)
+                loaded = _Loaded(model, tokenizer, key[3] if key[0] == "shared" else key[0])
+                self._models[key] = loaded
+            loaded.last_used = time.time()
+        if target.adapter_dir:
+            self._attach_adapter(loaded, target.adapter_dir)
+        return loaded
+
+    def _attach_adapter(self, loaded: _Loaded, adapter_dir: str) -> None:
+        from peft import PeftModel
+
+        name = adapter_name(adapter_dir)
+        if name in loaded.adapters:
+            return
+        with self._busy:  # never change a model another thread is generating with
+            if name in loaded.adapters:
+                return
+            if isinstance(loaded.model, PeftModel):
+                loaded.model.load_adapter(adapter_dir, adapter_name=name)
+            else:
+                loaded.model = PeftModel.from_pretrained(loaded.model, adapter_dir, adapter_name=name)
+            loaded.model.eval()
+            loaded.adapters[name] = adapter_dir
+
+    def _evict_for_new(self) -> None:
+        """Make room for one more model: drop the least recently used ones."""
+        while self._models and len(self._models) >= self.max_models:
+            oldest = min(self._models, key=lambda k: self._models[k].last_used)
+            self._models.pop(oldest)
+        gc.collect()
+
+    def release(self, keep: list[Target] | None = None) -> None:
+        """Drop cached models not needed by the targets in `keep`."""
+        with self._lock:
+            wanted = {self._key(t) for t in keep or []}
+            for key in [k for k in self._models if k not in wanted]:
+                self._models.pop(key)
+        gc.collect()
+
+    def select(self, session: str, targets: list[Target]) -> None:
+        """Record what a browser session has selected; release what no session selects.
+
+        A model still generating stays alive until it finishes (the generation holds it)."""
+        with self._lock:
+            self._selected[session] = list(targets)
+        self.release([t for chosen in list(self._selected.values()) for t in chosen])
+
+    def forget(self, session: str) -> None:
+        """A session left: release what only it had selected."""
+        with self._lock:
+            self._selected.pop(session, None)
+        self.release([t for chosen in list(self._selected.values()) for t in chosen])
+
+    # ---- generation ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _activate(self, loaded: _Loaded, target: Target):
+        """The model with the right adapter on (or all adapters off). Hold `_busy` around it."""
+        from peft import PeftModel
+
+        model = loaded.model
+        if isinstance(model, PeftModel):
+            if target.adapter_dir:
+                model.set_adapter(adapter_name(target.adapter_dir))
+                yield model
+            else:
+                with model.disable_adapter():
+                    yield model
+        else:
+            yield model
+
+    def prompt_ids(self, tokenizer, messages: list[dict], settings: GenerationSettings,
+                   template: str = "auto"):
+        """(token ids of the prompt, whether the plain fallback template was used)."""
+        chosen, fallback = chat_template_for(tokenizer, template)
+        messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+        if settings.system_prompt.strip():
+            messages = [{"role": "system", "content": settings.system_prompt}] + \
+                       [m for m in messages if m["role"] != "system"]
+        text = tokenizer.apply_chat_template(messages, chat_template=chosen, tokenize=False,
+                                             add_generation_prompt=True)
+        return tokenizer(text, add_special_tokens=False, return_tensors="pt"), fallback
+
+    def uses_fallback_template(self, target: Target) -> bool:
+        return chat_template_for(self._load(target).tokenizer, target.template)[1]
+
+    def stream(self, target: Target, messages: list[dict], settings: GenerationSettings,
+               stop: threading.Event | None = None) -> Iterator[StreamUpdate]:
+        """Yield the growing reply and tokens/s until done or `stop` is set.
+
+        Closing the iterator early (a browser that went away) also ends the generation."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        settings.check()
+        loaded = self._load(target)
+        stop = stop or threading.Event()
+        halt = threading.Event()   # set when the consumer goes away
+        tokenizer = loaded.tokenizer
+        inputs, fallback = self.prompt_ids(tokenizer, messages, settings, target.template)
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return stop.is_set() or halt.is_set()
+
+        streamer = _CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        kwargs = dict(**inputs, **settings.generate_kwargs(), streamer=streamer,
+                      stopping_criteria=StoppingCriteriaList([_Stop()]),
+                      pad_token_id=tokenizer.pad_token_id)
+        errors: list[BaseException] = []
+
+        def work():
+            try:
+                with self._activate(loaded, target) as model, torch.inference_mode():
+                    torch.manual_seed(settings.seed)
+                    model.generate(**kwargs)
+            except BaseException as err:  # noqa: BLE001 - surfaced to the caller below
+                errors.append(err)
+                streamer.end()
+
+        waited = time.time()
+        while not self._busy.acquire(timeout=0.1):   # queue behind other generations
+            if stop.is_set():
+                yield StreamUpdate("", 0, 0.0, done=True, template_fallback=fallback)
+                return
+            if time.time() - waited > 0.3:
+                yield StreamUpdate("", 0, 0.0, queued=True, template_fallback=fallback)
+                waited = float("inf")
+        thread = threading.Thread(target=work, daemon=True, name="chat-generate")
+        try:
+            started = time.time()
+            thread.start()
+            text = ""
+            for piece in streamer:
+                text += piece
+                yield StreamUpdate(text, streamer.tokens, time.time() - started, template_fallback=fallback)
+            thread.join()
+            if errors:
+                raise errors[0]
+            yield StreamUpdate(text, streamer.tokens, time.time() - started, done=True,
+                               template_fallback=fallback)
+        finally:
+            halt.set()
+            thread.join()
+            self._busy.release()
+
+    def reply(self, target: Target, messages: list[dict], settings: GenerationSettings) -> str:
+        last = ""
+        for update in self.stream(target, messages, settings):
+            last = update.text
+        return last
+
+
+def _keep_4bit_weights_unpacked(model) -> None:
+    """bitsandbytes repacks 4-bit weights for its CPU kernel on the first inference forward, and
+    unpacks them again whenever a state dict is taken (peft does so when it attaches an adapter);
+    the round trip is lossy, so the base would answer differently after an adapter was attached.
+    Kept in the plain layout, the shared base stays exactly itself."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def _family(peft_type: str | None) -> str:
+    """Adapters of one family can share one PeftModel (peft does not mix tuner kinds)."""
+    if not peft_type or peft_type == "LORA":
+        return "LORA"
+    return peft_type
+
+
+def _tokenizer_source(target: Target) -> str:
+    """The folder whose tokenizer to use: the run's result if it saved one, else the base's."""
+    for folder in (target.adapter_dir, target.model_dir):
+        if folder and (Path(folder) / "tokenizer_config.json").is_file():
+            return folder
+    for folder in (target.adapter_dir, target.model_dir):
+        final = Path(folder).parent / FINAL_DIR if folder else None
+        if final and (final / "tokenizer_config.json").is_file():
+            return str(final)
+    return target.base_model
+
+
+def _counting_streamer_class():
+    from transformers import TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        """A text streamer that also counts the generated tokens (for tokens/s)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.tokens = 0
+
+        def put(self, value):
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                self.tokens += int(value.numel())
+            super().put(value)
+
+    return CountingStreamer
+
+
+def _CountingStreamer(*args, **kwargs):  # noqa: N802 - reads like the class it builds
+    global _STREAMER_CLASS
+    if _STREAMER_CLASS is None:
+        _STREAMER_CLASS = _counting_streamer_class()
+    return _STREAMER_CLASS(*args, **kwargs)
+
+
+_STREAMER_CLASS = None
+
+
 def adapter_name(adapter_dir: str) -> str:
     """A peft adapter name for a folder (no dots: peft uses names in module paths)."""
     path = Path(adapter_dir)
     return f"{path.parent.name}__{path.name}".replace(".", "_")
+
+
+def conversation_record(panes: list[tuple[str, list[dict]]], settings: GenerationSettings) -> dict:
+    """The conversation as exported (JSON): each pane's model and messages, and the settings."""
+    return {"format": "workbench-chat/1", "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings": asdict(settings),
+            "panes": [{"model": model, "messages": [{"role": m["role"], "content": m["content"]}
+                                                    for m in messages]} for model, messages in panes]}

@@ -26,6 +26,8 @@ def _cmd_ui(args) -> int:
 
 
 def _cmd_chat(args) -> int:
+    import threading
+
     from .chat import BASE_PREFIX, ChatEngine, GenerationSettings, resolve_target
     from .config import DEFAULT_MODEL
 
@@ -36,17 +38,21 @@ def _cmd_chat(args) -> int:
             root, spec = folder.parent.parent, f"{folder.parent.name}/{folder.name}"
         else:
             root, spec = folder.parent, folder.name
+    quant = {"run": "run", "none": None, "8": 8, "4": 4}[args.quantization]
     try:
-        target = resolve_target(spec, root)
+        target = resolve_target(spec, root, quant)
+        settings = GenerationSettings(system_prompt=args.system or "", max_new_tokens=args.max_new_tokens,
+                                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                                      repetition_penalty=args.repetition_penalty, seed=args.seed).check()
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     engine = ChatEngine()
-    settings = GenerationSettings(system_prompt=args.system or "", max_new_tokens=args.max_new_tokens,
-                                  temperature=args.temperature, seed=args.seed)
     history: list[dict] = []
     prompts = [args.prompt] if args.prompt else None
-    print(f"chatting with {target.label} (empty line or Ctrl-D to quit)", file=sys.stderr)
+    if prompts is None:
+        print(f"chatting with {target.label} (empty line or Ctrl-D to quit, Ctrl-C stops a reply, "
+              f"/clear forgets the conversation)", file=sys.stderr)
     while True:
         if prompts is not None:
             if not prompts:
@@ -59,16 +65,36 @@ def _cmd_chat(args) -> int:
                 return 0
         if not text.strip():
             return 0
+        if text.strip() == "/clear":
+            history.clear()
+            continue
         history.append({"role": "user", "content": text})
-        shown = 0
-        update = None
-        for update in engine.stream(target, history, settings):
-            sys.stdout.write(update.text[shown:])
-            sys.stdout.flush()
-            shown = len(update.text)
-        print(f"\n[{update.tokens} tokens, {update.tokens_per_second:.1f} tokens/s]" if update else "",
-              file=sys.stderr)
+        stop, shown, update = threading.Event(), 0, None
+        try:
+            for update in _stream_or_explain(engine, target, history, settings, stop):
+                sys.stdout.write(update.text[shown:])
+                sys.stdout.flush()
+                shown = len(update.text)
+                if update.done and update.template_fallback and not history[:-1]:
+                    print("\n[no chat template: using the plain fallback]", file=sys.stderr)
+        except KeyboardInterrupt:  # stop this reply, keep the conversation
+            stop.set()
+            print("\n[stopped]", file=sys.stderr)
+        print()
+        if update is not None:
+            print(f"[{update.tokens} tokens, {update.tokens_per_second:.1f} tokens/s]", file=sys.stderr)
         history.append({"role": "assistant", "content": update.text if update else ""})
+
+
+def _stream_or_explain(engine, target, history, settings, stop):
+    """The engine's stream; a model that cannot be loaded ends the command with its reason."""
+    from .models import ModelError
+
+    try:
+        yield from engine.stream(target, history, settings, stop)
+    except (ModelError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def _cmd_export(args) -> int:
@@ -138,7 +164,9 @@ def _data_inspect(args) -> int:
     from .data.inspect import inspect, length_histogram, row_preview
     from .models import ModelError, load_tokenizer
 
-    is_file = Path(args.name).suffix != "" and Path(args.name).exists()
+    from .data.inspect import is_file_source
+
+    is_file = is_file_source(args.dataset_dir, args.name)
     try:
         cfg = from_dict({**RunConfig().to_dict(), "dataset": "identity" if is_file else args.name,
                          "dataset_dir": args.dataset_dir, "cutoff_len": args.cutoff_len,
@@ -233,8 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=None, help="answer one prompt and exit")
     p.add_argument("--system", default=None)
     p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--top-k", type=int, default=50, help="0 = off")
+    p.add_argument("--repetition-penalty", type=float, default=1.1, help="1 = off")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--quantization", default="run", choices=["run", "none", "8", "4"],
+                   help="load in 8/4-bit, unquantized, or as the run trained (default)")
     p.set_defaults(func=_cmd_chat)
 
     p = sub.add_parser("export", help="merge or package a run's result")

@@ -59,6 +59,7 @@ class Job:
     abort_stage: str | None = None       # stop_file, sigterm, sigkill
     resume: bool = False
     owner: str | None = None             # the UI session that started it (for display only)
+    devices: str = "all"                 # the accelerators it may use (CUDA_VISIBLE_DEVICES); one run per set
 
     @classmethod
     def load(cls, run_dir: Path) -> "Job | None":
@@ -155,7 +156,7 @@ class JobController:
             run_dir = self.run_dir(run_id)
             cfg.output_dir = str(run_dir)
             save_config(cfg, run_dir / "config.yaml")
-            Job(run_id=run_id, owner=owner).save(run_dir)
+            Job(run_id=run_id, owner=owner, devices=current_device_set()).save(run_dir)
         self.tick()
         return run_id
 
@@ -209,12 +210,14 @@ class JobController:
             for job in jobs:
                 if job.status in ACTIVE:
                     self._refresh(job)
-            running = sum(1 for j in jobs if j.status in ACTIVE)
+            active = [j for j in jobs if j.status in ACTIVE]
             for job in sorted((j for j in jobs if j.status == "queued"), key=lambda j: j.created):
-                if running >= self.max_running:
-                    break
+                # one run at a time per device set: runs on other devices do not wait for it
+                if sum(1 for a in active if devices_overlap(a.devices, job.devices)) >= self.max_running:
+                    continue
                 self._launch(job)
-                running += 1
+                if job.status in ACTIVE:
+                    active.append(job)
 
     def start_watcher(self, interval: float = 1.0) -> None:
         """Tick in a background thread (the UI process runs one)."""
@@ -278,6 +281,8 @@ class JobController:
         command = self.command_for(run_dir, nproc, job.resume)
         log = open(run_dir / LOG_FILE, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if job.devices != "all":
+            env["CUDA_VISIBLE_DEVICES"] = job.devices
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, cwd=os.getcwd())
         log.close()
@@ -379,6 +384,19 @@ class JobController:
                 return job
             time.sleep(poll)
         raise TimeoutError(f"run {run_id} did not end within {timeout} s")
+
+
+def current_device_set() -> str:
+    """The accelerators this process may hand to a run: CUDA_VISIBLE_DEVICES, or all of them."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return "all" if visible is None else ",".join(d.strip() for d in visible.split(",") if d.strip())
+
+
+def devices_overlap(a: str, b: str) -> bool:
+    """Two device sets share a device ('all' shares with every set; CPU-only runs are 'all')."""
+    if a == "all" or b == "all":
+        return True
+    return bool(set(a.split(",")) & set(b.split(",")))
 
 
 def _final_event(events: list[dict]) -> dict | None:

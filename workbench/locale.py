@@ -135,6 +135,17 @@ STRINGS: dict[str, dict[str, str]] = {
     "chat.repetition_penalty": {"en": "Repetition penalty", "zh": "重复惩罚"},
     "chat.seed": {"en": "Seed", "zh": "随机种子"},
     "chat.loading": {"en": "loading the model…", "zh": "正在加载模型…"},
+    # chat tab, issue 6 (queue, template, stats, errors)
+    "chat.queued": {"en": "waiting for another chat to finish…", "zh": "正在等待其他对话完成…"},
+    "chat.fallback": {"en": "this model has no chat template: the plain 'User:/Assistant:' fallback is used",
+                      "zh": "该模型没有对话模板：使用简单的 “User:/Assistant:” 备用模板"},
+    "chat.stats": {"en": "{tokens} tokens · {rate:.1f} tokens/s", "zh": "{tokens} 个 token · {rate:.1f} token/秒"},
+    "chat.stopped": {"en": "stopped", "zh": "已停止"},
+    "chat.done": {"en": "done", "zh": "完成"},
+    "chat.quant_note": {"en": "{bits}-bit", "zh": "{bits} 位"},
+    "chat.error": {"en": "⚠️ {message}", "zh": "⚠️ {message}"},
+    "chat.compare.info": {"en": "One prompt to two models: base vs a run, or run vs run",
+                          "zh": "同一提示发给两个模型：基座对比训练结果，或两个训练结果互相对比"},
     # ---- export tab ----
     "export.run": {"en": "Run", "zh": "训练任务"},
     "export.dtype": {"en": "Data type", "zh": "数据类型"},

@@ -8,7 +8,8 @@ reward model's pairs are tokenized here, so that training and `score()` see the 
 The reference model of dpo and kto:
 - use_ref_model true, LoRA-family methods: the base with the adapter switched off (no second
   copy of the model). With PiSSA initialisation the base weights are changed, so the frozen copy
-  of the initial adapter that trl keeps is used instead.
+  of the initial adapter that trl keeps is used instead. Prompt/prefix tuning: the base without
+  the soft prompt.
 - use_ref_model true, full/freeze/bitfit: a second, frozen copy of the base model.
 - use_ref_model false: the reference log-probabilities are computed once before training, and no
   reference model is kept during training (the loss is still the chosen loss, against the start).

@@ -140,8 +140,14 @@ def apply_column_map(records: list[dict], mapping: dict[str, str], file: str | N
             for r in records]
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+
+
 def _looks_boolean(value: Any) -> bool:
-    return isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false"))
+    """true/false, also as 1/0 or yes/no: a CSV has no booleans."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return True
+    return isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS
 
 
 def entry_format(entry: DatasetEntry, records: list[dict], file: str | None = None) -> str:
@@ -355,11 +361,11 @@ def _answer(record: dict, key: str, tags: dict) -> str:
 
 
 def _label_bool(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise _RowError(f"must be true or false, got {value!r}", field)
+    if not _looks_boolean(value):
+        raise _RowError(f"must be true or false, got {value!r}", field)
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return bool(value)
 
 
 def _kto(record: dict, entry: DatasetEntry) -> dict:

@@ -43,7 +43,7 @@ def load_source(cfg, source: str | None = None, fmt: str | None = None, column_m
                 text_split: str = "auto") -> tuple[list[dict], list[dict], str | None]:
     """(rows, fixed test rows, format) of a registered dataset (cfg.dataset) or of a file."""
     placeholders = placeholders_of(cfg)
-    if source and Path(source).suffix and Path(source).is_file():
+    if source and is_file_source(cfg.dataset_dir, source):
         rows, fmt = read_file(source, fmt, column_map, text_split, placeholders)
         return rows[: cfg.max_samples] if cfg.max_samples else rows, [], fmt
     names = [source] if source else cfg.datasets()
@@ -63,6 +63,17 @@ def registered_format(dataset_dir, names: list[str]) -> str | None:
         return entry_format(entry, [{}])
     except DataError:
         return None  # nothing declared: detected from the file's rows
+
+
+def is_file_source(dataset_dir, source: str) -> bool:
+    """A path to read (an existing file, or a name with a data file's suffix that is not a
+    registered dataset, so that a typo reads as 'file not found'), not a registered name."""
+    from .readers import SUPPORTED_SUFFIXES
+    from .registry import load_registry
+
+    if Path(source).is_file():
+        return True
+    return Path(source).suffix.lower() in SUPPORTED_SUFFIXES and source not in load_registry(dataset_dir)
 
 
 def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, column_map=None,

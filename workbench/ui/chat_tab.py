@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+import uuid
 
 import gradio as gr
 
 from .. import locale
-from ..chat import BASE_PREFIX, GenerationSettings, list_targets, resolve_target
+from ..chat import BASE_PREFIX, GenerationSettings, conversation_record, list_targets, resolve_pair
 from ..config import DEFAULT_MODEL
 from .context import UIContext
 
@@ -20,12 +21,15 @@ def build(ctx: UIContext):
     stops: dict[str, threading.Event] = {}   # one Stop event per browser session
 
     targets = list_targets(ctx.saves)
+    # one token per open page: names the page's Stop event and what it keeps loaded
+    # (gradio deletes it when the page closes: then release what only that page selected)
+    page_token = gr.State(lambda: uuid.uuid4().hex, delete_callback=ctx.engine.forget)
     with gr.Row():
         left = loc(gr.Dropdown(choices=targets, value=targets[0], elem_id="chat-left", scale=3,
                                **loc.kwargs("chat.left")), "chat.left")
         compare = loc(gr.Checkbox(value=True, elem_id="chat-compare", scale=1, **loc.kwargs("chat.compare")),
                       "chat.compare")
-        right = loc(gr.Dropdown(choices=targets, value=targets[1] if len(targets) > 1 else targets[0],
+        right = loc(gr.Dropdown(choices=targets, value=_newest_run(targets),
                                 elem_id="chat-right", scale=3, **loc.kwargs("chat.right")), "chat.right")
         quant = loc(gr.Dropdown(choices=QUANT_CHOICES, value="run", scale=1, elem_id="chat-quant",
                                 **loc.kwargs("chat.quantization")), "chat.quantization")
@@ -50,7 +54,7 @@ def build(ctx: UIContext):
             system = loc(gr.Textbox(value="", **loc.kwargs("chat.system")), "chat.system")
         with gr.Row():
             defaults = GenerationSettings()
-            max_new = loc(gr.Slider(8, 2048, value=defaults.max_new_tokens, step=8, **loc.kwargs("chat.max_new_tokens")), "chat.max_new_tokens")
+            max_new = loc(gr.Slider(8, 2048, value=defaults.max_new_tokens, step=8, elem_id="chat-max-new", **loc.kwargs("chat.max_new_tokens")), "chat.max_new_tokens")
             temperature = loc(gr.Slider(0.0, 2.0, value=defaults.temperature, step=0.05, **loc.kwargs("chat.temperature")), "chat.temperature")
             top_p = loc(gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, **loc.kwargs("chat.top_p")), "chat.top_p")
             top_k = loc(gr.Slider(0, 200, value=defaults.top_k, step=1, **loc.kwargs("chat.top_k")), "chat.top_k")
@@ -59,9 +63,12 @@ def build(ctx: UIContext):
     settings_inputs = [system, max_new, temperature, top_p, top_k, rep, seed]
 
     def settings_of(system, max_new, temperature, top_p, top_k, rep, seed) -> GenerationSettings:
-        return GenerationSettings(system_prompt=system or "", max_new_tokens=int(max_new),
-                                  temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
-                                  repetition_penalty=float(rep), seed=int(seed or 0))
+        try:
+            return GenerationSettings(system_prompt=system or "", max_new_tokens=int(max_new),
+                                      temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
+                                      repetition_penalty=float(rep), seed=int(seed or 0)).check()
+        except (TypeError, ValueError) as err:
+            raise ValueError(str(err)) from None
 
     def model_spec(spec: str | None) -> str:
         return spec or BASE_PREFIX + DEFAULT_MODEL
@@ -69,35 +76,59 @@ def build(ctx: UIContext):
     def quant_of(choice: str):
         return {"run": "run", "none": None, "8": 8, "4": 4}[choice]
 
+    def targets_of(left_spec, right_spec, compare_on, quant_choice):
+        return resolve_pair(model_spec(left_spec), model_spec(right_spec) if compare_on else None,
+                            ctx.saves, quant_of(quant_choice))
+
+    def pane_stats(target, update, lang, stopped: bool = False) -> str:
+        parts = [f"`{target.label}`"]
+        if target.quantization_bit:
+            parts.append(locale.t("chat.quant_note", lang, bits=target.quantization_bit))
+        if update is not None and update.queued and not stopped:
+            parts.append(locale.t("chat.queued", lang))
+        elif update is not None:
+            parts.append(locale.t("chat.stats", lang, tokens=update.tokens, rate=update.tokens_per_second))
+        if stopped or (update is not None and update.done):
+            parts.append(locale.t("chat.stopped" if stopped else "chat.done", lang))
+        if update is not None and update.template_fallback:
+            parts.append(locale.t("chat.fallback", lang))
+        return " · ".join(parts)
+
     def generate(history_a, history_b, left_spec, right_spec, compare_on, quant_choice, lang,
-                 system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value, request: gr.Request):
-        session = getattr(request, "session_hash", "default")
+                 system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value, session):
         stop_event = threading.Event()
         stops[session] = stop_event
-        gen = settings_of(system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value)
-        panes = [(history_a, left_spec)] + ([(history_b, right_spec)] if compare_on else [])
         stats = ["", ""]
         try:
-            for index, (history, spec) in enumerate(panes):
-                try:
-                    target = resolve_target(model_spec(spec), ctx.saves, quant_of(quant_choice))
-                except ValueError as err:
-                    stats[index] = f"⚠️ {err}"
-                    yield history_a, history_b, stats[0], stats[1]
-                    continue
+            gen = settings_of(system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value)
+            pair = targets_of(left_spec, right_spec, compare_on, quant_choice)
+        except ValueError as err:
+            stops.pop(session, None)
+            yield history_a, history_b, locale.t("chat.error", lang, message=err), ""
+            return
+        ctx.engine.select(session, [t for t in pair if t])
+        panes = [(history_a, pair[0])] + ([(history_b, pair[1])] if compare_on else [])
+        try:
+            for index, (history, target) in enumerate(panes):
+                if not history or history[-1]["role"] != "user":
+                    continue  # nothing to answer in this pane
                 messages = [{"role": m["role"], "content": _text(m["content"])} for m in history]
                 history.append({"role": "assistant", "content": ""})
-                stats[index] = locale.t("chat.loading", lang)
+                stats[index] = pane_stats(target, None, lang) + " · " + locale.t("chat.loading", lang)
                 yield history_a, history_b, stats[0], stats[1]
+                update = None
                 try:
                     for update in ctx.engine.stream(target, messages, gen, stop_event):
                         history[-1]["content"] = update.text
-                        stats[index] = f"{update.tokens} tokens · {update.tokens_per_second:.1f} tokens/s"
+                        stats[index] = pane_stats(target, update, lang, stop_event.is_set() and update.done)
                         yield history_a, history_b, stats[0], stats[1]
                 except Exception as err:  # noqa: BLE001 - show the reason, keep the server up
-                    stats[index] = f"⚠️ {type(err).__name__}: {err}"
+                    stats[index] = locale.t("chat.error", lang, message=f"{type(err).__name__}: {err}")
                     yield history_a, history_b, stats[0], stats[1]
                 if stop_event.is_set():
+                    if update is None or not update.done:
+                        stats[index] = pane_stats(target, update, lang, stopped=True)
+                        yield history_a, history_b, stats[0], stats[1]
                     break
         finally:
             stops.pop(session, None)
@@ -117,44 +148,70 @@ def build(ctx: UIContext):
             return history
         return strip(history_a), strip(history_b)
 
-    def on_stop(request: gr.Request):
-        event = stops.get(getattr(request, "session_hash", "default"))
+    def on_stop(session):
+        event = stops.get(session)
         if event:
             event.set()
 
-    def on_export(history_a, history_b, left_spec, right_spec, compare_on):
-        data = {"left": {"model": left_spec, "messages": history_a or []}}
+    def on_export(history_a, history_b, left_spec, right_spec, compare_on, *settings):
+        try:
+            gen = settings_of(*settings)
+        except ValueError:
+            gen = GenerationSettings()
+        panes = [(model_spec(left_spec), _plain(history_a))]
         if compare_on:
-            data["right"] = {"model": right_spec, "messages": history_b or []}
+            panes.append((model_spec(right_spec), _plain(history_b)))
         handle = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="conversation-", delete=False,
                                              encoding="utf-8")
-        json.dump(data, handle, ensure_ascii=False, indent=2)
+        json.dump(conversation_record(panes, gen), handle, ensure_ascii=False, indent=2)
         handle.close()
         return gr.update(value=handle.name, visible=True)
+
+    def on_select(left_spec, right_spec, compare_on, quant_choice, session):
+        """Keep loaded only what this session (and the others) still select."""
+        try:
+            pair = targets_of(left_spec, right_spec, compare_on, quant_choice)
+        except ValueError:
+            return
+        ctx.engine.select(session, [t for t in pair if t])
 
     def on_refresh(left_spec, right_spec):
         choices = list_targets(ctx.saves)
         # a new run is what a user most likely wants to compare against the base
-        newest = choices[1] if len(choices) > 1 else choices[0]
-        right_value = right_spec if right_spec in choices and right_spec != choices[0] else newest
+        right_value = right_spec if right_spec in choices and right_spec != choices[0] else _newest_run(choices)
         return (gr.update(choices=choices, value=left_spec if left_spec in choices else choices[0]),
                 gr.update(choices=choices, value=right_value))
 
-    gen_inputs = [pane_a, pane_b, left, right, compare, quant, ctx.lang] + settings_inputs
+    gen_inputs = [pane_a, pane_b, left, right, compare, quant, ctx.lang] + settings_inputs + [page_token]
     gen_outputs = [pane_a, pane_b, stats_a, stats_b]
-    sent = send.click(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b]).then(
-        generate, gen_inputs, gen_outputs)
-    submitted = prompt.submit(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b]).then(
-        generate, gen_inputs, gen_outputs)
-    regenerated = regen.click(drop_last_reply, [pane_a, pane_b], [pane_a, pane_b]).then(
-        generate, gen_inputs, gen_outputs)
-    stop.click(on_stop, None, None, queue=False)
+    # Several sessions may start replies at once: the engine queues them (one generation at a
+    # time), shows "waiting" in the pane, and a Stop also works while a reply is still waiting.
+    queue = dict(concurrency_id="chat-generate", concurrency_limit=8)
+    sent = send.click(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b], queue=False).then(
+        generate, gen_inputs, gen_outputs, **queue)
+    submitted = prompt.submit(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b],
+                              queue=False).then(generate, gen_inputs, gen_outputs, **queue)
+    regenerated = regen.click(drop_last_reply, [pane_a, pane_b], [pane_a, pane_b], queue=False).then(
+        generate, gen_inputs, gen_outputs, **queue)
+    stop.click(on_stop, [page_token], None, queue=False)
     clear.click(lambda: ([], [], "", ""), None, [pane_a, pane_b, stats_a, stats_b], queue=False)
-    export.click(on_export, [pane_a, pane_b, left, right, compare], [export_file])
+    export.click(on_export, [pane_a, pane_b, left, right, compare] + settings_inputs, [export_file])
     refresh.click(on_refresh, [left, right], [left, right])
     compare.change(lambda on: gr.update(visible=on), compare, right_column)
+    for control in (left, right, compare, quant):
+        control.change(on_select, [left, right, compare, quant, page_token], None, queue=False)
     del sent, submitted, regenerated
     return on_refresh, [left, right], [left, right]  # the app calls this when the tab is opened
+
+
+def _newest_run(choices: list[str]) -> str:
+    """The most recently started run (run ids begin with their start time), else the base."""
+    runs = [c for c in choices if not c.startswith(BASE_PREFIX) and "/" not in c]
+    return max(runs) if runs else choices[0]
+
+
+def _plain(history) -> list[dict]:
+    return [{"role": m["role"], "content": _text(m["content"])} for m in history or []]
 
 
 def _text(content) -> str:

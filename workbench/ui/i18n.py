@@ -7,7 +7,9 @@ import gradio as gr
 from .. import locale
 
 # components whose visible text is their value rather than their label
-_VALUE_TEXT = (gr.Button, gr.Markdown, gr.DownloadButton, gr.UploadButton)
+_VALUE_TEXT = (gr.Button, gr.Markdown)
+# buttons whose value is a file: their visible text is their label
+_LABEL_TEXT = (gr.DownloadButton, gr.UploadButton)
 
 
 class Localizer:
@@ -40,7 +42,9 @@ class Localizer:
         out = []
         for component, key in self.entries:
             text = locale.t(key, lang)
-            if isinstance(component, _VALUE_TEXT):
+            if isinstance(component, _LABEL_TEXT):
+                out.append(gr.update(label=text))
+            elif isinstance(component, _VALUE_TEXT):
                 out.append(gr.update(value=text))
             elif isinstance(component, (gr.Tab, gr.Accordion)):
                 out.append(gr.update(label=text))
