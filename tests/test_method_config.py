@@ -100,3 +100,12 @@ def test_workbench_methods_lists_every_method_option_and_stage(capsys):
         assert any(line.split()[:1] == [option] for line in lines), option
     assert main(["methods", "--lang", "zh"]) == 0
     assert "低秩适配器" in capsys.readouterr().out
+
+
+def test_classification_labels_are_ordered_and_a_single_class_is_refused():
+    from workbench.classify import ClassifyError, label_names
+
+    assert label_names([{"label": "10"}, {"label": "2"}, {"label": "2"}]) == ["2", "10"]
+    assert label_names([{"label": "pos"}, {"label": "neg"}]) == ["neg", "pos"]
+    with pytest.raises(ClassifyError, match="at least two different labels"):
+        label_names([{"label": "pos"}, {"label": "pos"}])

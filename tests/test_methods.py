@@ -219,14 +219,16 @@ def wider_model_dir(tmp_path_factory, tiny_model_dir):
     return folder
 
 
-@pytest.mark.parametrize("bits,qtype,double", [(4, "nf4", True), (4, "fp4", False), (8, "nf4", False)])
-def test_qlora_trains_on_a_quantized_base(bits, qtype, double, wider_model_dir, memo_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bits,qtype,double,dora", [(4, "nf4", True, False), (4, "fp4", False, True),
+                                                    (8, "nf4", False, False)])
+def test_qlora_trains_on_a_quantized_base(bits, qtype, double, dora, wider_model_dir, memo_dir, tmp_path,
+                                          monkeypatch):
     from peft import PeftModel
 
     tiny_model_dir = wider_model_dir
     losses, final, _ = train_tiny(tiny_model_dir, memo_dir, tmp_path / "run", monkeypatch,
                                   quantization_bit=bits, quantization_type=qtype,
-                                  double_quantization=double, max_steps=6)
+                                  double_quantization=double, use_dora=dora, max_steps=6)
     assert losses[-1] < losses[0], losses
     base = causal_lm(tiny_model_dir)
     base_logits = logits_of(base)

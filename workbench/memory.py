@@ -6,10 +6,10 @@ adds up, in bytes:
 
   weights      every parameter at its stored width (4/8-bit for quantized linear layers)
   gradients    one per trainable parameter
-  optimizer    AdamW: two fp32 moments per trainable parameter (8-bit Adam: two bytes)
-  activations  what the backward pass keeps for batch x cutoff tokens: per layer and token
-               ~(10 h + 2 kv + 4 i) values plus attention scores, and the logits over the
-               vocabulary (kept in fp32 three times: logits, log-softmax, gradient)
+  optimizer    AdamW: two moments per trainable parameter, in its type (8-bit Adam: two bytes)
+  activations  what the backward pass keeps for batch x cutoff tokens: per layer and token a
+               few hidden-size vectors plus the attention scores (CPU), and the logits over
+               the vocabulary (several fp32 copies at the peak)
   overhead     the runtime itself (Python, torch and libraries on a CPU; the CUDA context)
 
 and compares the sum with the memory of the device the run will use. The error against real
@@ -76,6 +76,11 @@ def model_config(name: str):
         raise EstimateError(f"cannot read the config of '{name}': {text}") from None
 
 
+LOGIT_BYTES_ADAPTER, LOGIT_BYTES_PLAIN = 32, 12
+HEAD_OUTPUTS = {"cls": 2, "rm": 1}  # stages trained with a sequence-classification head
+PAIRED_STAGES = ("dpo", "rm")  # each row is a chosen and a rejected sequence
+
+
 def meta_model(cfg, config):
     """The model with the method applied, built without memory (weights on `meta`)."""
     import torch
@@ -88,9 +93,9 @@ def meta_model(cfg, config):
     shape_cfg = copy.copy(cfg)
     shape_cfg.pissa_init, shape_cfg.quantization_bit, shape_cfg.dropout = False, None, None
     with torch.device("meta"):
-        if cfg.stage == "cls":
+        if cfg.stage in HEAD_OUTPUTS:
             config = copy.copy(config)
-            config.num_labels = 2
+            config.num_labels = HEAD_OUTPUTS[cfg.stage]
             model = AutoModelForSequenceClassification.from_config(config)
         else:
             model = AutoModelForCausalLM.from_config(config)
@@ -135,7 +140,7 @@ def weight_bytes(total: int, quantizable: int, cfg, width: int) -> int:
     return total * width
 
 
-def optimizer_bytes(cfg, trainable: int) -> int:
+def optimizer_bytes(cfg, trainable: int, train_width: int = 4) -> int:
     optim = cfg.optim
     if optim in ("adamw_bnb_8bit", "paged_adamw_8bit"):
         return 2 * trainable
@@ -143,19 +148,27 @@ def optimizer_bytes(cfg, trainable: int) -> int:
         return 0
     if optim == "adafactor":
         return trainable  # factored second moments: far below one value per parameter
-    return 8 * trainable  # AdamW: exp_avg and exp_avg_sq in fp32
+    return 2 * train_width * trainable  # AdamW: exp_avg and exp_avg_sq, in the parameters' type
 
 
-def activation_bytes(cfg, config, width: int, trainable: int) -> int:
+def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu") -> int:
     if trainable == 0:
         return 0
-    tokens = cfg.per_device_train_batch_size * (cfg.cutoff_len + _virtual_tokens(cfg))
+    sequences = cfg.per_device_train_batch_size * (2 if cfg.stage in PAIRED_STAGES else 1)
+    tokens = sequences * (cfg.cutoff_len + _virtual_tokens(cfg))
     h = config.hidden_size
     inter = getattr(config, "intermediate_size", None) or 4 * h
     heads = config.num_attention_heads
     kv = h // heads * (getattr(config, "num_key_value_heads", None) or heads)
     layers = config.num_hidden_layers
-    per_token_layer = 10 * h + 2 * kv + 4 * inter + heads * (cfg.cutoff_len + _virtual_tokens(cfg))
+    length = cfg.cutoff_len + _virtual_tokens(cfg)
+    if device == "cuda":
+        # fused attention kernels keep no scores (not measured here: no GPU on hand)
+        per_token_layer = 6 * h + 2 * kv + 3 * inter
+    else:
+        # fitted to peaks measured on a CPU (scripts/measure_memory.py): sdpa's math path keeps
+        # ~2.5 copies of the heads x length attention scores per token; little else per layer
+        per_token_layer = 3 * h + int(2.5 * heads * length)
     # freeze tuning needs no backward pass through the frozen blocks below the trained ones
     kept = min(cfg.freeze_trainable_layers, layers) if cfg.finetuning_type == "freeze" else layers
     if cfg.finetuning_type == "head":  # only the head learns: nothing flows back into the body
@@ -165,9 +178,12 @@ def activation_bytes(cfg, config, width: int, trainable: int) -> int:
         body = tokens * (kept * h + per_token_layer) * width
     else:
         body = tokens * kept * per_token_layer * width
-    outputs = config.num_labels if cfg.stage == "cls" else config.vocab_size
-    positions = cfg.per_device_train_batch_size if cfg.stage == "cls" else tokens
-    logits = positions * outputs * (width + 2 * 4)
+    outputs = HEAD_OUTPUTS.get(cfg.stage, config.vocab_size)
+    positions = sequences if cfg.stage in HEAD_OUTPUTS else tokens
+    # logits, log-softmax, gradients and trl's entropy/accuracy temporaries: measured at ~8 fp32
+    # copies at the peak with an adapter (peft) model, ~3 with a plain one
+    adapter = cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning")
+    logits = positions * outputs * (LOGIT_BYTES_ADAPTER if adapter else LOGIT_BYTES_PLAIN)
     return int(body + logits)
 
 
@@ -190,7 +206,7 @@ def device_memory(device: str) -> tuple[int, int]:
 
 def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
     """Trainable parameters and memory of a run, without loading any weights."""
-    from .methods import count_parameters
+    from .methods import PEFT_METHODS, count_parameters
     from .models import device_type
 
     config = config or model_config(cfg.model_name_or_path)
@@ -201,12 +217,15 @@ def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
     # trainable parameters of adapters are kept in fp32 by peft; full/freeze use the model's width
     train_width = 4 if cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning") else width
     total_dev, free_dev = device_memory(device)
+    weights = weight_bytes(summary.total, quantizable_parameters(model), cfg, width)
+    if cfg.stage in ("dpo", "kto") and cfg.use_ref_model and cfg.finetuning_type not in PEFT_METHODS:
+        weights *= 2  # a frozen copy of the model as the reference (adapters just switch off)
     return MemoryEstimate(
         trainable=summary.trainable, total=summary.total,
-        weights=weight_bytes(summary.total, quantizable_parameters(model), cfg, width),
+        weights=weights,
         gradients=summary.trainable * train_width,
-        optimizer=optimizer_bytes(cfg, summary.trainable),
-        activations=activation_bytes(cfg, config, width, summary.trainable),
+        optimizer=optimizer_bytes(cfg, summary.trainable, train_width),
+        activations=activation_bytes(cfg, config, width, summary.trainable, device),
         overhead=CUDA_OVERHEAD if device == "cuda" else CPU_OVERHEAD,
         device=device, device_total=total_dev, device_free=free_dev)
 

@@ -11,7 +11,8 @@ METHODS = {
     "full": ("Every weight is trained", "训练全部权重"),
     "freeze": ("Only the last N transformer layers (optionally only some modules) are trained",
                "只训练最后 N 个 Transformer 层（可只选其中部分模块）"),
-    "bitfit": ("Only bias terms (and norm biases) are trained", "只训练偏置项"),
+    "bitfit": ("Only bias terms are trained (the model must have biases; llama-style ones have none)",
+               "只训练偏置项（模型须带偏置；llama 类模型没有）"),
     "ia3": ("IA3: learned scaling vectors on attention and MLP activations",
             "IA3：在注意力与 MLP 激活上学习缩放向量"),
     "prompt_tuning": ("A learned soft prompt of num_virtual_tokens embeddings",
@@ -88,8 +89,9 @@ def lora_config(cfg, task_type: str = "CAUSAL_LM"):
 
 
 def task_type_of(cfg) -> str:
-    """peft's task type: a classification run keeps its head trainable (modules_to_save)."""
-    return "SEQ_CLS" if cfg.stage == "cls" else "CAUSAL_LM"
+    """peft's task type: a reward or classification model trains its new head along with the
+    adapters (peft keeps it in modules_to_save)."""
+    return "SEQ_CLS" if cfg.stage in ("rm", "cls") else "CAUSAL_LM"
 
 
 def peft_config(cfg, task_type: str | None = None):
@@ -121,9 +123,7 @@ def apply_method(model, cfg):
             model = peft.prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=cfg.activation_checkpointing)
         try:
-            # a reward or classification model trains its new head along with the adapters
-            task_type = "SEQ_CLS" if cfg.stage in ("rm", "cls") else "CAUSAL_LM"
-            return peft.get_peft_model(model, peft_config(cfg, task_type))
+            return peft.get_peft_model(model, peft_config(cfg, task_type_of(cfg)))
         except ValueError as err:
             raise MethodError(f"{kind}: {err}") from None
     if kind == "full":
