@@ -1,0 +1,77 @@
+"""Evaluation of real runs of the tiny model: saved results, before/after, forgetting, gap, CLI."""
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from workbench.evaluate import (EvalError, Evaluator, before_after, evaluate, gap_analysis,
+                                load_comparison, load_result, saved_results)
+
+
+@pytest.fixture(scope="module")
+def evaluator(trained_lora_run):
+    return Evaluator(root=trained_lora_run.parent, batch_size=4, max_new_tokens=12)
+
+
+def test_evaluate_run_saves_metrics_and_predictions(trained_lora_run, evaluator):
+    seen = []
+    result = evaluate("lora-run", "date_format", "test", evaluator, limit=6,
+                      progress=lambda done, total, what: seen.append((what, done, total)),
+                      dataset_dir=str(ROOT / "data"))
+    assert result.rows == 6 and len(result.predictions) == 6
+    assert result.metrics["perplexity"] > 1 and result.metrics["loss"] > 0
+    assert 0 <= result.metrics["exact_match"] <= 1 and "bleu" in result.metrics
+    assert ("generate", 6, 6) in seen and any(w == "loss" for w, _, _ in seen)
+    files = saved_results(trained_lora_run)
+    assert trained_lora_run / "eval" / "date_format-test.json" in files
+    again = load_result(trained_lora_run / "eval" / "date_format-test.json")
+    assert again.metrics == pytest.approx(result.metrics)
+    assert again.predictions[0]["reference"] == result.predictions[0]["reference"]
+
+
+def test_before_after_and_forgetting(trained_lora_run, evaluator, tmp_path):
+    reference = tmp_path / "ref.json"
+    reference.write_text(json.dumps([{"text": "The sun rises in the east."}, {"text": "水是生命之源。"}],
+                                    ensure_ascii=False), encoding="utf-8")
+    report = before_after("lora-run", "date_format", "test", evaluator, limit=4, reference=reference,
+                          threshold=0.0)
+    assert len(report["rows"]) == 4
+    row = report["rows"][0]
+    assert set(row) >= {"prompt", "reference", "base", "tuned", "change"}
+    assert report["improved"] + report["worse"] + report["same"] == 4
+    assert report["base"].startswith("base:")
+    forgot = report["forgetting"]
+    assert forgot["perplexity_before"] > 1 and forgot["perplexity_after"] > 1
+    # the tuned adapter changes the outputs, so perplexity moves; threshold 0 turns any rise into a warning
+    assert forgot["perplexity_before"] != pytest.approx(forgot["perplexity_after"], rel=1e-6)
+    assert forgot["warning"] == (forgot["change_percent"] > 0)
+    assert load_comparison(trained_lora_run)["target"] == "lora-run"
+    # the base is scored too, beside the run's result, in the base's own folder
+    assert (trained_lora_run.parent / ".base").is_dir()
+
+
+def test_gap_analysis_lists_failures(tiny_model_dir, evaluator):
+    report = gap_analysis(f"base:{tiny_model_dir}", "date_format", evaluator, limit=3)
+    assert report["split"] == "test"          # the default config holds no validation rows
+    assert report["rows"] == 3 and report["failed"] == 3   # a random model gets none right
+    assert report["failures"][0]["reference"][:2] in ("19", "20")
+
+
+def test_bad_requests_are_named(evaluator):
+    with pytest.raises(EvalError, match="no such run: nope"):
+        evaluate("nope", "date_format", evaluator=evaluator)
+    with pytest.raises(EvalError, match="no validation split"):
+        evaluate("lora-run", "date_format", "validation", evaluator, dataset_dir=str(ROOT / "data"))
+    with pytest.raises(EvalError, match="no test split"):
+        evaluate("lora-run", "identity", "test", evaluator)
+
+
+def test_cli_eval_base_and_errors(tiny_model_dir, tmp_path):
+    done = run_cli("eval", "--base", "--model", str(tiny_model_dir), "--dataset", "date_format",
+                   "--limit", "2", "--max-new-tokens", "4", "--saves", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] == 2
+    assert list(tmp_path.glob(".base/*/eval/date_format-test.json"))
+    bad = run_cli("eval", "--run", "missing-run", "--saves", str(tmp_path))
+    assert bad.returncode == 2 and "no such run: missing-run" in bad.stderr
