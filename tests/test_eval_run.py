@@ -75,3 +75,25 @@ def test_cli_eval_base_and_errors(tiny_model_dir, tmp_path):
     assert list(tmp_path.glob(".base/*/eval/date_format-test.json"))
     bad = run_cli("eval", "--run", "missing-run", "--saves", str(tmp_path))
     assert bad.returncode == 2 and "no such run: missing-run" in bad.stderr
+
+
+def test_experiments_views(trained_lora_run, evaluator, tmp_path):
+    import shutil
+
+    from workbench.experiments import config_diff, loss_curves, metrics_table, sample_gallery
+
+    root = tmp_path / "saves"
+    shutil.copytree(trained_lora_run, root / "a")
+    shutil.copytree(trained_lora_run, root / "b")
+    cfg = (root / "b" / "config.yaml").read_text().replace("lora_rank: 4", "lora_rank: 2")
+    (root / "b" / "config.yaml").write_text(cfg)
+    curves = loss_curves(root, ["a", "b"])
+    assert {p["run"] for p in curves} == {"a", "b"} and all(p["loss"] > 0 for p in curves)
+    diff = config_diff(root, ["a", "b"])
+    assert diff == [{"key": "lora_rank", "a": "4", "b": "2"}]
+    evaluate("a", "date_format", "test", Evaluator(root=root, max_new_tokens=4), limit=2)
+    table = metrics_table(root, ["a", "b"])
+    assert [(r["run"], r["dataset"], r["rows"]) for r in table] == [("a", "date_format", 2)]
+    gallery = sample_gallery(root, "a", ["Who are you?", "你是谁？"], Evaluator(root=root), max_new_tokens=4)
+    assert [r["checkpoint"] for r in gallery["rows"]] == ["4", "4", "8", "8", "final", "final"]
+    assert json.loads((root / "a" / "eval" / "gallery.json").read_text())["prompts"][1] == "你是谁？"

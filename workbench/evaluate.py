@@ -463,7 +463,9 @@ def saved_results(run_dir: Path) -> list[Path]:
     folder = Path(run_dir) / EVAL_DIR
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*.json") if not p.name.endswith(".predictions.json"))
+    # before/after reports (compare-*.json) and the sample gallery are not single results
+    return sorted(p for p in folder.rglob("*.json")
+                  if not p.name.startswith("compare-") and p.name != "gallery.json")
 
 
 # ==== before / after ========================================================================

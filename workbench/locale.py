@@ -116,6 +116,71 @@ STRINGS: dict[str, dict[str, str]] = {
     "export.merged_done": {"en": "Merged model saved in `{folder}` ({size} MB zip).",
                            "zh": "合并后的模型已保存到 `{folder}`（zip 共 {size} MB）。"},
     "export.adapter_done": {"en": "Adapter saved in `{folder}`.", "zh": "适配器已保存到 `{folder}`。"},
+    # ---- evaluate and experiments tabs (issue 8) ----
+    "tab.evaluate": {"en": "Evaluate", "zh": "评估"},
+    "tab.experiments": {"en": "Experiments", "zh": "实验对比"},
+    "eval.target": {"en": "Model", "zh": "模型"},
+    "eval.target.info": {"en": "The base, a run (its final result) or one of its checkpoints.",
+                         "zh": "基座模型、某个任务（最终结果）或它的检查点。"},
+    "eval.dataset": {"en": "Dataset", "zh": "数据集"},
+    "eval.dataset.info": {"en": "Empty = the run's own dataset and held-out split.",
+                          "zh": "留空表示使用该任务自己的数据集与留出划分。"},
+    "eval.split": {"en": "Split", "zh": "数据划分"},
+    "eval.limit": {"en": "Rows (0 = all)", "zh": "行数（0 表示全部）"},
+    "eval.refresh": {"en": "Refresh", "zh": "刷新"},
+    "eval.run": {"en": "Evaluate", "zh": "评估"},
+    "eval.compare": {"en": "Before / after (base vs tuned)", "zh": "调优前后对比（基座 vs 微调）"},
+    "eval.gap": {"en": "Gap analysis (base, before training)", "zh": "差距分析（基座，训练前）"},
+    "eval.table": {"en": "Rows", "zh": "逐行结果"},
+    "eval.running": {"en": "evaluating", "zh": "正在评估"},
+    "eval.need_run": {"en": "Pick a tuned run or checkpoint for before / after.",
+                      "zh": "调优前后对比需要选择一个微调任务或检查点。"},
+    "eval.need_dataset": {"en": "Pick a dataset for the base model.", "zh": "请为基座模型选择数据集。"},
+    "eval.metrics": {"en": "**{target}** on {dataset}/{split} ({rows} rows): {metrics}",
+                     "zh": "**{target}** 在 {dataset}/{split} 上（{rows} 行）：{metrics}"},
+    "eval.compare_summary": {
+        "en": "**{target}** vs **{base}** on {dataset}/{split} ({rows} rows): **{improved} improved**, "
+              "**{worse} got worse**.",
+        "zh": "**{target}** 对比 **{base}**，{dataset}/{split}（{rows} 行）：**{improved} 行变好**，"
+              "**{worse} 行变差**。"},
+    "eval.metric_change": {"en": "Metric change", "zh": "指标变化"},
+    "eval.forgetting": {
+        "en": "Forgetting check: general-text perplexity {before:.2f} → {after:.2f} ({change:+.1f}%, threshold {threshold:.0f}%).",
+        "zh": "遗忘检查：通用文本困惑度 {before:.2f} → {after:.2f}（{change:+.1f}%，阈值 {threshold:.0f}%）。"},
+    "eval.forgetting_warning": {
+        "en": "⚠️ The tuned model lost more general ability than the threshold allows: train fewer "
+              "steps, lower the learning rate, or mix in general data.",
+        "zh": "⚠️ 微调后的模型通用能力下降超过阈值：可减少训练步数、降低学习率，或混入通用数据。"},
+    "eval.forgetting_ok": {"en": "✅ Within the threshold.", "zh": "✅ 在阈值之内。"},
+    "eval.gap_summary": {
+        "en": "The base **{target}** gets **{failed} of {rows}** {split} rows of {dataset} wrong "
+              "(exact match {em:.2f}). The table lists what tuning must fix.",
+        "zh": "基座 **{target}** 在 {dataset} 的 {split} 划分上答错 **{failed}/{rows}** 行"
+              "（完全匹配 {em:.2f}）。下表列出微调需要解决的问题。"},
+    "eval.col.prompt": {"en": "Prompt", "zh": "提示"},
+    "eval.col.reference": {"en": "Reference", "zh": "参考答案"},
+    "eval.col.prediction": {"en": "Output", "zh": "输出"},
+    "eval.col.base": {"en": "Base", "zh": "基座"},
+    "eval.col.tuned": {"en": "Tuned", "zh": "微调后"},
+    "eval.col.change": {"en": "Change", "zh": "变化"},
+    "eval.col.exact": {"en": "Exact", "zh": "完全匹配"},
+    "eval.change.improved": {"en": "improved", "zh": "变好"},
+    "eval.change.worse": {"en": "got worse", "zh": "变差"},
+    "eval.change.same": {"en": "same", "zh": "不变"},
+    "exp.runs": {"en": "Runs to compare", "zh": "要对比的任务"},
+    "exp.show": {"en": "Compare", "zh": "对比"},
+    "exp.loss": {"en": "Loss curves", "zh": "损失曲线"},
+    "exp.metrics": {"en": "Evaluation metrics (saved evaluations of each run)", "zh": "评估指标（各任务已保存的评估）"},
+    "exp.config": {"en": "Config differences", "zh": "配置差异"},
+    "exp.none": {"en": "Pick one or more runs.", "zh": "请选择一个或多个任务。"},
+    "exp.gallery": {"en": "Sample gallery: the same prompts at every saved checkpoint",
+                    "zh": "样例画廊：每个已保存检查点对同一组提示的回答"},
+    "exp.gallery_run": {"en": "Run", "zh": "任务"},
+    "exp.gallery_prompts": {"en": "Prompts (one per line)", "zh": "提示（每行一个）"},
+    "exp.gallery_prompts.info": {"en": "Empty = the first prompts of the run's test split.",
+                                 "zh": "留空表示使用该任务测试集的前几个提示。"},
+    "exp.gallery_build": {"en": "Generate at every checkpoint", "zh": "在每个检查点上生成"},
+    "exp.gallery_table": {"en": "Answers by checkpoint", "zh": "各检查点的回答"},
 }
 
 
