@@ -75,6 +75,8 @@ def test_cli_eval_base_and_errors(tiny_model_dir, tmp_path):
     assert list(tmp_path.glob(".base/*/eval/date_format-test.json"))
     bad = run_cli("eval", "--run", "missing-run", "--saves", str(tmp_path))
     assert bad.returncode == 2 and "no such run: missing-run" in bad.stderr
+    no_dataset = run_cli("eval", "--base", "--saves", str(tmp_path))
+    assert no_dataset.returncode == 2 and "--base needs --dataset" in no_dataset.stderr
 
 
 def test_experiments_views(trained_lora_run, evaluator, tmp_path):
