@@ -78,3 +78,30 @@ def test_classification_chinese_labels_and_matching():
 def test_unknown_reference_label_is_named():
     with pytest.raises(EvalError, match="'z'"):
         classification_metrics(["a"], ["z"], ["a", "b"])
+
+
+def _result(target, outputs, refs):
+    from workbench.evaluate import EvalResult, normalize_text
+
+    per_row = rouge_per_row(outputs, refs)
+    rows = [{"prompt": f"p{i}", "reference": r, "prediction": o, "exact": normalize_text(o) == normalize_text(r),
+             "rougeL": s["rougeL"]} for i, (o, r, s) in enumerate(zip(outputs, refs, per_row))]
+    return EvalResult(target, "d", "test", len(refs), generation_metrics(outputs, refs), rows)
+
+
+def test_compare_marks_improved_and_worse_rows():
+    from workbench.evaluate import Forgetting, compare
+
+    refs = ["2021-03-05", "1999-12-31", "2000-01-01", "今天 是 晴天"]
+    base = _result("base:m", ["March 5", "1999-12-31", "2000-01-01", "今天"], refs)
+    tuned = _result("run", ["2021-03-05", "1999-12-30", "2000-01-01", "今天 是"], refs)
+    result = compare(base, tuned)
+    assert [r["change"] for r in result.rows] == ["improved", "worse", "same", "improved"]
+    assert (result.improved, result.worse) == (2, 1)
+    assert result.delta["exact_match"] == pytest.approx(0.0)   # one row gained, one lost
+    assert result.rows[0]["base"] == "March 5" and result.rows[0]["tuned"] == "2021-03-05"
+    with pytest.raises(EvalError, match="different rows"):
+        compare(base, _result("run", ["x"], ["y"]))
+    forgot = Forgetting(before=10.0, after=12.0, threshold=15.0)
+    assert forgot.change_percent == pytest.approx(20.0) and forgot.warning
+    assert not Forgetting(10.0, 11.0, 15.0).warning

@@ -308,6 +308,8 @@ class Evaluator:
         outputs: list[str] = []
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"   # generation continues from the right end
+        if tokenizer.pad_token is None:   # batching needs a pad token; EOS is never attended to
+            tokenizer.pad_token = tokenizer.eos_token
         try:
             with active as model, torch.inference_mode():
                 device = next(model.parameters()).device
