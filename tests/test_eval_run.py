@@ -99,3 +99,25 @@ def test_experiments_views(trained_lora_run, evaluator, tmp_path):
     gallery = sample_gallery(root, "a", ["Who are you?", "你是谁？"], Evaluator(root=root), max_new_tokens=4)
     assert [r["checkpoint"] for r in gallery["rows"]] == ["4", "4", "8", "8", "final", "final"]
     assert json.loads((root / "a" / "eval" / "gallery.json").read_text())["prompts"][1] == "你是谁？"
+
+
+def test_classification_data_gets_accuracy_and_confusion_matrix(tiny_model_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    rows = [{"text": f"review {i}: {'great' if i % 2 else '很差'}", "label": "positive" if i % 2 else "negative"}
+            for i in range(6)]
+    (data_dir / "reviews.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    (data_dir / "dataset_info.json").write_text(json.dumps(
+        {"reviews": {"file_name": "reviews.json", "format": "classification"}}), encoding="utf-8")
+    result = evaluate(f"base:{tiny_model_dir}", "reviews", "test", Evaluator(root=tmp_path, max_new_tokens=4),
+                      dataset_dir=str(data_dir), cfg=_cfg(tiny_model_dir, test_size=4))
+    assert result.rows == 4
+    matrix = result.classification["confusion_matrix"]
+    assert result.classification["labels"] == ["negative", "positive", "(other)"]
+    assert sum(map(sum, matrix)) == 4 and 0 <= result.metrics["accuracy"] <= 1 and "f1" in result.metrics
+
+
+def _cfg(model, **keys):
+    from workbench.config import RunConfig
+
+    return RunConfig(model_name_or_path=str(model), **keys)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import DEFAULT_MODEL, RunConfig, atomic_write_text, from_dict
-from .data import DataError, load_splits, normalize, read_records
+from .data import DataError, normalize, read_records
 from .data.registry import DatasetEntry
 
 EVAL_DIR = "eval"
@@ -209,13 +209,23 @@ def split_rows(cfg: RunConfig, split: str) -> list[dict]:
     """The rows of one split exactly as training cut them (same sizes and seed)."""
     if split not in ("train", "validation", "test"):
         raise EvalError(f"unknown split '{split}'; use train, validation or test")
-    rows = getattr(load_splits(cfg), split)
+    rows = getattr(_splits(cfg), split)
     if not rows:
         hint = {"test": "set test_size or give the dataset a test_file_name",
                 "validation": "set val_size"}.get(split, "")
         raise EvalError(f"dataset '{cfg.dataset}' has no {split} split with these settings"
                         + (f": {hint}" if hint else ""))
     return rows
+
+
+def _splits(cfg: RunConfig):
+    """The splits training cut, whatever the row kind (a base model may be scored on
+    classification rows that only the cls stage trains on)."""
+    from .data import load_rows, placeholders_of
+    from .data import split_rows as cut
+
+    rows, fixed_test = load_rows(cfg.dataset_dir, cfg.datasets(), placeholders_of(cfg), cfg.max_samples)
+    return cut(rows, cfg.val_size, cfg.test_size, cfg.seed, fixed_test)
 
 
 def load_text_rows(path: str | Path) -> list[dict]:
@@ -589,7 +599,7 @@ def gap_analysis(base_spec: str, dataset: str, evaluator: Evaluator | None = Non
     cfg = cfg or RunConfig(model_name_or_path=base_spec.split(":", 1)[-1], dataset=dataset)
     cfg.dataset = dataset
     try:
-        splits = load_splits(cfg)
+        splits = _splits(cfg)
     except DataError as err:
         raise EvalError(str(err)) from None
     # held-out rows when there are any; before a split is chosen, the training rows will do
