@@ -87,6 +87,8 @@ def test_experiments_views(trained_lora_run, evaluator, tmp_path):
     root = tmp_path / "saves"
     shutil.copytree(trained_lora_run, root / "a")
     shutil.copytree(trained_lora_run, root / "b")
+    for run in ("a", "b"):  # evaluations saved by other tests in the shared run don't belong here
+        shutil.rmtree(root / run / "eval", ignore_errors=True)
     cfg = (root / "b" / "config.yaml").read_text().replace("lora_rank: 4", "lora_rank: 2")
     (root / "b" / "config.yaml").write_text(cfg)
     curves = loss_curves(root, ["a", "b"])

@@ -13,6 +13,7 @@ tuned share weights in memory. No gradio here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -265,7 +266,16 @@ class Evaluator:
     def _model(self, target):
         # the engine's loader and adapter switch: one base copy serves base and tuned
         loaded = self.engine._load(target)
-        return loaded, self.engine._activate(loaded, target)
+        return loaded, self._active(loaded, target)
+
+    @contextlib.contextmanager
+    def _active(self, loaded, target):
+        """The model with the target's adapter on, while no chat generates with it (engines
+        that keep one `_busy` lock want it held around `_activate`; older ones lock inside)."""
+        busy = getattr(self.engine, "_busy", None)
+        with busy if busy is not None else contextlib.nullcontext():
+            with self.engine._activate(loaded, target) as model:
+                yield model
 
     # ---- loss and perplexity --------------------------------------------------------------
     def loss(self, spec: str, rows: list[dict], progress: Progress | None = None) -> dict:
