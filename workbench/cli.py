@@ -216,6 +216,89 @@ def _add_reward_parser(sub) -> None:
     p.add_argument("--response", required=True, action="append",
                    help="a response to score (repeat to compare several)")
     p.set_defaults(func=_cmd_reward)
+# ---- eval (issue 8) ---------------------------------------------------------------------------
+def _cmd_eval(args) -> int:
+    from .chat import BASE_PREFIX
+    from .config import DEFAULT_MODEL
+    from .data import DataError
+    from .evaluate import (EvalError, Evaluator, base_spec_of, before_after, evaluate, gap_analysis,
+                           run_config_of)
+    from .train import saves_root
+
+    root = Path(args.saves) if args.saves else saves_root()
+    if args.run:
+        folder = Path(args.run)
+        if folder.is_dir() and (folder / "config.yaml").is_file():  # a run folder given as a path
+            root, spec = folder.parent, folder.name
+        elif folder.is_dir() and folder.name.startswith("checkpoint-"):
+            root, spec = folder.parent.parent, f"{folder.parent.name}/{folder.name}"
+        else:
+            spec = args.run
+    else:
+        spec = BASE_PREFIX + (args.model or DEFAULT_MODEL)
+    if not args.run and (args.compare or not args.dataset):
+        print("error: --base needs --dataset (and --compare needs --run)", file=sys.stderr)
+        return 2
+    evaluator = Evaluator(root=root, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+
+    def progress(done, total, what):
+        print(f"\r{what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    try:
+        if args.gap:
+            cfg = run_config_of(spec, root) if args.run else None
+            report = gap_analysis(base_spec_of(spec, root), args.dataset or cfg.dataset, evaluator,
+                                  progress, args.limit, cfg=cfg)
+            print(json.dumps(report, ensure_ascii=False, indent=2))
+            return 0
+        if args.compare:
+            report = before_after(spec, args.dataset, args.split, evaluator, progress, args.limit,
+                                  args.threshold)
+            _print_compare(report)
+            return 0
+        result = evaluate(spec, args.dataset, args.split, evaluator, progress, args.limit,
+                          dataset_dir=args.dataset_dir)
+    except (EvalError, DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({"target": result.target, "dataset": result.dataset, "split": result.split,
+                      "rows": result.rows, **result.metrics}, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _print_compare(report: dict) -> None:
+    base, tuned, delta = report["base_metrics"], report["tuned_metrics"], report["delta"]
+    print(f"{report['target']} vs {report['base']} on {report['dataset']}/{report['split']} "
+          f"({len(report['rows'])} rows): {report['improved']} improved, {report['worse']} got worse")
+    for key in ("exact_match", "bleu", "rouge1", "rouge2", "rougeL", "loss", "perplexity", "accuracy", "f1"):
+        if key in tuned and key in base:
+            print(f"  {key:<12} {base[key]:>9.4f} -> {tuned[key]:>9.4f}  ({delta[key]:+.4f})")
+    forgot = report["forgetting"]
+    flag = "  WARNING: above the threshold" if forgot["warning"] else ""
+    print(f"  forgetting: general-text perplexity {forgot['perplexity_before']:.2f} -> "
+          f"{forgot['perplexity_after']:.2f} ({forgot['change_percent']:+.1f}%, threshold "
+          f"{forgot['threshold_percent']:.0f}%){flag}")
+
+
+def _add_eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate the base or a run on a dataset split")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--run", help="a run id, run/checkpoint-N, or a run folder")
+    who.add_argument("--base", action="store_true", help="evaluate the base model (needs --dataset)")
+    p.add_argument("--model", default=None, help="the base model (default: the embedded one)")
+    p.add_argument("--dataset", default=None, help="a registered dataset (default: the run's own)")
+    p.add_argument("--dataset-dir", default=None)
+    p.add_argument("--split", default="test", choices=["test", "validation", "train"])
+    p.add_argument("--compare", action="store_true",
+                   help="also run the base on the same rows: before/after table and forgetting check")
+    p.add_argument("--gap", action="store_true", help="gap analysis: the base on the validation split")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--threshold", type=float, default=15.0, help="forgetting warning threshold, in %%")
+    p.add_argument("--saves", default=None, help="the runs folder (default: ./saves)")
+    p.set_defaults(func=_cmd_eval)
+# ---- end eval ------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--replace", action="store_true", help="replace an upload of the same name")
     p.set_defaults(func=_cmd_data)
     _add_reward_parser(sub)
+    _add_eval_parser(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ from ..chat import ChatEngine
 from ..jobs import JobController
 from ..train import saves_root
 from . import chat_tab, data_tab, export_tab, train_tab
+from . import eval_tab, experiments_tab  # issue 8
 from .context import UIContext
 from .i18n import Localizer
 
@@ -48,6 +49,11 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
                 refresh_on_open(chat, chat_tab.build(ctx))
             with loc(gr.Tab(loc.t("tab.export"), id="export", elem_id="tab-export"), "tab.export") as exports:
                 refresh_on_open(exports, export_tab.build(ctx))
+            with loc(gr.Tab(loc.t("tab.evaluate"), id="evaluate", elem_id="tab-evaluate"), "tab.evaluate") as evals:
+                refresh_on_open(evals, eval_tab.build(ctx))
+            with loc(gr.Tab(loc.t("tab.experiments"), id="experiments", elem_id="tab-experiments"),
+                     "tab.experiments") as experiments:
+                refresh_on_open(experiments, experiments_tab.build(ctx))
 
         def on_language(code):
             return [code] + loc.updates(code)
