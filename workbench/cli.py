@@ -156,6 +156,13 @@ def _cmd_data(args) -> int:
     return 2
 
 
+# ---- bench (issue 9: performance) ----
+def _cmd_bench(args) -> int:
+    from . import bench
+
+    return bench.run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Fine-tune language models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--format", default=None)
     q.add_argument("--dataset-dir", default="data")
     p.set_defaults(func=_cmd_data)
+
+    # bench (issue 9): its own options live in workbench/bench.py
+    from .bench import add_arguments as add_bench_arguments
+
+    p = sub.add_parser("bench", help="training speed: ours vs trl defaults (JSON summary last)")
+    add_bench_arguments(p)
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

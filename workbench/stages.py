@@ -5,6 +5,7 @@ import torch
 
 from .config import RunConfig
 from .data import packing_enabled
+from .speed import prepare_sft  # issue 9: padding-free batches, less wasted work
 
 
 class StageError(ValueError):
@@ -74,5 +75,6 @@ def _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
         packing_strategy="wrapped" if cfg.stage == "pt" else "bfd",
         dataset_num_proc=None,
     )
-    return SFTTrainer(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      processing_class=tokenizer, callbacks=callbacks)
+    return prepare_sft(sft_args, lambda: SFTTrainer(
+        model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
+        processing_class=tokenizer, callbacks=callbacks))
