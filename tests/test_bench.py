@@ -43,7 +43,7 @@ def test_ours_beats_trl_defaults_with_the_same_loss(tiny_model_dir, bench_data):
     assert ours["tokens_per_s"] / trl["tokens_per_s"] >= 1.15, (ours["tokens_per_s"], trl["tokens_per_s"])
 
 
-def test_per_example_attention_matches_sdpa_with_a_block_mask(tiny_model_dir):
+def test_per_example_attention_matches_sdpa_with_a_block_mask(tiny_model_dir, monkeypatch):
     """The padding-free row with per-example attention gives the logits each example gets
     alone (what trl's padded batch computes)."""
     import torch
@@ -61,10 +61,19 @@ def test_per_example_attention_matches_sdpa_with_a_block_mask(tiny_model_dir):
         ids = torch.cat(seqs)[None]
         positions = torch.cat([torch.arange(n) for n in lengths])[None]
         bounds = torch.tensor([0, 5, 16, 19], dtype=torch.int32)
+        sdpa, causal_calls = torch.nn.functional.scaled_dot_product_attention, []
+
+        def counting(*args, **kwargs):
+            causal_calls.append(kwargs.get("is_causal"))
+            return sdpa(*args, **kwargs)
+
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting)
         packed = model(input_ids=ids, position_ids=positions, cu_seq_lens_q=bounds,
                        cu_seq_lens_k=bounds, max_length_q=11, max_length_k=11).logits[0]
         # without the row boundaries it falls back to plain SDPA, unchanged
         whole = model(input_ids=seqs[1][None]).logits[0]
+    # one causal call per example per layer: the per-example path ran, not a masked fallback
+    assert causal_calls[:3 * model.config.num_hidden_layers] == [True] * 3 * model.config.num_hidden_layers
     assert torch.allclose(packed, torch.cat(alone), atol=1e-4)
     assert torch.allclose(whole, alone[1], atol=1e-5)
 

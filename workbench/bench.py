@@ -250,32 +250,43 @@ def time_to_first_loss(model: str, dataset_dir: Path, cutoff: int, timeout: floa
         t0 = time.time()
         run_id = controller.submit(cfg)
         events = Path(saves) / run_id / "events.jsonl"
-        first = None
+        first, phases = None, {}
         try:
             while time.time() - t0 < timeout and first is None:
                 controller.tick()
-                if events.exists():
-                    for line in events.read_text(encoding="utf-8").splitlines():
-                        try:
-                            event = json.loads(line)
-                        except ValueError:
-                            continue
-                        if event.get("type") == "log" and "loss" in event:
-                            first = event["time"] - t0 if isinstance(event.get("time"), (int, float)) \
-                                else time.time() - t0
-                            break
-                        if event.get("type") == "error":
-                            return {"error": event.get("message")}
+                for event in _read_events(events):
+                    if event.get("type") == "phase":
+                        phases.setdefault(event.get("phase"), round(event["time"] - t0, 2))
+                    elif event.get("type") == "log" and "loss" in event:
+                        first = event["time"] - t0
+                        break
+                    elif event.get("type") == "error":
+                        return {"error": event.get("message")}
                 time.sleep(0.1)
         finally:
             controller.wait(run_id, timeout=timeout)
-        return {"seconds": first}
+        # when each phase began, in seconds after submit: where the time before the first loss goes
+        return {"seconds": first, "phase_started": phases}
+
+
+def _read_events(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line being written
+    return events
 
 
 def model_load_times(model: str) -> dict:
     """Cold: GGUF -> safetensors cache in an empty cache folder; cached: a load from it."""
-    code = ("import time,sys,os;from workbench import models;t=time.perf_counter();"
-            "models.load_causal_lm(sys.argv[1]);print(time.perf_counter()-t)")
+    # the first load in a process also pays transformers' lazy imports; the second does not
+    code = ("import time,sys;from workbench import models;t=time.perf_counter();"
+            "models.load_causal_lm(sys.argv[1]);t2=time.perf_counter();"
+            "models.load_causal_lm(sys.argv[1]);print(t2-t,time.perf_counter()-t2)")
     out = {}
     from .models import KNOWN_MODELS
 
@@ -284,10 +295,12 @@ def model_load_times(model: str) -> dict:
             env = {**os.environ, "WORKBENCH_CACHE": cache}
             proc = subprocess.run([sys.executable, "-c", code, model], capture_output=True,
                                   text=True, env=env, timeout=900)
-            out["cold_seconds"] = float(proc.stdout.split()[-1]) if proc.returncode == 0 else None
+            out["cold_seconds"] = float(proc.stdout.split()[-2]) if proc.returncode == 0 else None
     proc = subprocess.run([sys.executable, "-c", code, model], capture_output=True, text=True,
                           timeout=900)
-    out["cached_seconds"] = float(proc.stdout.split()[-1]) if proc.returncode == 0 else None
+    if proc.returncode == 0:
+        first, again = (float(x) for x in proc.stdout.split()[-2:])
+        out.update(cached_seconds=first, cached_again_seconds=again)
     return out
 
 

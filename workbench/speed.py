@@ -25,8 +25,12 @@ def varlen_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     bounds = kwargs.get("cu_seq_lens_q")
-    if bounds is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or \
-            kwargs.get("position_bias") is not None:
+    # anything but plain causal attention over a padding-free row (a sliding window, a bias, a
+    # cache) takes SDPA with the mask transformers built for it, which is always correct
+    plain = bounds is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2] and \
+        kwargs.get("position_bias") is None and kwargs.get("sliding_window") is None and \
+        getattr(module, "sliding_window", None) is None and getattr(module, "is_causal", True)
+    if not plain:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
     gqa = query.shape[1] != key.shape[1]
@@ -102,12 +106,15 @@ def adapters_in_compute_dtype(model, dtype) -> int:
 
 
 # ---- the hook stages.py calls ------------------------------------------------------------
-def prepare_sft(sft_args, make_trainer):
+def prepare_sft(sft_args, model, make_trainer):
     """Set up our SFT/PT trainer for speed: `sft_args` (an SFTConfig) is adjusted before
     `make_trainer()` builds the SFTTrainer from it, the built trainer's model after."""
     import torch
 
-    if not sft_args.packing:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    # padding-free only where we know attention keeps the examples apart: models on SDPA,
+    # which switch to per-example attention below
+    if not sft_args.packing and can_use_varlen(base):
         # examples arrive tokenized and already cut at cutoff_len: trl's own truncation is not
         # needed, and trl refuses max_length with padding-free batches that are not packed
         sft_args.padding_free = True

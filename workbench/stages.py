@@ -75,6 +75,6 @@ def _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
         packing_strategy="wrapped" if cfg.stage == "pt" else "bfd",
         dataset_num_proc=None,
     )
-    return prepare_sft(sft_args, lambda: SFTTrainer(
+    return prepare_sft(sft_args, model, lambda: SFTTrainer(
         model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
         processing_class=tokenizer, callbacks=callbacks))
