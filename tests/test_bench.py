@@ -125,3 +125,29 @@ def test_bench_refuses_an_unknown_method():
     result = run_cli("bench", "--methods", "lora,dpo", "--no-extras")
     assert result.returncode == 2
     assert "dpo" in result.stderr and "lora" in result.stderr
+
+
+def test_padding_free_only_where_attention_keeps_examples_apart(tiny_model_dir, tmp_path):
+    """A model on SDPA trains on padding-free rows with per-example attention; a model on
+    another attention implementation keeps trl's padded batches."""
+    from transformers import AutoModelForCausalLM
+
+    from workbench import stages
+    from workbench.config import from_dict
+    from workbench.data import load_splits, tokenize_rows
+    from workbench.models import load_tokenizer
+
+    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
+                     "dataset_dir": str(ROOT / "data"), "cutoff_len": 64, "max_steps": 1,
+                     "finetuning_type": "full", "compute_type": "fp32"})
+    tokenizer = load_tokenizer(cfg.model_name_or_path)
+    examples, _ = tokenize_rows(tokenizer, load_splits(cfg).train[:8], cfg)
+    import torch
+
+    for attn, padding_free in (("sdpa", True), ("eager", False)):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attn)
+        trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], str(tmp_path / attn),
+                                       torch.float32, [])
+        assert trainer.padding_free is padding_free
+        expected = "workbench_varlen" if padding_free else attn
+        assert model.config._attn_implementation == expected
