@@ -176,6 +176,10 @@ def run_worker(spec: dict) -> dict:
             trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], out, dtype, [])
         else:
             trainer = _trl_default_trainer(cfg, model, tokenizer, examples, out, dtype)
+        setup = {"activation_checkpointing": bool(trainer.args.activation_checkpointing),
+                 "padding_free": bool(getattr(trainer, "padding_free", False)),
+                 "attention": getattr(model.config, "_attn_implementation", None),
+                 "dtype": str(dtype).replace("torch.", "")}
         counter = _Counter(trainer.data_collator)
         trainer.data_collator = counter
         steps: list[dict] = []
@@ -219,7 +223,7 @@ def run_worker(spec: dict) -> dict:
             "peak_rss_mb": psutil.Process().memory_info().rss / 2**20 if sys.platform != "linux"
             else _peak_rss_mb(),
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-            "examples": stats.summary()}
+            "setup": setup, "examples": stats.summary()}
 
 
 def _peak_rss_mb() -> float:
