@@ -268,6 +268,7 @@ def time_to_first_loss(model: str, dataset_dir: Path, cutoff: int, timeout: floa
                         return {"error": event.get("message")}
                 time.sleep(0.1)
         finally:
+            controller.abort(run_id)  # the first loss is all this measures
             controller.wait(run_id, timeout=timeout)
         # when each phase began, in seconds after submit: where the time before the first loss goes
         return {"seconds": first, "phase_started": phases}
