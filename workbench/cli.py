@@ -299,6 +299,11 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--saves", default=None, help="the runs folder (default: ./saves)")
     p.set_defaults(func=_cmd_eval)
 # ---- end eval ------------------------------------------------------------------------------
+# ---- bench (issue 9: performance) ----
+def _cmd_bench(args) -> int:
+    from . import bench
+
+    return bench.run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data)
     _add_reward_parser(sub)
     _add_eval_parser(sub)
+
+    # bench (issue 9): its own options live in workbench/bench.py
+    from .bench import add_arguments as add_bench_arguments
+
+    p = sub.add_parser("bench", help="training speed: ours vs trl defaults (JSON summary last)")
+    add_bench_arguments(p)
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -125,6 +125,7 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
 
     from . import data, distributed, methods, models, stages
     from .callbacks import EventsCallback, StopFileCallback
+    from .data.cache import tokenize_rows_cached
 
     datasets.disable_progress_bars()  # carriage-return bars garble train.log
     run_dir = Path(run_dir or choose_run_dir(cfg))
@@ -139,8 +140,9 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
 
     tokenizer = models.load_tokenizer(cfg.model_name_or_path)
     splits = data.load_splits(cfg)
-    train_examples, train_stats = data.tokenize_rows(tokenizer, splits.train, cfg)
-    eval_examples, _ = data.tokenize_rows(tokenizer, splits.validation, cfg)
+    # remembered by their inputs: a second Start with the same data skips tokenizing (issue 9)
+    train_examples, train_stats, _ = tokenize_rows_cached(tokenizer, splits.train, cfg)
+    eval_examples, _, _ = tokenize_rows_cached(tokenizer, splits.validation, cfg)
     if not train_examples:
         raise data.DataError(f"no training example is left: all {train_stats.rows} rows were "
                              f"dropped (cutoff_len {cfg.cutoff_len} leaves no reply tokens)")

@@ -1,0 +1,454 @@
+"""`workbench bench`: our training path against trl's SFTTrainer defaults, side by side.
+
+For each method (LoRA, QLoRA-4bit, full) both trainers run the same model on the same tokenized
+examples, in the same order, for the same number of optimizer steps, each in a fresh subprocess
+(so peak RSS is per method and per path), alternating which goes first so both see the same
+machine. The baseline is `SFTTrainer` with its defaults except fp32 on CPU (trl's default bf16
+is ~100x slower on CPUs without bf16): activation checkpointing on, padded batches.
+
+Reported per run: real (non-padding) tokens/s, final loss, peak RSS, and the share of the fp32
+matmul roofline measured in the same process right before and after training.
+
+FLOPs counted (per optimizer step, "required work"):
+  forward  F = sum over real tokens of 2*P_layers  +  2*P_head per trained (label) token
+             + causal attention 2*L*d_attn*len^2 per sequence (QK^T and AV, the causal half)
+  full FT  = 3F  (forward, input gradients, weight gradients)
+  LoRA     = 2F  (forward, input gradients; frozen weights get no weight gradient; the
+                  adapters' own work, r/d of that, is left out)
+P_layers: parameters of the linear layers inside the transformer blocks; P_head: the LM head.
+Embedding lookups, norms and activations are not counted. Activation checkpointing's
+recomputation and padding are not counted either: they are work, not progress.
+
+Also measured: time from a job's submit (what Start does) to its first logged loss, with the
+model cached, and the model load time cold (GGUF -> safetensors cache) and cached.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+METHODS = ("lora", "qlora", "full")
+PATHS = ("ours", "trl")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---- the fixed benchmark dataset ------------------------------------------------------------
+def build_bench_dataset(folder: Path, rows: int = 64) -> Path:
+    """A deterministic mixed-length SFT set: conversations of 1..12 turns taken from the
+    shipped identity dataset, so lengths spread from ~60 to past 512 tokens."""
+    src = json.loads((ROOT / "data" / "identity.json").read_text(encoding="utf-8"))
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(rows):
+        turns = 1 + (i * 7) % 12  # 1, 8, 3, 10, 5, 12, ... : mixed, not sorted
+        messages = []
+        for t in range(turns):
+            qa = src[(i * 5 + t * 3) % len(src)]
+            question = (qa["instruction"] + " " + qa.get("input", "")).strip()
+            messages += [{"role": "user", "content": question},
+                         {"role": "assistant", "content": qa["output"]}]
+        records.append({"messages": messages})
+    (folder / "bench.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    (folder / "dataset_info.json").write_text(json.dumps(
+        {"bench": {"file_name": "bench.json", "format": "openai"}}), encoding="utf-8")
+    return folder
+
+
+def bench_config(model: str, method: str, steps: int, cutoff: int, dataset_dir: Path,
+                 batch_size: int = 4):
+    from .config import from_dict
+
+    keys = {"model_name_or_path": model, "dataset": "bench", "dataset_dir": str(dataset_dir),
+            "cutoff_len": cutoff, "max_steps": steps, "per_device_train_batch_size": batch_size,
+            "learning_rate": 1e-3 if method != "full" else 5e-5, "logging_steps": 1,
+            "save_steps": 10_000, "finetuning_type": "full" if method == "full" else "lora",
+            "compute_type": "fp32"}
+    if method == "qlora":
+        keys["quantization_bit"] = 4
+    return from_dict(keys)
+
+
+# ---- the machine's roofline -----------------------------------------------------------------
+def matmul_gflops(n: int = 1024, seconds: float = 1.0) -> float:
+    """fp32 GFLOP/s of torch.matmul on n x n matrices, best of repeated timings."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        for _ in range(4):
+            torch.matmul(a, b)
+        best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+# ---- FLOP accounting ------------------------------------------------------------------------
+def model_shape(model) -> dict:
+    """Linear parameters in the blocks and in the head, layers and attention width."""
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings()
+    layers = head_params = 0
+    for name, module in base.named_modules():
+        if module is head:
+            head_params = module.in_features * module.out_features
+        elif isinstance(module, torch.nn.Linear) and "lora_" not in name:
+            layers += module.in_features * module.out_features
+        elif type(module).__name__ in ("Linear4bit", "Linear8bitLt") and "lora_" not in name:
+            layers += module.in_features * module.out_features
+    cfg = base.config.get_text_config()
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return {"layer_params": layers, "head_params": head_params, "layers": cfg.num_hidden_layers,
+            "attn_width": cfg.num_attention_heads * head_dim}
+
+
+def forward_flops(shape: dict, lengths: list[int], label_tokens: int) -> float:
+    attention = sum(2 * shape["layers"] * shape["attn_width"] * n * n for n in lengths)
+    return 2 * shape["layer_params"] * sum(lengths) + 2 * shape["head_params"] * label_tokens + attention
+
+
+# ---- one training run (in a worker subprocess) ----------------------------------------------
+class _Counter:
+    """Wraps a data collator to record the real tokens of every batch it builds."""
+
+    def __init__(self, collator):
+        self.collator = collator
+        self.batches: list[dict] = []
+
+    def __call__(self, features):
+        lengths = [len(f["input_ids"]) for f in features]
+        labels = sum(sum(1 for x in f["labels"][1:] if x != -100) for f in features)
+        self.batches.append({"lengths": lengths, "labels": labels})
+        return self.collator(features)
+
+
+def _trl_default_trainer(cfg, model, tokenizer, examples, output_dir: str, dtype):
+    """SFTTrainer with trl's defaults, except: fp32 (no bf16) on CPU, and the same steps, batch
+    size, learning rate, seed and max length as our run."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(output_dir=output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+                     per_device_train_batch_size=cfg.per_device_train_batch_size, seed=cfg.seed,
+                     max_length=cfg.cutoff_len, logging_steps=1, save_strategy="no",
+                     report_to="none", disable_tqdm=True,
+                     bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16)
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                      processing_class=tokenizer)
+
+
+def run_worker(spec: dict) -> dict:
+    """Train once as `spec` says; return the measurements."""
+    import psutil
+    import torch
+    from transformers import PrinterCallback, TrainerCallback, set_seed
+
+    from . import data, methods, models, stages
+
+    torch.manual_seed(0)
+    cfg = bench_config(spec["model"], spec["method"], spec["steps"], spec["cutoff"],
+                       Path(spec["dataset_dir"]), spec.get("batch_size", 4))
+    set_seed(cfg.seed)
+    roof_before = matmul_gflops()
+    t0 = time.perf_counter()
+    tokenizer = models.load_tokenizer(cfg.model_name_or_path)
+    examples, stats = data.tokenize_rows(tokenizer, data.load_splits(cfg).train, cfg)
+    t_data = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
+                                  cfg.quantization_type, cfg.double_quantization)
+    t_load = time.perf_counter() - t0
+    dtype = models.pick_compute_dtype(cfg.compute_type)
+    model = methods.apply_method(model, cfg)
+    shape = model_shape(model)
+    with tempfile.TemporaryDirectory(prefix="bench-") as out:
+        if spec["path"] == "ours":
+            trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], out, dtype, [])
+        else:
+            trainer = _trl_default_trainer(cfg, model, tokenizer, examples, out, dtype)
+        setup = {"activation_checkpointing": bool(trainer.args.activation_checkpointing),
+                 "padding_free": bool(getattr(trainer, "padding_free", False)),
+                 "attention": getattr(model.config, "_attn_implementation", None),
+                 "dtype": str(dtype).replace("torch.", "")}
+        counter = _Counter(trainer.data_collator)
+        trainer.data_collator = counter
+        steps: list[dict] = []
+
+        class Timer(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                self.t = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):
+                steps.append({"seconds": time.perf_counter() - self.t})
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and "loss" in logs and steps:
+                    steps[-1]["loss"] = logs["loss"]
+
+        trainer.add_callback(Timer())
+        trainer.remove_callback(PrinterCallback)  # stdout carries only the result line
+        t0 = time.perf_counter()
+        trainer.train()
+        t_train = time.perf_counter() - t0
+    roof_after = matmul_gflops()
+    batches = counter.batches[:len(steps)]
+    for step, batch in zip(steps, batches):
+        step["tokens"] = sum(batch["lengths"])
+        step["padded"] = max(batch["lengths"]) * len(batch["lengths"])
+        step["flops"] = forward_flops(shape, batch["lengths"], batch["labels"]) * \
+            (3 if spec["method"] == "full" else 2)
+    steady = steps[1:] or steps  # the first step pays one-off allocation and warm-up costs
+    seconds = sum(s["seconds"] for s in steady)
+    tokens = sum(s["tokens"] for s in steady)
+    flops = sum(s["flops"] for s in steady)
+    roof = (roof_before + roof_after) / 2
+    return {"method": spec["method"], "path": spec["path"], "steps": len(steps),
+            "real_tokens": sum(s["tokens"] for s in steps),
+            "padded_tokens": sum(s["padded"] for s in steps),
+            "tokens_per_s": tokens / seconds if seconds else 0.0,
+            "gflops": flops / seconds / 1e9 if seconds else 0.0,
+            "roofline_gflops": roof, "roofline_fraction": flops / seconds / 1e9 / roof if seconds else 0.0,
+            "losses": [s.get("loss") for s in steps], "final_loss": steps[-1].get("loss") if steps else None,
+            "train_seconds": t_train, "data_seconds": t_data, "load_seconds": t_load,
+            "peak_rss_mb": psutil.Process().memory_info().rss / 2**20 if sys.platform != "linux"
+            else _peak_rss_mb(),
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+            "setup": setup, "examples": stats.summary()}
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _spawn_worker(spec: dict, timeout: float = 3600) -> dict:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "workbench.bench", "--worker", json.dumps(spec)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {"method": spec["method"], "path": spec["path"], "error": " | ".join(tail)}
+
+
+# ---- Start -> first loss, and model load times -----------------------------------------------
+def time_to_first_loss(model: str, dataset_dir: Path, cutoff: int, timeout: float = 600) -> dict:
+    """Submit a LoRA job the way the Start button does; seconds until its first logged loss."""
+    from .jobs import JobController
+
+    with tempfile.TemporaryDirectory(prefix="bench-saves-") as saves:
+        cfg = bench_config(model, "lora", 3, cutoff, dataset_dir)
+        controller = JobController(saves)
+        t0 = time.time()
+        run_id = controller.submit(cfg)
+        events = Path(saves) / run_id / "events.jsonl"
+        first, phases = None, {}
+        try:
+            while time.time() - t0 < timeout and first is None:
+                controller.tick()
+                for event in _read_events(events):
+                    if event.get("type") == "phase":
+                        phases.setdefault(event.get("phase"), round(event["time"] - t0, 2))
+                    elif event.get("type") == "log" and "loss" in event:
+                        first = event["time"] - t0
+                        break
+                    elif event.get("type") == "error":
+                        return {"error": event.get("message")}
+                time.sleep(0.1)
+        finally:
+            controller.abort(run_id)  # the first loss is all this measures
+            controller.wait(run_id, timeout=timeout)
+        # when each phase began, in seconds after submit: where the time before the first loss goes
+        return {"seconds": first, "phase_started": phases}
+
+
+def _read_events(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line being written
+    return events
+
+
+def model_load_times(model: str) -> dict:
+    """Cold: GGUF -> safetensors cache in an empty cache folder; cached: a load from it."""
+    # the first load in a process also pays transformers' lazy imports; the second does not
+    code = ("import time,sys;from workbench import models;t=time.perf_counter();"
+            "models.load_causal_lm(sys.argv[1]);t2=time.perf_counter();"
+            "models.load_causal_lm(sys.argv[1]);print(t2-t,time.perf_counter()-t2)")
+    out = {}
+    from .models import KNOWN_MODELS
+
+    if KNOWN_MODELS.get(model) and KNOWN_MODELS[model].gguf_package:
+        with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
+            env = {**os.environ, "WORKBENCH_CACHE": cache}
+            proc = subprocess.run([sys.executable, "-c", code, model], capture_output=True,
+                                  text=True, env=env, timeout=900)
+            out["cold_seconds"] = float(proc.stdout.split()[-2]) if proc.returncode == 0 else None
+    proc = subprocess.run([sys.executable, "-c", code, model], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode == 0:
+        first, again = (float(x) for x in proc.stdout.split()[-2:])
+        out.update(cached_seconds=first, cached_again_seconds=again)
+    return out
+
+
+# ---- the whole benchmark --------------------------------------------------------------------
+def summarize(results: list[dict]) -> dict:
+    """Ratios ours/trl per method, and whether the final losses agree."""
+    out = {}
+    for method in METHODS:
+        ours = [r for r in results if r["method"] == method and r["path"] == "ours" and "error" not in r]
+        trl = [r for r in results if r["method"] == method and r["path"] == "trl" and "error" not in r]
+        if not ours or not trl:
+            continue
+        o, t = ours[0], trl[0]
+        diff = abs(o["final_loss"] - t["final_loss"]) if None not in (o["final_loss"], t["final_loss"]) else None
+        out[method] = {"speedup": o["tokens_per_s"] / t["tokens_per_s"] if t["tokens_per_s"] else None,
+                       "ours_tokens_per_s": o["tokens_per_s"], "trl_tokens_per_s": t["tokens_per_s"],
+                       "ours_roofline_fraction": o["roofline_fraction"],
+                       "trl_roofline_fraction": t["roofline_fraction"],
+                       "same_real_tokens": o["real_tokens"] == t["real_tokens"],
+                       "final_loss_ours": o["final_loss"], "final_loss_trl": t["final_loss"],
+                       "final_loss_diff": diff,
+                       "ours_peak_rss_mb": o["peak_rss_mb"], "trl_peak_rss_mb": t["peak_rss_mb"]}
+    return out
+
+
+def machine() -> dict:
+    import platform
+
+    import torch
+
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "load_avg": os.getloadavg()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
+
+
+def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int,
+              extras: bool = True, echo=print) -> dict:
+    from .models import resolve_model_path
+
+    model_path = resolve_model_path(model)  # converts the embedded model once, before timing
+    with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
+        dataset_dir = build_bench_dataset(Path(tmp), rows)
+        results = []
+        for i, method in enumerate(methods):
+            order = PATHS if i % 2 == 0 else PATHS[::-1]  # alternate who goes first
+            for path in order:
+                spec = {"model": model_path, "method": method, "path": path, "steps": steps,
+                        "cutoff": cutoff, "dataset_dir": str(dataset_dir)}
+                result = _spawn_worker(spec)
+                results.append(result)
+                echo(_line(result))
+        summary = {"model": model, "steps": steps, "cutoff": cutoff, "machine": machine(),
+                   "methods": summarize(results), "runs": results}
+        if extras:
+            summary["first_loss_after_start"] = time_to_first_loss(model_path, dataset_dir, cutoff)
+            summary["model_load"] = model_load_times(model)
+    return summary
+
+
+def _line(r: dict) -> str:
+    if "error" in r:
+        return f"{r['method']:>5} {r['path']:>4}: error {r['error']}"
+    return (f"{r['method']:>5} {r['path']:>4}: {r['tokens_per_s']:7.1f} real tokens/s, "
+            f"{100 * r['roofline_fraction']:5.1f}% of {r['roofline_gflops']:.0f} GFLOP/s, "
+            f"final loss {r['final_loss']}, peak RSS {r['peak_rss_mb']:.0f} MiB")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model name or folder (default: the default "
+                        "model); 'tiny' builds a tiny random model for a quick check")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated: lora,qlora,full")
+    parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run")
+    parser.add_argument("--cutoff", type=int, default=512)
+    parser.add_argument("--rows", type=int, default=64, help="conversations in the bench set")
+    parser.add_argument("--no-extras", action="store_true",
+                        help="skip the Start-to-first-loss and model-load timings")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+
+
+def run_from_args(args) -> int:
+    if args.worker:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        print(json.dumps(run_worker(json.loads(args.worker))), flush=True)
+        return 0
+    from .config import DEFAULT_MODEL
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        print(f"error: --methods: unknown {', '.join(bad) or '(none given)'} "
+              f"(choose from {', '.join(METHODS)})", file=sys.stderr)
+        return 2
+    model = args.model or DEFAULT_MODEL
+    with tempfile.TemporaryDirectory(prefix="bench-tiny-") as tmp:
+        if model == "tiny":
+            model = str(build_tiny_model(Path(tmp)))
+        summary = run_bench(model, methods, args.steps, args.cutoff, args.rows,
+                            extras=not args.no_extras,
+                            echo=lambda s: print(s, file=sys.stderr, flush=True))
+    for method, m in summary["methods"].items():
+        print(f"{method}: ours/trl {m['speedup']:.2f}x real tokens/s, final loss "
+              f"{m['final_loss_ours']:.4f} vs {m['final_loss_trl']:.4f}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="workbench bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+def build_tiny_model(folder: Path) -> Path:
+    """A 2-layer random llama with the default model's tokenizer (as the tests use)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from .config import DEFAULT_MODEL
+    from .models import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=1024, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+if __name__ == "__main__":
+    sys.exit(main())
