@@ -67,13 +67,9 @@ def test_pissa_run_gets_a_clean_base_for_the_base_side(method_runs, tiny_model_d
     assert torch.allclose(got_tuned, plain_logits(tiny_model_dir, adapter=tuned.adapter_dir), atol=1e-5)
     assert torch.equal(got_base, plain_logits(tiny_model_dir))   # not the PiSSA residual
     assert len(engine.cached_keys()) == 2
-    # what the engine avoids: switching the PiSSA adapter off is not the original base
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tuned.adapter_dir)
-    with torch.no_grad(), model.disable_adapter():
-        assert not torch.allclose(model(IDS).logits, got_base, atol=1e-5)
+    # (the run's final adapter is saved as a plain LoRA of the untouched base, so plain peft
+    # reproduces it above; the engine still loads a clean base, which intermediate PiSSA
+    # checkpoints need)
 
 
 def test_prompt_tuning_adapter_chats_and_switches_off_exactly(method_runs, tiny_model_dir):
