@@ -105,6 +105,12 @@ def adapters_in_compute_dtype(model, dtype) -> int:
     return moved
 
 
+def is_prompt_learning(model) -> bool:
+    """Prompt and prefix tuning (peft) add virtual tokens in front of every example."""
+    peft_config = getattr(model, "active_peft_config", None)
+    return bool(peft_config is not None and peft_config.is_prompt_learning)
+
+
 # ---- the hook stages.py calls ------------------------------------------------------------
 def prepare_sft(sft_args, model, make_trainer):
     """Set up our SFT/PT trainer for speed: `sft_args` (an SFTConfig) is adjusted before
@@ -113,8 +119,9 @@ def prepare_sft(sft_args, model, make_trainer):
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     # padding-free only where we know attention keeps the examples apart: models on SDPA,
-    # which switch to per-example attention below
-    if not sft_args.packing and can_use_varlen(base):
+    # which switch to per-example attention below; not with prompt/prefix tuning, whose virtual
+    # tokens make the sequence longer than the per-example positions describe
+    if not sft_args.packing and can_use_varlen(base) and not is_prompt_learning(model):
         # examples arrive tokenized and already cut at cutoff_len: trl's own truncation is not
         # needed, and trl refuses max_length with padding-free batches that are not packed
         sft_args.padding_free = True
