@@ -92,3 +92,14 @@ def trained_lora_run(tmp_path_factory, tiny_model_dir) -> Path:
                      "learning_rate": 5e-2, "lora_rank": 4, "cutoff_len": 128, "logging_steps": 1})
     run(cfg, saves / "lora-run", echo=False)
     return saves / "lora-run"
+
+
+def as_f16_stores_it(model):
+    """The model with each matrix rounded to f16 (norm vectors stay f32, as in the GGUF file)."""
+    import torch
+
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.ndim == 2:
+                param.copy_(param.half().float())
+    return model

@@ -14,7 +14,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, as_f16_stores_it, run_cli
 from workbench import export, models
 from workbench.cli import main as cli_main
 
@@ -279,12 +279,3 @@ def test_a_run_without_a_result_is_a_clear_error(tmp_path):
         export.export_merged(tmp_path / "empty-run")
     done = run_cli("export", "--run", str(tmp_path / "nope"), "--merge")
     assert done.returncode == 2 and "no such run" in done.stderr
-
-
-def as_f16_stores_it(model):
-    """The model with each matrix rounded to f16 (norm vectors stay f32, as in the GGUF file)."""
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.ndim == 2:
-                param.copy_(param.half().float())
-    return model

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, as_f16_stores_it
 from workbench import export, models
 
 pytestmark = pytest.mark.slow
@@ -69,12 +69,3 @@ def test_default_model_gguf_round_trip(tmp_path, default_model_dir):
     q8_new = seen[f"gguf-q8_0/{q8.archive.name}"]["new"]
     # q8_0 rounds every weight: the first tokens agree, a late one may differ
     assert q8_new[:4] == exact[:4] and sum(a == b for a, b in zip(q8_new, exact)) >= NEW_TOKENS // 2, (q8_new, exact)
-
-
-def as_f16_stores_it(model):
-    """The model with each matrix rounded to f16 (norm vectors stay f32, as in the GGUF file)."""
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.ndim == 2:
-                param.copy_(param.half().float())
-    return model

@@ -2,6 +2,7 @@
 restart re-attaches to a live run; a SIGKILLed run is shown interrupted and resumes from its last
 complete checkpoint (a half-written one is set aside) to the same step count; an abort while
 loading ends cleanly; two processes through torchrun (gloo on CPU) give one result."""
+import functools
 import json
 import os
 import shutil
@@ -12,19 +13,14 @@ import time
 
 import pytest
 from conftest import ROOT
+from browser import wait_until
 from workbench.config import load_config
 from workbench.events import read_all
 from workbench.jobs import JobController
 from workbench.progress import RunMonitor
 
 
-def wait_for(predicate, timeout=240, poll=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(poll)
-    raise TimeoutError("condition not reached")
+wait_for = functools.partial(wait_until, timeout=240, poll=0.2)
 
 
 def submit_from_another_process(saves, config) -> str:
@@ -55,7 +51,7 @@ def test_restart_reattaches_then_a_killed_run_resumes_to_the_same_step_count(sav
 
     # the trainer dies (SIGKILL, as the kernel's OOM killer would) while nobody watches it
     os.killpg(job.pgid, signal.SIGKILL)
-    wait_for(lambda: (controller.tick(), controller.job(run_id).status)[1] != "running", 30)
+    wait_for(lambda: (controller.tick(), controller.job(run_id).status)[1] != "running", timeout=30)
     job = controller.job(run_id)
     assert job.status == "interrupted", job.message
     assert "resume" in job.message

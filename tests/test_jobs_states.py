@@ -1,6 +1,7 @@
 """Job states without a model: stand-in trainer processes (plain Python) that the controller did
 not start itself, as after a UI restart. Covers the abort escalation (stop file → SIGTERM →
 SIGKILL, and which one happened), a reused pid, a dead run, and two UIs queueing at once."""
+import functools
 import json
 import os
 import subprocess
@@ -11,17 +12,12 @@ import time
 import psutil
 import pytest
 
+from browser import wait_until
 from workbench.config import from_dict
 from workbench.jobs import Job, JobController
 
 
-def wait_for(predicate, timeout=60, poll=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(poll)
-    raise TimeoutError("condition not reached")
+wait_for = functools.partial(wait_until, timeout=60, poll=0.1)
 
 
 def stand_in(saves, run_id, code: str) -> subprocess.Popen:
@@ -52,7 +48,7 @@ def test_escalation_reaches_sigkill_and_says_so(saves):
     controller = JobController(saves, grace=0.5, term_seconds=0.5)
     assert "stop requested" in controller.abort("stuck")
     assert (saves / "stuck" / "STOP").exists()
-    wait_for(lambda: (controller.tick(), controller.job("stuck").status)[1] == "aborted", 30)
+    wait_for(lambda: (controller.tick(), controller.job("stuck").status)[1] == "aborted", timeout=30)
     job = controller.job("stuck")
     assert job.abort_stage == "sigkill"
     assert "SIGKILL" in job.message
@@ -65,7 +61,7 @@ def test_escalation_stops_at_sigterm_when_that_works(saves):
     wait_for(lambda: (saves / "term" / "events.jsonl").exists())
     controller = JobController(saves, grace=0.3, term_seconds=60)
     controller.abort("term")
-    wait_for(lambda: (controller.tick(), controller.job("term").status)[1] == "aborted", 30)
+    wait_for(lambda: (controller.tick(), controller.job("term").status)[1] == "aborted", timeout=30)
     job = controller.job("term")
     assert job.abort_stage == "sigterm"
     assert "SIGTERM" in job.message
@@ -76,7 +72,7 @@ def test_abort_while_saving_lets_the_result_finish(saves):
     stand_in(saves, "saving", SAVING_THEN_ENDS)
     controller = JobController(saves, grace=60)
     controller.abort("saving")
-    wait_for(lambda: (controller.tick(), controller.job("saving").status)[1] != "stopping", 30)
+    wait_for(lambda: (controller.tick(), controller.job("saving").status)[1] != "stopping", timeout=30)
     job = controller.job("saving")
     assert job.status == "finished"
     assert "already ended" in job.message
