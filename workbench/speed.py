@@ -9,9 +9,14 @@ examples, its loss and its gradients stay the same (the bench's loss-equivalence
   `varlen_sdpa` below runs causal attention per example inside that row, so attention costs
   what the examples need rather than (sum of lengths)^2 under a block mask;
 - the LM head scores only the positions that carry a label (trl's fused head already does
-  this on CUDA; on CPU it scored every position, prompt tokens included).
+  this on CUDA; on CPU it scored every position, prompt tokens included), and on the CPU in
+  fp32 each chunk of those positions is projected once, not again in backward (label_head.py);
+- plain LoRA layers run forward and backward as one autograd function with the rank-r products
+  in the orientation the CPU BLAS is fast at (lora_fused.py).
 """
 from __future__ import annotations
+
+from . import label_head, lora_fused
 
 ATTN_IMPLEMENTATION = "workbench_varlen"
 _registered = False
@@ -130,6 +135,8 @@ def prepare_sft(sft_args, model, make_trainer):
     if trainer.padding_free:
         use_varlen_attention(trainer.model)
     score_only_labelled_positions()
+    label_head.install()
+    lora_fused.fuse_lora_layers(trainer.model)
     dtype = torch.bfloat16 if sft_args.bf16 else torch.float16 if sft_args.fp16 else torch.float32
     adapters_in_compute_dtype(trainer.model, dtype)
     return trainer

@@ -1,0 +1,145 @@
+"""The LM head's log-probabilities for labelled positions, with their gradient taken in the
+forward pass (CPU, fp32).
+
+trl's fused head (`trl.kernels.ChunkedLogProbFunction`) never builds the full [tokens, vocab]
+logits: it projects a tile, folds it into running statistics, and in backward projects the
+tile again. On a GPU the recomputation is cheap next to the memory it saves; on a CPU it is a
+third vocabulary-sized matmul plus several passes over every tile, which made the head about
+a quarter of a LoRA step on the default model.
+
+Here each chunk of tokens is projected once. Because a token's log-probability depends only on
+its own hidden state, d logp_i / d h_i = (onehot_i - softmax_i) @ W is known in the forward
+pass; backward only scales it by the incoming per-token gradient. The weight gradient (full
+fine-tuning with a trainable head) is summed in forward under the assumption that every token's
+incoming gradient is the same number, which is what a mean or summed NLL gives; backward checks
+that and recomputes exactly when it does not hold, or when a gradient reaches the entropy.
+"""
+from __future__ import annotations
+
+import torch
+
+# tokens projected at once: two [chunk, vocab] fp32 tensors live at a time (~200 MB at 49k vocab)
+TOKEN_CHUNK = 512
+SUPPORTED_OUTPUTS = ("log_probs", "entropy", "is_top1")
+
+
+def _chunk_statistics(hidden_chunk, weight, targets_chunk):
+    """Project one chunk; return (log-softmax, softmax, log-prob of target, entropy)."""
+    logp = hidden_chunk @ weight.t()
+    logp -= torch.logsumexp(logp, dim=-1, keepdim=True)
+    probs = logp.exp()
+    target_logp = logp.gather(1, targets_chunk[:, None]).squeeze(1)
+    entropy = -torch.bmm(probs.unsqueeze(1), logp.unsqueeze(2)).view(-1)
+    return logp, probs, target_logp, entropy
+
+
+def _logits_gradient(logp, probs, targets_chunk, grad_logp, grad_entropy=None, entropy=None):
+    """d(sum grad_logp*logp_target + grad_entropy*entropy)/d logits, in place over `probs`.
+    grad_logp: per-token tensor, 1.0 (the unit gradient), or None (no gradient)."""
+    grad = probs
+    if grad_entropy is not None:
+        # d entropy / d z = -p * (log p + entropy)
+        ent_term = (logp + entropy[:, None]).mul_(probs).mul_(-grad_entropy[:, None])
+    # d log p_target / d z = onehot - p
+    grad.neg_()
+    grad[torch.arange(len(targets_chunk)), targets_chunk] += 1
+    if grad_logp is None:
+        grad.zero_()
+    elif isinstance(grad_logp, torch.Tensor):
+        grad.mul_(grad_logp[:, None])
+    if grad_entropy is not None:
+        grad += ent_term
+    return grad
+
+
+class LabelHeadLogProbs(torch.autograd.Function):
+    """(hidden [N, H], weight [V, H], targets [N]) -> log-probs [N], entropy [N], is_top1 [N]."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, want_entropy: bool, want_top1: bool):
+        ctx.set_materialize_grads(False)
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        n_tokens = hidden.shape[0]
+        log_probs = hidden.new_empty(n_tokens)
+        entropy = hidden.new_empty(n_tokens)
+        is_top1 = torch.empty(n_tokens, dtype=torch.bool, device=hidden.device)
+        unit_hidden_grad = hidden.new_empty(hidden.shape) if need_hidden else None
+        unit_weight_grad = torch.zeros_like(weight) if need_weight else None
+        for start in range(0, n_tokens, TOKEN_CHUNK):
+            rows = slice(start, min(start + TOKEN_CHUNK, n_tokens))
+            h, t = hidden[rows], targets[rows]
+            logp, probs, log_probs[rows], entropy[rows] = _chunk_statistics(h, weight, t)
+            if want_top1:
+                is_top1[rows] = logp.argmax(dim=-1) == t
+            if need_hidden or need_weight:
+                grad = _logits_gradient(logp, probs, t, 1.0)
+                if need_hidden:
+                    torch.mm(grad, weight, out=unit_hidden_grad[rows])
+                if need_weight:
+                    unit_weight_grad.addmm_(grad.t(), h)
+        ctx.save_for_backward(hidden, weight, targets, unit_hidden_grad, unit_weight_grad)
+        ctx.mark_non_differentiable(is_top1)
+        return log_probs, entropy if want_entropy else None, is_top1 if want_top1 else None
+
+    @staticmethod
+    def backward(ctx, grad_logp, grad_entropy, _grad_top1):
+        hidden, weight, targets, unit_hidden_grad, unit_weight_grad = ctx.saved_tensors
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if grad_logp is None and grad_entropy is None:
+            return None, None, None, None, None
+        uniform = grad_logp is not None and bool((grad_logp == grad_logp[0]).all())
+        if grad_entropy is None and (uniform or not need_weight):
+            grad_hidden = unit_hidden_grad * grad_logp[:, None] if need_hidden else None
+            grad_weight = unit_weight_grad * grad_logp[0] if need_weight else None
+            return grad_hidden, grad_weight, None, None, None
+        return (*_recompute_gradients(hidden, weight, targets, grad_logp, grad_entropy,
+                                      need_hidden, need_weight), None, None, None)
+
+
+def _recompute_gradients(hidden, weight, targets, grad_logp, grad_entropy, need_hidden, need_weight):
+    """The exact gradients for any incoming per-token gradients (projects every chunk again)."""
+    grad_hidden = torch.empty_like(hidden) if need_hidden else None
+    grad_weight = torch.zeros_like(weight) if need_weight else None
+    for start in range(0, hidden.shape[0], TOKEN_CHUNK):
+        rows = slice(start, min(start + TOKEN_CHUNK, hidden.shape[0]))
+        h, t = hidden[rows], targets[rows]
+        logp, probs, _, entropy = _chunk_statistics(h, weight, t)
+        grad = _logits_gradient(logp, probs, t, None if grad_logp is None else grad_logp[rows],
+                                None if grad_entropy is None else grad_entropy[rows], entropy)
+        if need_hidden:
+            torch.mm(grad, weight, out=grad_hidden[rows])
+        if need_weight:
+            grad_weight.addmm_(grad.t(), h)
+    return grad_hidden, grad_weight
+
+
+def handles(hidden, weight, bias, temperature, softcap, logit_scale, outputs) -> bool:
+    """Plain fp32 heads on the CPU; anything else stays with trl's function."""
+    return (hidden.device.type == "cpu" and hidden.dtype == weight.dtype == torch.float32
+            and bias is None and temperature == 1.0 and softcap is None and logit_scale == 1.0
+            and not torch.is_autocast_enabled("cpu")
+            and all(name in SUPPORTED_OUTPUTS for name in outputs))
+
+
+class LabelHeadDispatch:
+    """Stands in for trl's `_ChunkedLogProbFunction`: same `apply` signature and outputs."""
+
+    def __init__(self, original):
+        self.original = original
+
+    def apply(self, hidden, weight, bias, targets, temperature, chunk_size,
+              final_logit_softcapping=None, logit_scale=1.0, outputs=SUPPORTED_OUTPUTS):
+        if not handles(hidden, weight, bias, temperature, final_logit_softcapping, logit_scale, outputs):
+            return self.original.apply(hidden, weight, bias, targets, temperature, chunk_size,
+                                       final_logit_softcapping, logit_scale, outputs)
+        log_probs, entropy, is_top1 = LabelHeadLogProbs.apply(
+            hidden, weight, targets, "entropy" in outputs, "is_top1" in outputs)
+        return log_probs, entropy, None, None, is_top1
+
+
+def install() -> None:
+    """Route trl's fused LM head through `LabelHeadDispatch` (idempotent)."""
+    import trl.trainer.utils as trl_utils
+
+    if not isinstance(trl_utils._ChunkedLogProbFunction, LabelHeadDispatch):
+        trl_utils._ChunkedLogProbFunction = LabelHeadDispatch(trl_utils._ChunkedLogProbFunction)
