@@ -198,10 +198,14 @@ def run_worker(spec: dict) -> dict:
 
         class Timer(TrainerCallback):
             def on_step_begin(self, args, state, control, **kw):
+                self.counter = _matmul_counter() if spec.get("count_flops") else None
                 self.t = time.perf_counter()
 
             def on_step_end(self, args, state, control, **kw):
                 steps.append({"seconds": time.perf_counter() - self.t})
+                if self.counter is not None:
+                    self.counter.__exit__(None, None, None)
+                    steps[-1]["executed_flops"] = self.counter.get_total_flops()
 
             def on_log(self, args, state, control, logs=None, **kw):
                 if logs and "loss" in logs and steps:
@@ -229,12 +233,30 @@ def run_worker(spec: dict) -> dict:
             "tokens_per_s": tokens / seconds if seconds else 0.0,
             "gflops": flops / seconds / 1e9 if seconds else 0.0,
             "roofline_gflops": roof, "roofline_fraction": flops / seconds / 1e9 / roof if seconds else 0.0,
-            "losses": [s.get("loss") for s in steps], "final_loss": steps[-1].get("loss") if steps else None,
+            "losses": [s.get("loss") for s in steps],
+            "executed_flops": [s["executed_flops"] for s in steps] if spec.get("count_flops") else None,
+            "required_flops": [s["flops"] for s in steps], "final_loss": steps[-1].get("loss") if steps else None,
             "train_seconds": t_train, "data_seconds": t_data, "load_seconds": t_load,
             "peak_rss_mb": psutil.Process().memory_info().rss / 2**20 if sys.platform != "linux"
             else _peak_rss_mb(),
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
             "setup": setup, "examples": stats.summary()}
+
+
+def _matmul_counter():
+    """Counts the FLOPs of the matrix products actually run (torch's FlopCounterMode: mm,
+    addmm, addmm_, bmm...; CPU attention kernels have no formula and are not counted), so the
+    work each path does per step can be compared without timing anything."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def addmm_in_place(_acc, mat1, mat2, *args, out_shape=None, **kwargs):
+        return 2 * mat1[0] * mat1[1] * mat2[1]  # shapes arrive as sizes
+
+    # in-place addmm_ (trl's head and ours accumulate with it) has no formula of its own
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: addmm_in_place})
+    counter.__enter__()
+    return counter
 
 
 def _peak_rss_mb() -> float:

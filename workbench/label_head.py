@@ -135,11 +135,3 @@ class LabelHeadDispatch:
         log_probs, entropy, is_top1 = LabelHeadLogProbs.apply(
             hidden, weight, targets, "entropy" in outputs, "is_top1" in outputs)
         return log_probs, entropy, None, None, is_top1
-
-
-def install() -> None:
-    """Route trl's fused LM head through `LabelHeadDispatch` (idempotent)."""
-    import trl.trainer.utils as trl_utils
-
-    if not isinstance(trl_utils._ChunkedLogProbFunction, LabelHeadDispatch):
-        trl_utils._ChunkedLogProbFunction = LabelHeadDispatch(trl_utils._ChunkedLogProbFunction)

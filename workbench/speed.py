@@ -16,6 +16,8 @@ examples, its loss and its gradients stay the same (the bench's loss-equivalence
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from . import label_head, lora_fused
 
 ATTN_IMPLEMENTATION = "workbench_varlen"
@@ -82,16 +84,34 @@ def use_varlen_attention(model) -> bool:
     return True
 
 
-def score_only_labelled_positions() -> None:
-    """trl's fused LM head compacts to the labelled positions only on Triton devices (to avoid
-    recompiles on XLA-like devices); on CPU and MPS compacting is just less work."""
+@contextmanager
+def cpu_head_patches():
+    """While our trainer computes a loss, trl's fused LM head (looked up in trl.trainer.utils at
+    call time) scores only labelled positions on CPU/MPS too (trl compacts only on Triton
+    devices, to avoid recompiles on XLA-like devices; on a CPU compacting is just less work),
+    and runs through label_head on the CPU. Scoped, so trl used directly elsewhere in the same
+    process (the bench's baseline, other trainers) stays exactly trl."""
     import trl.trainer.utils as trl_utils
 
-    original = getattr(trl_utils, "_workbench_original_use_triton", None)
-    if original is None:
-        original = trl_utils._use_triton
-        trl_utils._workbench_original_use_triton = original
-        trl_utils._use_triton = lambda device: original(device) or device.type in ("cpu", "mps")
+    saved = trl_utils._use_triton, trl_utils._ChunkedLogProbFunction
+    trl_utils._use_triton = lambda device: saved[0](device) or device.type in ("cpu", "mps")
+    trl_utils._ChunkedLogProbFunction = label_head.LabelHeadDispatch(saved[1])
+    try:
+        yield
+    finally:
+        trl_utils._use_triton, trl_utils._ChunkedLogProbFunction = saved
+
+
+def with_cpu_head(trainer) -> None:
+    """Run `trainer.compute_loss` (training and evaluation) under cpu_head_patches. The head's
+    backward needs no patch: autograd already holds the functions the forward used."""
+    compute_loss = trainer.compute_loss
+
+    def patched(*args, **kwargs):
+        with cpu_head_patches():
+            return compute_loss(*args, **kwargs)
+
+    trainer.compute_loss = patched
 
 
 def adapters_in_compute_dtype(model, dtype) -> int:
@@ -134,8 +154,7 @@ def prepare_sft(sft_args, model, make_trainer):
     trainer = make_trainer()
     if trainer.padding_free:
         use_varlen_attention(trainer.model)
-    score_only_labelled_positions()
-    label_head.install()
+    with_cpu_head(trainer)
     lora_fused.fuse_lora_layers(trainer.model)
     dtype = torch.bfloat16 if sft_args.bf16 else torch.float16 if sft_args.fp16 else torch.float32
     adapters_in_compute_dtype(trainer.model, dtype)
