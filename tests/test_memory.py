@@ -95,3 +95,35 @@ def test_the_train_tab_has_the_method_panel(tmp_path):
     app = create_app(lang="en", saves=tmp_path)
     ids = {getattr(block, "elem_id", None) for block in app.blocks.values()}
     assert {"method-check", "method-panel"} <= ids
+
+
+def test_the_panel_refreshes_when_a_field_it_depends_on_changes(tmp_path, default_model_dir, monkeypatch):
+    """No button press: a change of the method, batch size or cutoff (e.g. in the browser) runs
+    the panel's estimate with the form's values, and the count and verdict follow."""
+    from workbench.ui import method_panel
+    from workbench.ui.app import create_app
+
+    monkeypatch.setattr(memory, "device_memory", lambda device: (40 * GIB, 32 * GIB))
+    app = create_app(lang="en", saves=tmp_path)
+    fields = app.wb_context.fields
+    panel = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "method-panel")
+
+    def refresher(name):
+        found = [f for f in app.fns.values() if panel in f.outputs and (fields[name]._id, "change") in f.targets]
+        assert len(found) == 1, (name, found)
+        return found[0]
+
+    for name in method_panel.ESTIMATE_FIELDS:
+        assert refresher(name).trigger_mode == "always_last"
+    refresh = refresher("finetuning_type")
+    form = {c: c.value for c in refresh.inputs}  # the form as the page first shows it
+    form[fields["model_name_or_path"]] = str(default_model_dir)
+    lora = refresh.fn({**form, fields["finetuning_type"]: "lora"})
+    full = refresh.fn({**form, fields["finetuning_type"]: "full"})
+    assert "Trainable: 2,442,240 of 136,957,248" in lora and "data-verdict='fits'" in lora
+    assert "Trainable: 134,515,008 of 134,515,008" in full
+    big = refresher("cutoff_len").fn({**form, fields["per_device_train_batch_size"]: 64,
+                                      fields["cutoff_len"]: 4096})
+    assert "data-verdict='too_big'" in big
+    bad = refresher("lora_target").fn({**form, fields["lora_target"]: "no_such_module"})
+    assert "data-verdict='error'" in bad and "no_such_module" in bad
