@@ -36,6 +36,11 @@ MEASURED_PEAK_GIB = {
     "lora-ckpt-b4-c512": 4.84,
     "full-b2-c256": 3.49,
     "freeze-b2-c256": 1.66,
+    # independent checks, fitted to nothing: with the first formula lora-b1-c1024 was 36% over,
+    # which exposed its fitted length-squared attention term (CPUs run sdpa as flash attention);
+    # that term is now the count of tensors autograd saves, and no constant changed
+    "lora-b1-c1024": 4.23,
+    "full-b1-c512": 3.49,
 }
 TOLERANCE = 0.25
 
@@ -59,7 +64,11 @@ def test_more_tokens_need_more_memory_and_lora_keeps_fewer_states_than_full(defa
         return memory.estimate(RunConfig(model_name_or_path=str(default_model_dir), **keys), device="cpu")
 
     small, large = needed(cutoff_len=256), needed(cutoff_len=1024, per_device_train_batch_size=8)
-    assert large.activations > 10 * small.activations
+    assert large.activations == pytest.approx(8 * small.activations, rel=1e-6)  # 8x the tokens
+    # flash attention (CPU too) keeps no length x length scores: the same tokens in longer rows
+    # cost the same
+    long_rows = needed(cutoff_len=1024, per_device_train_batch_size=2)
+    assert long_rows.activations == pytest.approx(needed(cutoff_len=512).activations, rel=1e-6)
     full, lora = needed(finetuning_type="full"), needed(finetuning_type="lora")
     assert full.gradients + full.optimizer > 50 * (lora.gradients + lora.optimizer)
     assert needed(activation_checkpointing=True).activations < needed().activations
