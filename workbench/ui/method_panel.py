@@ -84,4 +84,5 @@ def render(est: MemoryEstimate, cfg, lang: str) -> str:
             f"<div class='wb-trainable'>{trainable}</div>"
             f"<table class='wb-memory'>{rows}</table>"
             f"<div class='wb-device'>{device}</div>"
-            f"<div class='wb-verdict' style='color:{colour}'><b>{t('method.' + verdict)}</b></div></div>")
+            # the colour on the <b> itself: the page's prose style colours bold text
+            f"<div class='wb-verdict'><b style='color:{colour}'>{t('method.' + verdict)}</b></div></div>")
