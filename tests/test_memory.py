@@ -59,6 +59,34 @@ def test_estimate_is_near_the_measured_peak(name, default_model_dir):
     assert abs(needed - peak) / peak < TOLERANCE, (name, needed, peak)
 
 
+@pytest.mark.parametrize("length", [32, 128])
+def test_the_activation_term_is_what_autograd_saves_per_token(length, tiny_model_dir):
+    """Count the tensors autograd keeps inside the decoder blocks of a full fine-tuning forward
+    (weights left out): per token and layer they match memory.saved_per_token_layer, at any length
+    (no length x length attention scores: sdpa runs as flash attention on the CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).train()
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved, inside = {}, [False]
+
+    def keep(tensor):
+        storage = tensor.untyped_storage()
+        if inside[0] and storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    for layer in model.model.layers:
+        layer.register_forward_pre_hook(lambda *_: inside.__setitem__(0, True))
+        layer.register_forward_hook(lambda *_: inside.__setitem__(0, False))
+    ids = torch.randint(0, 1000, (1, length))
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        model(input_ids=ids, labels=ids)
+    counted = sum(saved.values()) / 4 / length / model.config.num_hidden_layers
+    assert counted == pytest.approx(memory.saved_per_token_layer(model.config), rel=0.1)
+
+
 def test_more_tokens_need_more_memory_and_lora_keeps_fewer_states_than_full(default_model_dir):
     def needed(**keys):
         return memory.estimate(RunConfig(model_name_or_path=str(default_model_dir), **keys), device="cpu")
