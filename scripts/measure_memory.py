@@ -25,6 +25,9 @@ CONFIGS = {
                               activation_checkpointing=True),
     "full-b2-c256": dict(finetuning_type="full", per_device_train_batch_size=2, cutoff_len=256),
     "freeze-b2-c256": dict(finetuning_type="freeze", per_device_train_batch_size=2, cutoff_len=256),
+    # not used to fit the estimate's terms: an independent check (longer sequences, batch 1)
+    "lora-b1-c1024": dict(finetuning_type="lora", per_device_train_batch_size=1, cutoff_len=1024),
+    "full-b1-c512": dict(finetuning_type="full", per_device_train_batch_size=1, cutoff_len=512),
 }
 
 CHILD = r"""

@@ -203,17 +203,26 @@ def test_kto_lora_prefers_liked_answers_after_training(tiny_model_dir, data_dir,
 
 
 # ---- rm -------------------------------------------------------------------------------------
-def test_reward_model_ranks_chosen_above_rejected_and_reloads(tiny_model_dir, data_dir, tmp_path, saves):
+@pytest.fixture(scope="module")
+def rm_run(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
+    """A LoRA reward model of the tiny model, run id `rm` in its own saves folder."""
+    from workbench.train import run
+
+    saves = tmp_path_factory.mktemp("saves-rm")
+    run(make_cfg(tiny_model_dir, data_dir, stage="rm", max_steps=10), saves / "rm", echo=False)
+    return saves / "rm"
+
+
+def test_reward_model_ranks_chosen_above_rejected_and_reloads(tiny_model_dir, rm_run):
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from conftest import run_cli
     from workbench.preference import RewardModel, reward_input_ids
-    from workbench.train import run
 
-    cfg = make_cfg(tiny_model_dir, data_dir, stage="rm", max_steps=10)
-    final = run(cfg, saves / "rm", echo=False)
-    reward = RewardModel(saves / "rm")
+    saves, final = rm_run.parent, rm_run / "final"
+    reward = RewardModel(rm_run)
+    cfg = reward.cfg
     scores = [(reward.score(p, c), reward.score(p, r)) for p, c, r in PAIRS]
     assert all(good > bad for good, bad in scores), scores
 
@@ -232,6 +241,69 @@ def test_reward_model_ranks_chosen_above_rejected_and_reloads(tiny_model_dir, da
     assert out.returncode == 0, out.stderr
     values = [float(line.split("\t")[0]) for line in out.stdout.strip().splitlines()]
     assert values == pytest.approx(list(scores[0]), abs=1e-3)
+
+
+REFUSAL = "run rm is a reward model (stage rm): it scores responses, it does not generate; use `workbench reward --run rm`"
+
+
+def test_chat_eval_and_export_refuse_a_reward_model_naming_it(rm_run, trained_lora_run):
+    from workbench import export
+    from workbench.chat import list_targets, resolve_pair, resolve_target
+    from workbench.evaluate import EvalError, Evaluator, evaluate
+
+    saves = rm_run.parent
+    # the chat and evaluate dropdowns do not offer it (a generative run in the same folder is)
+    if not (saves / "chat-run").exists():
+        (saves / "chat-run").symlink_to(trained_lora_run, target_is_directory=True)
+    specs = list_targets(saves)
+    assert "chat-run" in specs and not [s for s in specs if s.startswith("rm")], specs
+    with pytest.raises(ValueError, match=REFUSAL.replace("(", r"\(").replace(")", r"\)")):
+        resolve_target("rm", saves)
+    with pytest.raises(ValueError, match="reward model"):
+        resolve_pair("chat-run", "rm", saves)
+    with pytest.raises(EvalError) as err:
+        evaluate("rm", evaluator=Evaluator(root=saves), save=False)
+    assert REFUSAL in str(err.value)
+    with pytest.raises(EvalError, match="reward model"):
+        Evaluator(root=saves).target("rm")
+    for kind in export.KINDS:
+        with pytest.raises(export.ExportError) as err:
+            export.run_export(rm_run, kind)
+        assert REFUSAL in str(err.value) and "text generators" in str(err.value)
+    with pytest.raises(export.ExportError, match="reward model"):  # before any background job starts
+        export.start_job(rm_run, "merged")
+    assert not (rm_run / "exports").exists()
+
+
+def test_the_export_tab_does_not_offer_a_reward_model(rm_run, trained_lora_run):
+    from types import SimpleNamespace
+
+    from workbench.ui.export_tab import finished_runs
+
+    saves = rm_run.parent
+    if not (saves / "chat-run").exists():
+        (saves / "chat-run").symlink_to(trained_lora_run, target_is_directory=True)
+    ctx = SimpleNamespace(saves=saves, controller=SimpleNamespace(run_ids=lambda: ["chat-run", "rm"]))
+    assert finished_runs(ctx) == ["chat-run"]
+
+
+@pytest.mark.parametrize("command", [["chat", "--prompt", "hi"], ["eval"], ["export", "--merge"]])
+def test_the_cli_refuses_a_reward_model_for_chat_eval_and_export(command, rm_run):
+    from conftest import run_cli
+
+    out = run_cli(command[0], "--run", "rm", *command[1:], env={"WORKBENCH_SAVES": str(rm_run.parent)})
+    assert out.returncode != 0
+    assert REFUSAL in out.stderr, out.stderr
+
+
+def test_a_classifier_run_is_refused_for_chat_and_not_listed(tmp_path):
+    from workbench.chat import list_targets, resolve_target
+
+    (tmp_path / "sentiment" / "final").mkdir(parents=True)
+    (tmp_path / "sentiment" / "config.yaml").write_text("stage: cls\nfinetuning_type: head\n", encoding="utf-8")
+    assert [s for s in list_targets(tmp_path) if "sentiment" in s] == []
+    with pytest.raises(ValueError, match=r"run sentiment is a sequence classifier \(stage cls\)"):
+        resolve_target("sentiment", tmp_path)
 
 
 def test_reward_cli_refuses_a_run_that_is_not_a_reward_model(saves):

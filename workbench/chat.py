@@ -101,14 +101,42 @@ def run_config(run_dir: Path) -> dict:
         return {}
 
 
+# ---- runs that do not generate text -------------------------------------------------------------
+def not_generative_reason(run_dir: Path) -> str | None:
+    """Why a run cannot chat, be evaluated on its replies or be exported as a text generator, or
+    None when it can. Reward models (stage rm) and sequence classifiers (stage cls) end in a
+    scoring head instead of the language-model head: loaded as a causal LM they would talk
+    nonsense through a head they never trained."""
+    run_dir = Path(run_dir)
+    stage, name = run_config(run_dir).get("stage"), run_dir.name
+    if stage == "rm":
+        return (f"run {name} is a reward model (stage rm): it scores responses, it does not generate; "
+                f"use `workbench reward --run {name}`")
+    if stage == "cls":
+        return (f"run {name} is a sequence classifier (stage cls): it picks one of its labels for a text, "
+                f"it does not generate; load its final/ folder with transformers' "
+                f"AutoModelForSequenceClassification (and peft for an adapter)")
+    return None
+
+
+def check_generative(run_dir: Path) -> None:
+    """Raise ValueError naming the run and why, for a run that does not generate text."""
+    reason = not_generative_reason(run_dir)
+    if reason:
+        raise ValueError(reason)
+
+
 def list_targets(root: Path | None = None, base_model: str = DEFAULT_MODEL) -> list[str]:
     """Target specs: the default base, the base of each run, each run with a result, and each
-    complete checkpoint (newest first)."""
+    complete checkpoint (newest first). Runs that do not generate (reward models, classifiers)
+    are left out."""
     root = Path(root or saves_root())
     bases, runs = [BASE_PREFIX + base_model], []
     if not root.is_dir():
         return bases
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not_generative_reason(run_dir):
+            continue
         found = [f"{run_dir.name}/{c.name}" for c in reversed(complete_checkpoints(run_dir))]
         if (run_dir / FINAL_DIR).is_dir():
             found.insert(0, run_dir.name)
@@ -141,6 +169,7 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
     run_dir = root / run_id
     if not run_id or not run_dir.is_dir() or "/" in checkpoint or ".." in spec:
         raise ValueError(f"no such run: {spec} (looked in {root})")
+    check_generative(run_dir)
     folder = run_dir / (checkpoint or FINAL_DIR)
     if not folder.is_dir():
         raise ValueError(f"{spec} has no saved result yet")

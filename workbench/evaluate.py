@@ -192,13 +192,16 @@ def examples_of(rows: list[dict]) -> list[Example]:
 
 def run_config_of(spec: str, root: Path) -> RunConfig:
     """The config a run was trained with (for its splits); the base uses the defaults."""
-    from .chat import BASE_PREFIX, run_config
+    from .chat import BASE_PREFIX, not_generative_reason, run_config
 
     if spec.startswith(BASE_PREFIX):
         return RunConfig(model_name_or_path=spec[len(BASE_PREFIX):])
     run_id = spec.split("/")[0]
     if not run_id or ".." in spec or not (Path(root) / run_id).is_dir():
         raise EvalError(f"no such run: {spec} (in {root})")
+    reason = not_generative_reason(Path(root) / run_id)
+    if reason:  # evaluation scores generated replies
+        raise EvalError(reason)
     data = run_config(Path(root) / run_id)
     if not data:
         raise EvalError(f"run '{run_id}' has no config.yaml in {root}")

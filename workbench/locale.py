@@ -173,9 +173,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "export.pick_run": {"en": "Pick a finished run first.", "zh": "请先选择一个已完成的任务。"},
     # ---- method panel (train tab) ----
     "method.check": {"en": "Check parameters and memory", "zh": "检查参数量与内存"},
-    "method.hint": {"en": "Press the button to see what the method trains and whether the run fits "
-                          "in this device's memory.",
-                    "zh": "点击按钮，查看该方法训练哪些参数，以及本次训练能否装入本设备内存。"},
+    "method.hint": {"en": "Change the method, model, batch size or length (or press the button) to see what "
+                          "the method trains and whether the run fits in this device's memory.",
+                    "zh": "修改方法、模型、批大小或长度（或点击按钮），即可查看该方法训练哪些参数，"
+                          "以及本次训练能否装入本设备内存。"},
     "method.cannot": {"en": "Cannot estimate this run:", "zh": "无法估算本次训练："},
     "method.trainable": {"en": "Trainable: {trainable} of {total} parameters ({share}%)",
                          "zh": "可训练参数：{trainable} / {total}（{share}%）"},

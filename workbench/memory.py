@@ -7,9 +7,10 @@ adds up, in bytes:
   weights      every parameter at its stored width (4/8-bit for quantized linear layers)
   gradients    one per trainable parameter
   optimizer    AdamW: two moments per trainable parameter, in its type (8-bit Adam: two bytes)
-  activations  what the backward pass keeps for batch x cutoff tokens: per layer and token a
-               few hidden-size vectors plus the attention scores (CPU), and the logits over
-               the vocabulary (several fp32 copies at the peak)
+  activations  what the backward pass keeps for batch x cutoff tokens: per layer and token the
+               hidden-, key/value- and MLP-width vectors autograd saves (sdpa runs as flash
+               attention, on CPUs too: no length x length scores), and the logits over the
+               vocabulary (several fp32 copies at the peak)
   overhead     the runtime itself (Python, torch and libraries on a CPU; the CUDA context)
 
 and compares the sum with the memory of the device the run will use. The error against real
@@ -151,24 +152,29 @@ def optimizer_bytes(cfg, trainable: int, train_width: int = 4) -> int:
     return 2 * train_width * trainable  # AdamW: exp_avg and exp_avg_sq, in the parameters' type
 
 
+def saved_per_token_layer(config) -> int:
+    """Values autograd keeps per token in one decoder block for the backward pass, counted with
+    saved-tensor hooks (tests/test_memory.py): the two norms' inputs and outputs, q/k/v after
+    RoPE, the attention output and its reshaped copy, and the MLP's gate, up, activation and
+    product. torch runs sdpa as flash attention on CPUs too (ScaledDotProductFlashAttentionForCpu),
+    as on GPUs: it keeps no length x length scores, so this grows with tokens, not length squared."""
+    h = config.hidden_size
+    inter = getattr(config, "intermediate_size", None) or 4 * h
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or h // heads
+    kv = head_dim * (getattr(config, "num_key_value_heads", None) or heads)
+    return 8 * h + 2 * kv + 4 * inter
+
+
 def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu") -> int:
     if trainable == 0:
         return 0
     sequences = cfg.per_device_train_batch_size * (2 if cfg.stage in PAIRED_STAGES else 1)
     tokens = sequences * (cfg.cutoff_len + _virtual_tokens(cfg))
     h = config.hidden_size
-    inter = getattr(config, "intermediate_size", None) or 4 * h
-    heads = config.num_attention_heads
-    kv = h // heads * (getattr(config, "num_key_value_heads", None) or heads)
     layers = config.num_hidden_layers
-    length = cfg.cutoff_len + _virtual_tokens(cfg)
-    if device == "cuda":
-        # fused attention kernels keep no scores (not measured here: no GPU on hand)
-        per_token_layer = 6 * h + 2 * kv + 3 * inter
-    else:
-        # fitted to peaks measured on a CPU (scripts/measure_memory.py): sdpa's math path keeps
-        # ~2.5 copies of the heads x length attention scores per token; little else per layer
-        per_token_layer = 3 * h + int(2.5 * heads * length)
+    # the same graph on every device (the peaks behind the logits term below are CPU ones)
+    per_token_layer = saved_per_token_layer(config)
     # freeze tuning needs no backward pass through the frozen blocks below the trained ones
     kept = min(cfg.freeze_trainable_layers, layers) if cfg.finetuning_type == "freeze" else layers
     if cfg.finetuning_type == "head":  # only the head learns: nothing flows back into the body

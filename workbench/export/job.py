@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .common import ExportError, exports_dir
+from .source import check_exportable
 
 JOB_FILE = ".job.json"
 JOB_LOG = ".job.log"
@@ -71,6 +72,7 @@ def job_status(run_dir: Path) -> dict | None:
 def start_job(run_dir: Path, kind: str, **options) -> dict:
     """Start `workbench export` for this run in the background; returns its first state."""
     run_dir = Path(run_dir)
+    check_exportable(run_dir)  # refused here, not in a background job that fails later
     current = job_status(run_dir)
     if current and current.get("state") == "running":
         raise ExportError(f"an export of {run_dir.name} is already running ({current.get('kind')}); "

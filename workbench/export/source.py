@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..chat import run_config
+from ..chat import not_generative_reason, run_config
 from ..config import DEFAULT_MODEL
 from ..methods import MERGEABLE_METHODS
 from ..train import FINAL_DIR
@@ -48,10 +48,20 @@ def run_source(run_dir: Path, checkpoint: str | None = None) -> RunSource:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ExportError(f"no such run folder: {run_dir}")
+    check_exportable(run_dir)
     folder = run_dir / (checkpoint or FINAL_DIR)
     if not folder.is_dir():
         raise ExportError(f"{folder} does not exist: the run has no saved result yet")
     return RunSource(run_dir, folder, run_config(run_dir))
+
+
+def check_exportable(run_dir: Path) -> None:
+    """Every export kind makes a text generator (a causal LM, its adapter, GGUF for llama.cpp):
+    a reward model or a classifier is refused, naming the run and why."""
+    reason = not_generative_reason(run_dir)
+    if reason:
+        raise ExportError(f"{reason}; export writes text generators (merged, adapter, 4/8-bit, GGUF), "
+                          f"not scoring models")
 
 
 def source_folder(run_dir: Path, checkpoint: str | None = None) -> Path:

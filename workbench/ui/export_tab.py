@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from .. import export, locale
+from ..chat import not_generative_reason
 from ..train import FINAL_DIR
 from .context import UIContext
 
@@ -19,7 +20,10 @@ FILE_ROUTE = "/gradio_api/file="
 
 
 def finished_runs(ctx: UIContext) -> list[str]:
-    return [r for r in reversed(ctx.controller.run_ids()) if (ctx.saves / r / FINAL_DIR).is_dir()]
+    """Runs with a result to export; reward models and classifiers are not offered (the core
+    refuses them: export writes text generators)."""
+    return [r for r in reversed(ctx.controller.run_ids())
+            if (ctx.saves / r / FINAL_DIR).is_dir() and not not_generative_reason(ctx.saves / r)]
 
 
 def download_url(path: Path) -> str:

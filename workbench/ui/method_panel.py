@@ -1,8 +1,10 @@
 """Method panel of the Train tab: what the chosen method trains and whether the run fits.
 
-A button reads the form, builds the model on the meta device (no weights are loaded) and
-shows the trainable parameter count and share, the memory the run needs by part, the memory of
-the device it will run on, and a plain fits / does-not-fit verdict (workbench.memory)."""
+It reads the form, builds the model on the meta device (no weights are loaded) and shows the
+trainable parameter count and share, the memory the run needs by part, the memory of the device
+it will run on, and a plain fits / does-not-fit verdict (workbench.memory). It refreshes by
+itself whenever a field the estimate depends on changes (a fraction of a second: no weights);
+the button recomputes on demand, e.g. after other programs freed memory."""
 from __future__ import annotations
 
 import html
@@ -13,8 +15,18 @@ from .. import locale
 from ..config import ConfigError
 from ..memory import EstimateError, MemoryEstimate, estimate, format_bytes
 from ..methods import MethodError
+from ..models import ModelError
 from .context import UIContext
 from .form import config_from_values
+
+
+# the fields memory.estimate reads (model shape, method, quantization, batch and length, the
+# optimizer and a reference copy); a change to any of them refreshes the panel
+ESTIMATE_FIELDS = ("model_name_or_path", "compute_type", "quantization_bit", "quantization_type",
+                   "double_quantization", "stage", "finetuning_type", "lora_rank", "lora_target", "use_dora",
+                   "num_virtual_tokens", "freeze_trainable_layers", "freeze_trainable_modules",
+                   "per_device_train_batch_size", "cutoff_len", "activation_checkpointing", "optim",
+                   "use_ref_model")
 
 
 def build(ctx: UIContext) -> None:
@@ -35,10 +47,14 @@ def build(ctx: UIContext) -> None:
             return render(estimate(cfg), cfg, lang)
         except ConfigError as err:
             return render_problem(locale.t("train.bad_config", lang), err.problems)
-        except (EstimateError, MethodError, ValueError) as err:
+        except (EstimateError, MethodError, ModelError, ValueError) as err:
             return render_problem(locale.t("method.cannot", lang), [str(err)])
 
-    check_btn.click(on_check, inputs=set(ctx.fields.values()) | {ctx.lang}, outputs=[panel])
+    inputs = set(ctx.fields.values()) | {ctx.lang}
+    check_btn.click(on_check, inputs=inputs, outputs=[panel])
+    # "always_last": while typing, only the latest form is estimated once the previous one ends
+    gr.on([ctx.fields[name].change for name in ESTIMATE_FIELDS], on_check, inputs=inputs, outputs=[panel],
+          trigger_mode="always_last", show_progress="hidden")
 
 
 def render_problem(title: str, problems: list[str]) -> str:
@@ -68,4 +84,5 @@ def render(est: MemoryEstimate, cfg, lang: str) -> str:
             f"<div class='wb-trainable'>{trainable}</div>"
             f"<table class='wb-memory'>{rows}</table>"
             f"<div class='wb-device'>{device}</div>"
-            f"<div class='wb-verdict' style='color:{colour}'><b>{t('method.' + verdict)}</b></div></div>")
+            # the colour on the <b> itself: the page's prose style colours bold text
+            f"<div class='wb-verdict'><b style='color:{colour}'>{t('method.' + verdict)}</b></div></div>")
