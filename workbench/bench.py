@@ -104,6 +104,8 @@ def model_shape(model) -> dict:
     head = base.get_output_embeddings()
     layers = head_params = 0
     for name, module in base.named_modules():
+        if hasattr(module, "base_layer"):
+            continue  # a peft wrapper (its class may be named Linear4bit too): its base counts
         if module is head:
             head_params = module.in_features * module.out_features
         elif isinstance(module, torch.nn.Linear) and "lora_" not in name:
@@ -170,6 +172,7 @@ def run_worker(spec: dict) -> dict:
     torch.manual_seed(0)
     cfg = bench_config(spec["model"], spec["method"], spec["steps"], spec["cutoff"],
                        Path(spec["dataset_dir"]), spec.get("batch_size", 4))
+    cfg.torch_compile = bool(spec.get("torch_compile"))
     set_seed(cfg.seed)
     roof_before = matmul_gflops()
     t0 = time.perf_counter()
@@ -227,7 +230,8 @@ def run_worker(spec: dict) -> dict:
     tokens = sum(s["tokens"] for s in steady)
     flops = sum(s["flops"] for s in steady)
     roof = (roof_before + roof_after) / 2
-    return {"method": spec["method"], "path": spec["path"], "steps": len(steps),
+    return {"method": spec["method"], "steps": len(steps),
+            "path": spec["path"] + ("+compile" if cfg.torch_compile else ""),
             "real_tokens": sum(s["tokens"] for s in steps),
             "padded_tokens": sum(s["padded"] for s in steps),
             "tokens_per_s": tokens / seconds if seconds else 0.0,
@@ -273,7 +277,8 @@ def _spawn_worker(spec: dict, timeout: float = 3600) -> dict:
         if line.startswith("{"):
             return json.loads(line)
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return {"method": spec["method"], "path": spec["path"], "error": " | ".join(tail)}
+    path = spec["path"] + ("+compile" if spec.get("torch_compile") else "")
+    return {"method": spec["method"], "path": path, "error": " | ".join(tail)}
 
 
 # ---- Start -> first loss, and model load times -----------------------------------------------
@@ -352,6 +357,8 @@ def summarize(results: list[dict]) -> dict:
         if not ours or not trl:
             continue
         o, t = ours[0], trl[0]
+        compiled = [r for r in results if r["method"] == method and r["path"] == "ours+compile"
+                    and "error" not in r]
         diff = abs(o["final_loss"] - t["final_loss"]) if None not in (o["final_loss"], t["final_loss"]) else None
         pairs = [(a, b) for a, b in zip(o["losses"], t["losses"]) if None not in (a, b)]
         out[method] = {"speedup": o["tokens_per_s"] / t["tokens_per_s"] if t["tokens_per_s"] else None,
@@ -364,6 +371,8 @@ def summarize(results: list[dict]) -> dict:
                        "max_step_loss_rel_diff": max((abs(a - b) / abs(b) for a, b in pairs if b),
                                                      default=None),
                        "ours_peak_rss_mb": o["peak_rss_mb"], "trl_peak_rss_mb": t["peak_rss_mb"]}
+        if compiled and o["tokens_per_s"]:
+            out[method]["compile_speedup"] = compiled[0]["tokens_per_s"] / o["tokens_per_s"]
     return out
 
 
@@ -388,7 +397,7 @@ def machine() -> dict:
 
 
 def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int,
-              extras: bool = True, echo=print) -> dict:
+              extras: bool = True, echo=print, compile_too: bool = False) -> dict:
     from .models import resolve_model_path
 
     model_path = resolve_model_path(model)  # converts the embedded model once, before timing
@@ -401,6 +410,10 @@ def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int
                 spec = {"model": model_path, "method": method, "path": path, "steps": steps,
                         "cutoff": cutoff, "dataset_dir": str(dataset_dir)}
                 result = _spawn_worker(spec)
+                results.append(result)
+                echo(_line(result))
+            if compile_too:  # our path once more with torch.compile, after both
+                result = _spawn_worker({**spec, "path": "ours", "torch_compile": True})
                 results.append(result)
                 echo(_line(result))
         summary = {"model": model, "steps": steps, "cutoff": cutoff, "machine": machine(),
@@ -426,6 +439,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run")
     parser.add_argument("--cutoff", type=int, default=512)
     parser.add_argument("--rows", type=int, default=64, help="conversations in the bench set")
+    parser.add_argument("--compile", action="store_true",
+                        help="also run our path with torch_compile: true (steps 2..N; the first "
+                        "step pays the compilation)")
     parser.add_argument("--no-extras", action="store_true",
                         help="skip the Start-to-first-loss and model-load timings")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -451,7 +467,7 @@ def run_from_args(args) -> int:
         if model == "tiny":
             model = str(build_tiny_model(Path(tmp)))
         summary = run_bench(model, methods, args.steps, args.cutoff, args.rows,
-                            extras=not args.no_extras,
+                            extras=not args.no_extras, compile_too=args.compile,
                             echo=lambda s: print(s, file=sys.stderr, flush=True))
     for method, m in summary["methods"].items():
         print(f"{method}: ours/trl {m['speedup']:.2f}x real tokens/s, final loss "
@@ -467,8 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_from_args(parser.parse_args(argv))
 
 
-def build_tiny_model(folder: Path) -> Path:
-    """A 2-layer random llama with the default model's tokenizer (as the tests use)."""
+def build_tiny_model(folder: Path, hidden: int = 64, layers: int = 2) -> Path:
+    """A small random llama with the default model's tokenizer (as the tests use)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -476,8 +492,8 @@ def build_tiny_model(folder: Path) -> Path:
     from .models import resolve_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=1024, tie_word_embeddings=True,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
