@@ -238,6 +238,7 @@ def run_worker(spec: dict) -> dict:
             "gflops": flops / seconds / 1e9 if seconds else 0.0,
             "roofline_gflops": roof, "roofline_fraction": flops / seconds / 1e9 / roof if seconds else 0.0,
             "losses": [s.get("loss") for s in steps],
+            "step_seconds": [round(s["seconds"], 3) for s in steps],
             "executed_flops": [s["executed_flops"] for s in steps] if spec.get("count_flops") else None,
             "required_flops": [s["flops"] for s in steps], "final_loss": steps[-1].get("loss") if steps else None,
             "train_seconds": t_train, "data_seconds": t_data, "load_seconds": t_load,
