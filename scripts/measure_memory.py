@@ -28,6 +28,10 @@ CONFIGS = {
     # not used to fit the estimate's terms: an independent check (longer sequences, batch 1)
     "lora-b1-c1024": dict(finetuning_type="lora", per_device_train_batch_size=1, cutoff_len=1024),
     "full-b1-c512": dict(finetuning_type="full", per_device_train_batch_size=1, cutoff_len=512),
+    "lora-ckpt-b2-c512": dict(finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=512,
+                              activation_checkpointing=True),
+    "lora-ckpt-b8-c512": dict(finetuning_type="lora", per_device_train_batch_size=8, cutoff_len=512,
+                              activation_checkpointing=True),
 }
 
 CHILD = r"""

@@ -29,18 +29,21 @@ def test_trainable_count_without_weights_matches_the_loaded_model(keys, tiny_mod
 # Peak resident memory of real runs of the default model (SmolLM2-135M, fp32, CPU, 2 steps of
 # packed pretraining, so every batch is batch x cutoff tokens), measured with
 #   python scripts/measure_memory.py --steps 2
-# The estimate must stay within TOLERANCE of each.
+# after the speed work of issue 9 (our own LM head and fused LoRA lowered every peak: LoRA 4 x 512
+# went from 7.62 to 4.79 GiB). The estimate must stay within TOLERANCE of each.
 MEASURED_PEAK_GIB = {
-    "lora-b2-c256": 2.65,
-    "lora-b4-c512": 7.62,
-    "lora-ckpt-b4-c512": 4.84,
-    "full-b2-c256": 3.49,
-    "freeze-b2-c256": 1.66,
-    # independent checks, fitted to nothing: with the first formula lora-b1-c1024 was 36% over,
-    # which exposed its fitted length-squared attention term (CPUs run sdpa as flash attention);
-    # that term is now the count of tensors autograd saves, and no constant changed
-    "lora-b1-c1024": 4.23,
-    "full-b1-c512": 3.49,
+    # the estimate's CPU factors were read from these three: the activation factor from the
+    # slope of the first two, the checkpointing share from the third
+    "lora-b2-c256": 2.07,
+    "lora-b4-c512": 4.79,
+    "lora-ckpt-b4-c512": 2.60,
+    # independent checks, fitted to nothing
+    "full-b2-c256": 3.30,
+    "freeze-b2-c256": 1.34,
+    "lora-b1-c1024": 2.93,
+    "full-b1-c512": 3.24,
+    "lora-ckpt-b2-c512": 1.99,
+    "lora-ckpt-b8-c512": 3.83,
 }
 TOLERANCE = 0.25
 
@@ -92,7 +95,8 @@ def test_more_tokens_need_more_memory_and_lora_keeps_fewer_states_than_full(defa
         return memory.estimate(RunConfig(model_name_or_path=str(default_model_dir), **keys), device="cpu")
 
     small, large = needed(cutoff_len=256), needed(cutoff_len=1024, per_device_train_batch_size=8)
-    assert large.activations == pytest.approx(8 * small.activations, rel=1e-6)  # 8x the tokens
+    # 8x the tokens: the saved activations grow 8x, the head's logits stay one chunk (label_head)
+    assert 7 * small.activations < large.activations < 8 * small.activations
     # flash attention (CPU too) keeps no length x length scores: the same tokens in longer rows
     # cost the same
     long_rows = needed(cutoff_len=1024, per_device_train_batch_size=2)

@@ -9,8 +9,8 @@ adds up, in bytes:
   optimizer    AdamW: two moments per trainable parameter, in its type (8-bit Adam: two bytes)
   activations  what the backward pass keeps for batch x cutoff tokens: per layer and token the
                hidden-, key/value- and MLP-width vectors autograd saves (sdpa runs as flash
-               attention, on CPUs too: no length x length scores), and the logits over the
-               vocabulary (several fp32 copies at the peak)
+               attention, on CPUs too: no length x length scores; on a CPU x1.4, measured),
+               and the logits over the vocabulary (on our CPU SFT/PT path two chunks of them)
   overhead     the runtime itself (Python, torch and libraries on a CPU; the CUDA context)
 
 and compares the sum with the memory of the device the run will use. The error against real
@@ -22,9 +22,17 @@ import copy
 from dataclasses import dataclass
 
 GIB = 1024 ** 3
-# resident memory of a training process before the model: interpreter, torch, transformers,
-# trl, datasets (measured on the tiny model, see scripts/measure_memory.py)
-CPU_OVERHEAD = int(0.9 * GIB)
+# resident memory of a training process before the model: a fresh process that has imported
+# torch, transformers, trl, peft, datasets and workbench.train measures 0.47 GiB
+CPU_OVERHEAD = int(0.47 * GIB)
+# On a CPU the activation peak is ~1.4x what autograd saves (the backward pass allocates its
+# gradients while the saved tensors are still alive, plus allocator slack): the slope of the
+# measured LoRA peaks against tokens (2 x 256 and 4 x 512, scripts/measure_memory.py).
+CPU_ACTIVATION_FACTOR = 1.4
+# With activation checkpointing the CPU peaks grew ~0.4x as fast with tokens as without
+# (measured at 4 x 512), well above the block inputs alone: recomputing a block and running its
+# backward allocate as much again, and checkpointing's own bookkeeping keeps more.
+CPU_CHECKPOINT_SHARE = 0.4
 CUDA_OVERHEAD = int(0.6 * GIB)  # CUDA context and kernels
 HEADROOM = 0.9  # a run "fits" when it needs at most this share of what is free
 
@@ -179,18 +187,33 @@ def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu
     kept = min(cfg.freeze_trainable_layers, layers) if cfg.finetuning_type == "freeze" else layers
     if cfg.finetuning_type == "head":  # only the head learns: nothing flows back into the body
         kept, per_token_layer = 0, 0
-    if cfg.activation_checkpointing:
+    if device == "cpu":
+        body = tokens * kept * per_token_layer * width * CPU_ACTIVATION_FACTOR
+        if cfg.activation_checkpointing:
+            body *= CPU_CHECKPOINT_SHARE
+    elif cfg.activation_checkpointing:
         # only each block's input is kept; one block is recomputed at a time
         body = tokens * (kept * h + per_token_layer) * width
     else:
         body = tokens * kept * per_token_layer * width
+    return int(body + head_bytes(cfg, config, tokens, sequences, width, device))
+
+
+def head_bytes(cfg, config, tokens: int, sequences: int, width: int, device: str) -> int:
+    """Memory of the output head's logits at the peak."""
+    from .label_head import TOKEN_CHUNK
+
+    if device == "cpu" and width == 4 and cfg.stage in ("sft", "pt"):
+        # our SFT/PT path (label_head.py): two [chunk, vocab] fp32 tensors at a time, and with
+        # a trainable head (full) its gradient summed once more in forward
+        trained_head = config.vocab_size * config.hidden_size * 4 if cfg.finetuning_type == "full" else 0
+        return 2 * min(tokens, TOKEN_CHUNK) * config.vocab_size * 4 + trained_head
     outputs = HEAD_OUTPUTS.get(cfg.stage, config.vocab_size)
     positions = sequences if cfg.stage in HEAD_OUTPUTS else tokens
     # logits, log-softmax, gradients and trl's entropy/accuracy temporaries: measured at ~8 fp32
-    # copies at the peak with an adapter (peft) model, ~3 with a plain one
+    # copies at the peak with an adapter (peft) model, ~3 with a plain one (before our own head)
     adapter = cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning")
-    logits = positions * outputs * (LOGIT_BYTES_ADAPTER if adapter else LOGIT_BYTES_PLAIN)
-    return int(body + logits)
+    return positions * outputs * (LOGIT_BYTES_ADAPTER if adapter else LOGIT_BYTES_PLAIN)
 
 
 def _virtual_tokens(cfg) -> int:
