@@ -137,3 +137,15 @@ def test_fused_lora_computes_what_peft_computes():
                          ids=["dropout", "dora", "adapter-bias"])
 def test_fused_lora_leaves_other_variants_to_peft(lora):
     assert lora_fused.fuse_lora_layers(_lora_model(**lora)) == 0
+
+
+def test_fused_lora_steps_aside_under_autocast():
+    """Mixed precision (bf16 autocast) goes through peft's modules, which handle the casts."""
+    plain = _lora_model(lora_dropout=0.0)
+    fused = copy.deepcopy(plain)
+    lora_fused.fuse_lora_layers(fused)
+    x = torch.randn(2, 7, 24)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        results = [_forward_backward(model, x) for model in (plain, fused)]
+    for a, b in zip(*results):
+        assert torch.equal(a, b)

@@ -10,7 +10,8 @@ a fifth of a LoRA step's linear-layer time on the default model.
 `FusedLoraLinear` computes the same sums (float rounding aside) in the fast orientation, adds
 the adapter's output into the base output in place and its input gradient into the base's.
 It is used only where it is exactly peft's plain LoRA: a frozen nn.Linear base, one active
-adapter, no dropout, no DoRA, no adapter bias, not merged. Anything else keeps peft's forward.
+adapter, no dropout, no DoRA, no adapter bias, not merged, no autocast. Anything else keeps
+peft's forward.
 """
 from __future__ import annotations
 
@@ -71,8 +72,10 @@ def _plain_lora_adapter(layer) -> str | None:
 
 def _fused_forward(self, x, *args, **kwargs):
     name = _plain_lora_adapter(self)
+    # under autocast (mixed precision) peft's modules get the casts right; the fused function
+    # would meet mixed dtypes in its backward, which autocast does not cover
     if name is None or args or kwargs or x.dtype != self.base_layer.weight.dtype \
-            or x.dtype != self.lora_A[name].weight.dtype:
+            or x.dtype != self.lora_A[name].weight.dtype or torch.is_autocast_enabled(x.device.type):
         return type(self).forward(self, x, *args, **kwargs)
     base = self.base_layer
     return FusedLoraLinear.apply(x, base.weight, base.bias, self.lora_A[name].weight,
