@@ -16,6 +16,9 @@ def test_train_watch_chat_merge_download(tmp_path, tiny_model_dir):
     with running_app(saves, ROOT) as (url, _), browser_page() as page:
         page.goto(url)
         page.wait_for_selector("#train-start")
+        # the method panel shows what the default run trains and whether it fits, unasked
+        wait_until(lambda: "Trainable: 2,442,240" in page.inner_text("#method-panel"), 60,
+                   what="the method panel on open")
         # the tiny test model stands in for the default one; everything else is the default
         model_box = page.locator("#field-model_name_or_path input")
         model_box.fill(str(tiny_model_dir))
@@ -65,6 +68,7 @@ def test_train_watch_chat_merge_download(tmp_path, tiny_model_dir):
         page.get_by_text("简体中文").click()
         wait_until(lambda: "合并" in page.locator("#export-merge").inner_text(), 20, what="Chinese labels")
         assert page.get_by_role("tab", name="对话").count() == 1
+        wait_until(lambda: "可训练参数" in page.inner_text("#method-panel"), 20, what="the panel in Chinese")
 
 
 def saves_run_id(saves):

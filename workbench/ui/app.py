@@ -58,7 +58,10 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
         def on_language(code):
             return [code] + loc.updates(code)
 
-        switch.change(on_language, [switch], [ctx.lang] + loc.components(), queue=False)
+        language_switched = switch.change(on_language, [switch], [ctx.lang] + loc.components(), queue=False)
+        for fn, inputs, outputs in ctx.rendered_views:
+            demo.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
+            language_switched.then(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
     demo.wb_context = ctx  # tests and launch() reach the controller through this
     return demo
 

@@ -55,6 +55,8 @@ def build(ctx: UIContext) -> None:
     # "always_last": while typing, only the latest form is estimated once the previous one ends
     gr.on([ctx.fields[name].change for name in ESTIMATE_FIELDS], on_check, inputs=inputs, outputs=[panel],
           trigger_mode="always_last", show_progress="hidden")
+    # on page open and after a language switch (inputs stay a set: on_check takes one dict)
+    ctx.rendered_views.append((on_check, inputs, [panel]))
 
 
 def render_problem(title: str, problems: list[str]) -> str:
