@@ -34,8 +34,8 @@ def build(ctx: UIContext):
         compare_btn = loc(gr.Button(loc.t("eval.compare"), elem_id="eval-compare"), "eval.compare")
         gap_btn = loc(gr.Button(loc.t("eval.gap"), elem_id="eval-gap"), "eval.gap")
     summary = gr.Markdown("", elem_id="eval-summary")
-    table = loc(gr.Dataframe(interactive=False, wrap=True, elem_id="eval-table", **loc.kwargs("eval.table")),
-                "eval.table")
+    table = loc(gr.Dataframe(value=empty_rows(loc.lang), interactive=False, wrap=True, elem_id="eval-table",
+                             **loc.kwargs("eval.table")), "eval.table")
 
     def evaluator():
         return Evaluator(engine=ctx.engine, root=ctx.saves)
@@ -47,12 +47,12 @@ def build(ctx: UIContext):
 
     def on_evaluate(spec, dataset_name, split_name, rows, lang, progress=gr.Progress()):
         if spec and spec.startswith(BASE_PREFIX) and not dataset_name:
-            return locale.t("eval.need_dataset", lang), None
+            return locale.t("eval.need_dataset", lang), empty_rows(lang)
         try:
             result = evaluate(spec, dataset_name or None, split_name, evaluator(),
                               progress_fn(progress, lang), int(rows or 0) or None)
         except (EvalError, ValueError, OSError) as err:
-            return f"⚠️ {err}", None
+            return f"⚠️ {err}", empty_rows(lang)
         text = locale.t("eval.metrics", lang, target=result.target, dataset=result.dataset,
                         split=result.split, rows=result.rows, metrics=metrics_text(result.metrics))
         frame = pd.DataFrame([{col(lang, "prompt"): p["prompt"], col(lang, "reference"): p["reference"],
@@ -62,12 +62,12 @@ def build(ctx: UIContext):
 
     def on_compare(spec, dataset_name, split_name, rows, lang, progress=gr.Progress()):
         if not spec or spec.startswith(BASE_PREFIX):
-            return locale.t("eval.need_run", lang), None
+            return locale.t("eval.need_run", lang), empty_rows(lang)
         try:
             report = before_after(spec, dataset_name or None, split_name, evaluator(),
                                   progress_fn(progress, lang), int(rows or 0) or None)
         except (EvalError, ValueError, OSError) as err:
-            return f"⚠️ {err}", None
+            return f"⚠️ {err}", empty_rows(lang)
         return compare_text(report, lang), compare_frame(report, lang)
 
     def on_gap(spec, dataset_name, rows, lang, progress=gr.Progress()):
@@ -79,11 +79,11 @@ def build(ctx: UIContext):
             base = base or base_spec_of(spec, ctx.saves)
             name = dataset_name or (cfg.dataset if cfg else "")
             if not name:
-                return locale.t("eval.need_dataset", lang), None
+                return locale.t("eval.need_dataset", lang), empty_rows(lang)
             report = gap_analysis(base, name, evaluator(), progress_fn(progress, lang),
                                   int(rows or 0) or None, cfg=cfg)
         except (EvalError, ValueError, OSError) as err:
-            return f"⚠️ {err}", None
+            return f"⚠️ {err}", empty_rows(lang)
         text = locale.t("eval.gap_summary", lang, target=report["target"], failed=report["failed"],
                         rows=report["rows"], split=report["split"], dataset=report["dataset"],
                         em=report["metrics"]["exact_match"])
@@ -134,3 +134,8 @@ def compare_frame(report: dict, lang: str) -> pd.DataFrame:
                           col(lang, "base"): r["base"], col(lang, "tuned"): r["tuned"],
                           col(lang, "change"): locale.t(f"eval.change.{r['change']}", lang)}
                          for r in report["rows"]])
+
+
+def empty_rows(lang: str) -> pd.DataFrame:
+    """The per-row table before any result: its column names rather than Gradio's 1, 2, 3."""
+    return pd.DataFrame(columns=[col(lang, key) for key in ("prompt", "reference", "prediction")])
