@@ -28,6 +28,9 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
     with running_app(saves, root) as (url, _), browser_page() as page:
         page.goto(url)
         page.get_by_role("tab", name="Data").click()
+        # the shipped dataset is previewed when the page opens, unasked
+        wait_until(lambda: "train" in page.inner_text("#data-summary"), 120, what="the preview on open")
+        assert "Workbench" in page.inner_text("#data-rows")
         # the column names differ from Alpaca's: map them, then upload
         page.locator("#data-columns textarea, #data-columns input").first.fill("instruction=question, output=answer")
         page.locator("#data-upload input[type=file]").set_input_files(str(upload))

@@ -21,8 +21,8 @@ class UIContext:
     fields: dict[str, gr.components.Component] = field(default_factory=dict)
     lang: gr.State | None = None          # the session's language
     run_pickers: list[gr.Dropdown] = field(default_factory=list)  # refreshed when runs change
-    # (fn, inputs, outputs) that render a view in the session's language: app.py runs them when
-    # a page opens and again after the language changes
+    # (fn, inputs, outputs, again_on_language) that render a view from the form: app.py runs
+    # them when a page opens and, where the flag says so, again after the language changes
     rendered_views: list[tuple] = field(default_factory=list)
 
     def t(self, key: str, lang: str, **fmt) -> str:

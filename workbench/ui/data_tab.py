@@ -147,6 +147,9 @@ def build(ctx: UIContext) -> None:
         return example_html(state, int(number or 1) - 1, lang) if state else ""
 
     show.click(preview_registered, inputs={dataset} | form_inputs, outputs=preview_outputs + [source])
+    # the shipped dataset's preview is there when the page opens (not redone on a language
+    # switch: that would replace a file being previewed)
+    ctx.rendered_views.append((preview_registered, {dataset} | form_inputs, preview_outputs + [source], False))
     dataset.input(preview_registered, inputs={dataset} | form_inputs, outputs=preview_outputs + [source])
     file_inputs = {upload, fmt_box, columns_box, split_box, name_box} | form_inputs
     upload.upload(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])

@@ -56,7 +56,7 @@ def build(ctx: UIContext) -> None:
     gr.on([ctx.fields[name].change for name in ESTIMATE_FIELDS], on_check, inputs=inputs, outputs=[panel],
           trigger_mode="always_last", show_progress="hidden")
     # on page open and after a language switch (inputs stay a set: on_check takes one dict)
-    ctx.rendered_views.append((on_check, inputs, [panel]))
+    ctx.rendered_views.append((on_check, inputs, [panel], True))
 
 
 def render_problem(title: str, problems: list[str]) -> str:
