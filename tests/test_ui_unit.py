@@ -62,3 +62,16 @@ def test_a_public_host_needs_a_login():
     assert read_auth("ann:secret", None) == [("ann", "secret")]
     with pytest.raises(ValueError, match="user:password"):
         read_auth("ann", None)
+
+
+def test_the_run_form_reads_datasets_from_the_folder_the_app_serves(tmp_path):
+    """`workbench ui --dataset-dir D`: the Data tab lists D, and a run started from the form
+    reads its datasets from D too (not from ./data)."""
+    from workbench.ui.app import create_app
+
+    folder = tmp_path / "my-data"
+    folder.mkdir()
+    app = create_app(saves=tmp_path / "saves", dataset_dir=str(folder))
+    field = app.wb_context.fields["dataset_dir"]
+    shown = next(c for c in app.get_config_file()["components"] if c["id"] == field._id)
+    assert field.value == shown["props"]["value"] == str(folder)

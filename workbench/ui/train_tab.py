@@ -75,6 +75,8 @@ def build(ctx: UIContext) -> None:
                 placed |= set(names)
     missing = set(FIELDS) - set(ctx.fields)
     assert not missing, f"fields without a control: {missing}"
+    # runs read their datasets from the folder the app serves (--dataset-dir), as the Data tab does
+    ctx.fields["dataset_dir"].value = str(ctx.dataset_dir)
     method_panel.build(ctx)  # trainable share and memory estimate, before Start
 
     with gr.Row():
