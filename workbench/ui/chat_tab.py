@@ -96,14 +96,15 @@ def build(ctx: UIContext):
 
     def generate(history_a, history_b, left_spec, right_spec, compare_on, quant_choice, lang,
                  system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value, session):
-        stop_event = threading.Event()
-        stops[session] = stop_event
+        # the event armed when the prompt was sent: a Stop pressed before this reply began
+        # (while the model loads or the request waits in the queue) is already set on it
+        stop_event = stops.setdefault(session, threading.Event())
         stats = ["", ""]
         try:
             gen = settings_of(system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value)
             pair = targets_of(left_spec, right_spec, compare_on, quant_choice)
         except ValueError as err:
-            stops.pop(session, None)
+            disarm(session, stop_event)
             yield history_a, history_b, locale.t("chat.error", lang, message=err), ""
             return
         ctx.engine.select(session, [t for t in pair if t])
@@ -112,6 +113,10 @@ def build(ctx: UIContext):
             for index, (history, target) in enumerate(panes):
                 if not history or history[-1]["role"] != "user":
                     continue  # nothing to answer in this pane
+                if stop_event.is_set():  # stopped before this pane's reply began
+                    stats[index] = pane_stats(target, None, lang, stopped=True)
+                    yield history_a, history_b, stats[0], stats[1]
+                    break
                 messages = [{"role": m["role"], "content": _text(m["content"])} for m in history]
                 history.append({"role": "assistant", "content": ""})
                 stats[index] = pane_stats(target, None, lang) + " · " + locale.t("chat.loading", lang)
@@ -131,16 +136,27 @@ def build(ctx: UIContext):
                         yield history_a, history_b, stats[0], stats[1]
                     break
         finally:
+            disarm(session, stop_event)
+
+    def arm(session):
+        """A fresh Stop event for the reply about to be generated (a Stop from before is void)."""
+        stops[session] = threading.Event()
+
+    def disarm(session, event):
+        if stops.get(session) is event:
             stops.pop(session, None)
 
-    def add_prompt(text, history_a, history_b, compare_on):
+    def add_prompt(text, history_a, history_b, compare_on, session):
         if not text or not text.strip():
             return gr.update(), history_a, history_b
+        arm(session)
         history_a = (history_a or []) + [{"role": "user", "content": text}]
         history_b = (history_b or []) + [{"role": "user", "content": text}] if compare_on else history_b
         return "", history_a, history_b
 
-    def drop_last_reply(history_a, history_b):
+    def drop_last_reply(history_a, history_b, session):
+        arm(session)
+
         def strip(history):
             history = list(history or [])
             while history and history[-1]["role"] == "assistant":
@@ -187,11 +203,12 @@ def build(ctx: UIContext):
     # Several sessions may start replies at once: the engine queues them (one generation at a
     # time), shows "waiting" in the pane, and a Stop also works while a reply is still waiting.
     queue = dict(concurrency_id="chat-generate", concurrency_limit=8)
-    sent = send.click(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b], queue=False).then(
+    sent = send.click(add_prompt, [prompt, pane_a, pane_b, compare, page_token], [prompt, pane_a, pane_b],
+                      queue=False).then(
         generate, gen_inputs, gen_outputs, **queue)
-    submitted = prompt.submit(add_prompt, [prompt, pane_a, pane_b, compare], [prompt, pane_a, pane_b],
+    submitted = prompt.submit(add_prompt, [prompt, pane_a, pane_b, compare, page_token], [prompt, pane_a, pane_b],
                               queue=False).then(generate, gen_inputs, gen_outputs, **queue)
-    regenerated = regen.click(drop_last_reply, [pane_a, pane_b], [pane_a, pane_b], queue=False).then(
+    regenerated = regen.click(drop_last_reply, [pane_a, pane_b, page_token], [pane_a, pane_b], queue=False).then(
         generate, gen_inputs, gen_outputs, **queue)
     stop.click(on_stop, [page_token], None, queue=False)
     clear.click(lambda: ([], [], "", ""), None, [pane_a, pane_b, stats_a, stats_b], queue=False)
