@@ -18,6 +18,25 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LONG_PAIRS = "long_pairs"
+
+
+def write_long_pairs(folder: Path) -> Path:
+    """Preference pairs whose prompt + answer pass 512 tokens, so every sequence is cut at the
+    cutoff (the shipped preference set is short: its peaks would say little about the estimate,
+    which is for full-length sequences)."""
+    words = ("the quick brown fox jumps over the lazy dog while a careful model learns which answer "
+             "people prefer and why training on long pairs fills every position up to the cutoff").split()
+    rows = [{"prompt": f"Question {i}: " + " ".join(words[(i + j) % len(words)] for j in range(40)),
+             "chosen": " ".join(words[(3 * i + j) % len(words)] for j in range(700)),
+             "rejected": " ".join(words[(5 * i + j) % len(words)] for j in range(700))} for i in range(16)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "long_pairs.json").write_text(json.dumps(rows), encoding="utf-8")
+    (folder / "dataset_info.json").write_text(json.dumps(
+        {LONG_PAIRS: {"file_name": "long_pairs.json", "format": "preference"}}), encoding="utf-8")
+    return folder
+
+
 CONFIGS = {
     "lora-b2-c256": dict(finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=256),
     "lora-b4-c512": dict(finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512),
@@ -32,6 +51,11 @@ CONFIGS = {
                               activation_checkpointing=True),
     "lora-ckpt-b8-c512": dict(finetuning_type="lora", per_device_train_batch_size=8, cutoff_len=512,
                               activation_checkpointing=True),
+    # DPO (trl's trainer, not our SFT path) on pairs long enough to fill the cutoff
+    "dpo-lora-b2-c256": dict(stage="dpo", packing=False, dataset=LONG_PAIRS, finetuning_type="lora",
+                             per_device_train_batch_size=2, cutoff_len=256),
+    "dpo-lora-b2-c512": dict(stage="dpo", packing=False, dataset=LONG_PAIRS, finetuning_type="lora",
+                             per_device_train_batch_size=2, cutoff_len=512),
 }
 
 CHILD = r"""
@@ -58,6 +82,8 @@ def measure(name: str, keys: dict, steps: int) -> dict:
             "dataset_dir": str(ROOT / "data"), "stage": "pt", "packing": True, "max_steps": steps,
             "save_steps": 1000, "logging_steps": 1, **keys}
     with tempfile.TemporaryDirectory() as tmp:
+        if keys.get("dataset") == LONG_PAIRS:
+            data["dataset_dir"] = str(write_long_pairs(Path(tmp) / "data"))
         proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(data), str(Path(tmp) / "run")],
                               capture_output=True, text=True, cwd=ROOT)
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
