@@ -1,4 +1,4 @@
-"""The Chat tab in a real browser: compare mode fills both panes, export, stop."""
+"""The Chat tab in a real browser: compare mode fills both panes, export, stop, regenerate, clear."""
 import json
 import shutil
 
@@ -58,6 +58,19 @@ def test_compare_mode_fills_both_panes_and_exports(tmp_path, trained_lora_run, t
             page.screenshot(path=str(tmp_path / "stop.png"), full_page=True)
         tokens = int(page.inner_text("#chat-stats-a").split("tokens")[0].split("·")[-1].strip())
         assert tokens < 2000
+
+        # regenerate: the stopped reply is replaced by a whole new one, nothing else changes
+        set_max_new_tokens(page, 24)
+        messages = page.locator("#chat-pane-a .message")
+        count = messages.count()
+        page.click("#chat-regenerate")
+        wait_until(lambda: "done" in page.inner_text("#chat-stats-a"), 120, what="the regenerated reply")
+        assert messages.count() == count and messages.nth(count - 1).inner_text().strip()
+        assert page.inner_text("#chat-pane-a").count("Tell me more.") == 1
+        # clear: both panes and their stats empty
+        page.click("#chat-clear")
+        wait_until(lambda: messages.count() == 0, 20, what="the cleared pane")
+        assert not page.inner_text("#chat-stats-a").strip()
 
 
 def set_max_new_tokens(page, value: int) -> None:
