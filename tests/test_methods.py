@@ -272,12 +272,6 @@ def cls_dir(tmp_path_factory):
     return folder
 
 
-def cls_logits(model):
-    model.eval()
-    with torch.no_grad():
-        return model(input_ids=PROBE).logits.float()
-
-
 def test_cls_head_only_trains_the_head_and_saves_label_names(tiny_model_dir, cls_dir, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
@@ -288,7 +282,7 @@ def test_cls_head_only_trains_the_head_and_saves_label_names(tiny_model_dir, cls
     assert json.loads((final / "labels.json").read_text())["labels"] == ["negative", "positive"]
     model = AutoModelForSequenceClassification.from_pretrained(final)
     assert model.config.id2label == {0: "negative", 1: "positive"}
-    assert torch.allclose(cls_logits(model), trained, atol=1e-4)
+    assert torch.allclose(logits_of(model), trained, atol=1e-4)
     before, after = base_weights(tiny_model_dir), load_file(str(final / "model.safetensors"))
     shared = [n for n in after if n in before]
     assert shared and all(torch.equal(before[n], after[n]) for n in shared)  # the body is untouched
@@ -308,4 +302,4 @@ def test_cls_head_plus_lora_reloads_in_plain_peft(tiny_model_dir, cls_dir, tmp_p
     labels = json.loads((final / "labels.json").read_text())["labels"]
     base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=len(labels))
     tuned = PeftModel.from_pretrained(base, final)
-    assert torch.allclose(cls_logits(tuned), trained, atol=1e-4)
+    assert torch.allclose(logits_of(tuned), trained, atol=1e-4)
