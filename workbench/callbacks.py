@@ -8,8 +8,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from .events import EventWriter
-
-STOP_FILE = "STOP"
+from .runs import STOP_FILE
 
 
 class EventsCallback(TrainerCallback):

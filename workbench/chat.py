@@ -18,13 +18,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
-import yaml
 
 from .config import DEFAULT_MODEL
 from .data.templates import chat_template_for
-from .train import FINAL_DIR, complete_checkpoints, saves_root
-
-BASE_PREFIX = "base:"
+from .runs import BASE_PREFIX, FINAL_DIR, complete_checkpoints, read_config, resolve_run, saves_root
 
 
 @dataclass
@@ -94,13 +91,6 @@ class Target:
         return not self.adapter_dir and not self.model_dir
 
 
-def run_config(run_dir: Path) -> dict:
-    try:
-        return yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        return {}
-
-
 # ---- runs that do not generate text -------------------------------------------------------------
 def not_generative_reason(run_dir: Path) -> str | None:
     """Why a run cannot chat, be evaluated on its replies or be exported as a text generator, or
@@ -108,7 +98,7 @@ def not_generative_reason(run_dir: Path) -> str | None:
     scoring head instead of the language-model head: loaded as a causal LM they would talk
     nonsense through a head they never trained."""
     run_dir = Path(run_dir)
-    stage, name = run_config(run_dir).get("stage"), run_dir.name
+    stage, name = read_config(run_dir).get("stage"), run_dir.name
     if stage == "rm":
         return (f"run {name} is a reward model (stage rm): it scores responses, it does not generate; "
                 f"use `workbench reward --run {name}`")
@@ -142,7 +132,7 @@ def list_targets(root: Path | None = None, base_model: str = DEFAULT_MODEL) -> l
             found.insert(0, run_dir.name)
         if found:
             runs += found
-            run_base = BASE_PREFIX + str(run_config(run_dir).get("model_name_or_path") or base_model)
+            run_base = BASE_PREFIX + str(read_config(run_dir).get("model_name_or_path") or base_model)
             if run_base not in bases:
                 bases.append(run_base)
     return bases + runs
@@ -164,17 +154,16 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
     if spec.startswith(BASE_PREFIX):
         quant = None if quantization_bit == "run" else quantization_bit
         return Target(label=spec, base_model=spec[len(BASE_PREFIX):], quantization_bit=quant)
-    root = Path(root or saves_root())
-    run_id, _, checkpoint = spec.partition("/")
-    run_dir = root / run_id
-    if not run_id or not run_dir.is_dir() or "/" in checkpoint or ".." in spec:
-        raise ValueError(f"no such run: {spec} (looked in {root})")
+    ref = resolve_run(spec, root)
+    run_dir = ref.run_dir
     check_generative(run_dir)
-    folder = run_dir / (checkpoint or FINAL_DIR)
+    folder = ref.folder
+    if not ref.checkpoint and (run_dir / "adapter_config.json").is_file():
+        folder = run_dir  # a plain adapter folder, not made by a run
     if not folder.is_dir():
         raise ValueError(f"{spec} has no saved result yet")
-    cfg = run_config(run_dir)
-    base = cfg.get("model_name_or_path", DEFAULT_MODEL)
+    cfg = read_config(run_dir)
+    base = str(cfg.get("model_name_or_path") or DEFAULT_MODEL)
     run_quant = cfg.get("quantization_bit")
     quant = run_quant if quantization_bit == "run" else quantization_bit
     common = dict(quantization_bit=quant, template=cfg.get("template") or "auto", run_quantization_bit=run_quant)
@@ -182,6 +171,8 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
         adapter = _adapter_config(folder)
         init = adapter.get("init_lora_weights")
         rewrites = isinstance(init, str) and init.lower().startswith(_BASE_REWRITING_INITS)
+        if folder == run_dir and not cfg:  # a plain adapter folder names its own base model
+            base = str(adapter.get("base_model_name_or_path") or DEFAULT_MODEL)
         return Target(spec, base, adapter_dir=str(folder),
                       exact_toggle=not (rewrites or cfg.get("pissa_init", False)),
                       peft_type=str(adapter.get("peft_type") or "LORA").upper(), **common)

@@ -31,13 +31,9 @@ def _cmd_chat(args) -> int:
     from .chat import BASE_PREFIX, ChatEngine, GenerationSettings, resolve_target
     from .config import DEFAULT_MODEL
 
-    spec, root = args.run or BASE_PREFIX + (args.model or DEFAULT_MODEL), None
-    folder = Path(args.run) if args.run else None
-    if folder is not None and folder.is_dir():  # a run folder or checkpoint given as a path
-        if folder.name.startswith("checkpoint-"):
-            root, spec = folder.parent.parent, f"{folder.parent.name}/{folder.name}"
-        else:
-            root, spec = folder.parent, folder.name
+    from .runs import locate
+
+    root, spec = locate(args.run) if args.run else (None, BASE_PREFIX + (args.model or DEFAULT_MODEL))
     quant = {"run": "run", "none": None, "8": 8, "4": 4}[args.quantization]
     try:
         target = resolve_target(spec, root, quant)
@@ -223,17 +219,11 @@ def _cmd_eval(args) -> int:
     from .data import DataError
     from .evaluate import (EvalError, Evaluator, base_spec_of, before_after, evaluate, gap_analysis,
                            run_config_of)
-    from .train import saves_root
+    from .runs import locate, saves_root
 
     root = Path(args.saves) if args.saves else saves_root()
     if args.run:
-        folder = Path(args.run)
-        if folder.is_dir() and (folder / "config.yaml").is_file():  # a run folder given as a path
-            root, spec = folder.parent, folder.name
-        elif folder.is_dir() and folder.name.startswith("checkpoint-"):
-            root, spec = folder.parent.parent, f"{folder.parent.name}/{folder.name}"
-        else:
-            spec = args.run
+        root, spec = locate(args.run, root)
     else:
         spec = BASE_PREFIX + (args.model or DEFAULT_MODEL)
     if not args.run and (args.compare or not args.dataset):
@@ -304,6 +294,12 @@ def _cmd_bench(args) -> int:
     from . import bench
 
     return bench.run_from_args(args)
+
+
+def _cmd_runs(args) -> int:
+    from .jobs import print_runs
+
+    return print_runs(args.saves, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data)
     _add_reward_parser(sub)
     _add_eval_parser(sub)
+
+    p = sub.add_parser("runs", help="list every run: status, stage and method, dataset, steps, last loss, duration")
+    p.add_argument("--saves", default=None, help="the runs folder (default: ./saves)")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(func=_cmd_runs)
 
     # bench (issue 9): its own options live in workbench/bench.py
     from .bench import add_arguments as add_bench_arguments

@@ -192,21 +192,23 @@ def examples_of(rows: list[dict]) -> list[Example]:
 
 def run_config_of(spec: str, root: Path) -> RunConfig:
     """The config a run was trained with (for its splits); the base uses the defaults."""
-    from .chat import BASE_PREFIX, not_generative_reason, run_config
+    from .chat import not_generative_reason
+    from .runs import BASE_PREFIX, CONFIG_FILE, read_config_checked, resolve_run
 
     if spec.startswith(BASE_PREFIX):
         return RunConfig(model_name_or_path=spec[len(BASE_PREFIX):])
-    run_id = spec.split("/")[0]
-    if not run_id or ".." in spec or not (Path(root) / run_id).is_dir():
-        raise EvalError(f"no such run: {spec} (in {root})")
-    reason = not_generative_reason(Path(root) / run_id)
+    try:
+        ref = resolve_run(spec, root)
+    except ValueError as err:
+        raise EvalError(str(err)) from None
+    reason = not_generative_reason(ref.run_dir)
     if reason:  # evaluation scores generated replies
         raise EvalError(reason)
-    data = run_config(Path(root) / run_id)
+    data, problem = read_config_checked(ref.run_dir)
     if not data:
-        raise EvalError(f"run '{run_id}' has no config.yaml in {root}")
+        raise EvalError(f"run '{ref.run_id}': {problem or CONFIG_FILE + ' is empty'} (in {root})")
     data.pop("output_dir", None)
-    return from_dict(data, source=str(Path(root) / run_id / "config.yaml"))
+    return from_dict(data, source=str(ref.run_dir / CONFIG_FILE))
 
 
 def split_rows(cfg: RunConfig, split: str) -> list[dict]:
@@ -250,7 +252,7 @@ class Evaluator:
     def __init__(self, engine=None, root: Path | None = None, batch_size: int = 8,
                  max_new_tokens: int = 64, cutoff_len: int = 512):
         from .chat import ChatEngine
-        from .train import saves_root
+        from .runs import saves_root
 
         self.engine = engine or ChatEngine()
         self.root = Path(root or saves_root())

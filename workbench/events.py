@@ -48,6 +48,7 @@ class EventReader:
     def __init__(self, run_dir: str | os.PathLike):
         self.path = Path(run_dir) / EVENTS_FILE
         self.offset = 0
+        self.skipped = 0          # lines that were not events
         self._partial = b""
 
     def read_new(self) -> list[dict]:
@@ -55,7 +56,7 @@ class EventReader:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
                 chunk = handle.read()
-        except FileNotFoundError:
+        except OSError:  # not there yet, or a folder in its place
             return []
         self.offset += len(chunk)
         data = self._partial + chunk
@@ -63,13 +64,36 @@ class EventReader:
         self._partial = lines.pop()  # b"" when the chunk ended with a newline
         events = []
         for line in lines:
-            if not line.strip():
+            event = parse_event(line)
+            if event is None:
+                if line.strip():
+                    self.skipped += 1
                 continue
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a damaged line (e.g. a crash mid-write on an old file) is skipped
+            events.append(event)
         return events
+
+    def truncated(self) -> bool:
+        """The file is now shorter than what was read (replaced or cut): read it again from the start."""
+        try:
+            return self.path.stat().st_size < self.offset
+        except OSError:
+            return False
+
+
+def parse_event(line: bytes) -> dict | None:
+    """One line as an event, or None when it is not one: not JSON (a crash mid-write, a hand edit),
+    not an object, or without a string type, a whole-number step and a numeric time."""
+    try:
+        event = json.loads(line)
+    except ValueError:  # also invalid UTF-8
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return None
+    step, stamp = event.get("step"), event.get("time")
+    if not isinstance(step, int) or isinstance(step, bool) or not isinstance(stamp, (int, float)) \
+            or isinstance(stamp, bool):
+        return None
+    return event
 
 
 def read_all(run_dir: str | os.PathLike) -> list[dict]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from .config import atomic_write_text
 from .events import read_all
 from .evaluate import EVAL_DIR, Evaluator, examples_of, load_result, run_config_of, saved_results, split_rows
-from .train import FINAL_DIR, complete_checkpoints
+from .runs import FINAL_DIR, checkpoint_step, complete_checkpoints, read_config
 
 GALLERY_FILE = "gallery.json"
 
@@ -19,10 +19,10 @@ def loss_curves(root: Path, runs: list[str]) -> list[dict]:
     points = []
     for run in runs:
         for event in read_all(Path(root) / run):
-            if event.get("type") == "log" and "loss" in event:
+            if event.get("type") == "log" and isinstance(event.get("loss"), (int, float)):
                 points.append({"run": run, "step": event["step"], "loss": float(event["loss"]),
                                "series": "train"})
-            elif event.get("type") == "eval" and "eval_loss" in event:
+            elif event.get("type") == "eval" and isinstance(event.get("eval_loss"), (int, float)):
                 points.append({"run": run, "step": event["step"], "loss": float(event["eval_loss"]),
                                "series": "validation"})
     return points
@@ -46,9 +46,7 @@ def metrics_table(root: Path, runs: list[str]) -> list[dict]:
 
 def config_diff(root: Path, runs: list[str]) -> list[dict]:
     """Config keys whose values differ between the runs: {"key": k, run1: v1, run2: v2, ...}."""
-    from .chat import run_config
-
-    configs = {run: run_config(Path(root) / run) for run in runs}
+    configs = {run: read_config(Path(root) / run) for run in runs}
     keys = sorted({k for c in configs.values() for k in c} - {"output_dir"})
     rows = []
     for key in keys:
@@ -93,7 +91,8 @@ def sample_gallery(root: Path, run: str, prompts: list[str], evaluator: Evaluato
     for i, spec in enumerate(specs):
         answers = evaluator.generate(spec, [[{"role": "user", "content": p}] for p in prompts],
                                      max_new_tokens=max_new_tokens)
-        step = spec.split("checkpoint-")[-1] if "checkpoint-" in spec else FINAL_DIR
+        _, _, checkpoint = spec.partition("/")
+        step = str(checkpoint_step(checkpoint)) if checkpoint else FINAL_DIR
         rows += [{"checkpoint": step, "prompt": p, "answer": a} for p, a in zip(prompts, answers)]
         if progress:
             progress(i + 1, len(specs), "gallery")

@@ -29,15 +29,15 @@ from pathlib import Path
 import psutil
 
 from . import distributed
-from .callbacks import STOP_FILE
 from .config import RunConfig, atomic_write_text, save_config
-from .events import read_all
-from .train import complete_checkpoints, new_run_id, saves_root
+from .progress import RunMonitor
+from .runs import (CONFIG_FILE, JOB_FILE, LOG_FILE, STOP_FILE, complete_checkpoints, new_run_id, read_config_checked,
+                   read_job_data, run_folders, saves_root)
 
-JOB_FILE = "job.json"
-LOG_FILE = "train.log"
 ACTIVE = ("running", "stopping")
 FINAL = ("finished", "failed", "aborted", "interrupted")
+DAMAGED = "damaged"   # its job.json cannot be read: shown with the problem, never started or resumed
+STATUSES = ("queued", *ACTIVE, *FINAL, DAMAGED)
 GRACE_SECONDS = float(os.environ.get("WORKBENCH_ABORT_GRACE", "60"))
 TERM_SECONDS = 10.0
 
@@ -63,12 +63,27 @@ class Job:
 
     @classmethod
     def load(cls, run_dir: Path) -> "Job | None":
-        try:
-            data = json.loads((run_dir / JOB_FILE).read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+        """The run's job, None when it has no job.json, or a job with status damaged that says
+        what is wrong. The folder name is the run id, whatever the file claims."""
+        run_dir = Path(run_dir)
+        data, problem = read_job_data(run_dir)
+        if data is None and problem is None:
             return None
+        if problem is None:
+            problem = _job_problem(data)
+        if problem is not None:
+            return cls.damaged(run_dir, problem)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["run_id"] = run_dir.name
         return cls(**known)
+
+    @classmethod
+    def damaged(cls, run_dir: Path, problem: str) -> "Job":
+        try:
+            created = run_dir.stat().st_mtime
+        except OSError:
+            created = 0.0
+        return cls(run_id=run_dir.name, status=DAMAGED, created=created, message=problem)
 
     def save(self, run_dir: Path) -> None:
         atomic_write_text(run_dir / JOB_FILE, json.dumps(asdict(self), indent=2))
@@ -89,6 +104,8 @@ class JobController:
         self._lock = threading.RLock()
         self._watcher: threading.Thread | None = None
         self._stop_watching = threading.Event()
+        self._monitors: dict[str, RunMonitor] = {}
+        self._configs: dict[str, tuple] = {}
 
     # ---- paths and reading ------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
@@ -102,43 +119,76 @@ class JobController:
 
     def run_ids(self) -> list[str]:
         """Every run folder (with a job.json or events from a CLI run), oldest first."""
-        ids = []
-        for path in self.root.iterdir():
-            if path.is_dir() and not path.name.startswith(".") and \
-                    ((path / JOB_FILE).exists() or (path / "events.jsonl").exists()):
-                ids.append(path.name)
-        return sorted(ids, key=lambda r: self._created(r))
-
-    def _created(self, run_id: str) -> float:
-        job = self.job(run_id)
-        if job:
-            return job.created
-        return (self.root / run_id).stat().st_mtime
+        return [job.run_id for job in self.jobs()]
 
     def jobs(self) -> list[Job]:
-        """Every run's job, oldest first (each job.json read once: the UI calls this every second)."""
+        """Every run's job, oldest first (each job.json read once: the UI calls this every second).
+        A damaged run is a job with status damaged; a CLI run is described from its events."""
         out = []
-        for path in self.root.iterdir():
-            if not path.is_dir() or path.name.startswith("."):
-                continue
-            job = Job.load(path)
-            if job is None and (path / "events.jsonl").exists():
-                job = self._job_from_events(path.name)
-            if job is not None:
-                out.append(job)
-        return sorted(out, key=lambda j: j.created)
+        for path in run_folders(self.root):
+            try:
+                job = Job.load(path)
+                if job is None:
+                    job = self._job_from_events(path.name)
+            except Exception as err:  # noqa: BLE001 - one unreadable run must not hide the others
+                job = Job.damaged(path, f"cannot be read: {err}")
+            out.append(job)
+        return sorted(out, key=lambda j: (j.created, j.run_id))
+
+    def monitor(self, run_id: str) -> RunMonitor:
+        """The run's progress, read incrementally: each call reads only the events appended since
+        the last one (the run list asks for every run each second)."""
+        run_dir = self.run_dir(run_id)
+        mon = self._monitors.get(run_id)
+        if mon is None or mon.run_dir != run_dir or mon.truncated():
+            mon = self._monitors[run_id] = RunMonitor(run_dir)
+        mon.update()
+        return mon
+
+    def config_of(self, run_id: str) -> tuple[dict, str | None]:
+        """The run's config.yaml and what is wrong with it, parsed again only when the file changed."""
+        path = self.run_dir(run_id) / CONFIG_FILE
+        try:
+            stat = path.stat()
+            key = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            key = None
+        cached = self._configs.get(run_id)
+        if cached is None or cached[0] != key:
+            data, problem = read_config_checked(path.parent) if key else ({}, None)
+            cached = self._configs[run_id] = (key, data, problem)
+        return cached[1], cached[2]
+
+    def summary(self, job: Job, now: float | None = None) -> dict:
+        """One line of the run list: status (or what is damaged), stage, method, dataset, steps,
+        last loss and duration; every value read tolerantly."""
+        cfg, config_problem = self.config_of(job.run_id)
+        mon = self.monitor(job.run_id)
+        damaged = job.message if job.status == DAMAGED else config_problem
+        end = job.ended or ((now or time.time()) if job.status in ACTIVE else None)
+        duration = end - job.started if job.started and end else None
+        return {"run": job.run_id, "status": DAMAGED if damaged else job.status, "damaged": damaged,
+                "stage": _text(cfg.get("stage"), "sft"), "method": _text(cfg.get("finetuning_type"), "lora"),
+                "dataset": _text(cfg.get("dataset"), ""), "step": mon.step, "max_steps": mon.max_steps,
+                "last_loss": mon.last_loss(), "duration": duration, "message": job.message}
+
+    def summaries(self, jobs: list[Job] | None = None) -> list[dict]:
+        return [self.summary(job) for job in (self.jobs() if jobs is None else jobs)]
 
     def _job_from_events(self, run_id: str) -> Job:
         """A run started on the command line has no job.json: describe it from its events."""
-        events = read_all(self.run_dir(run_id))
-        job = Job(run_id=run_id, status="interrupted",
-                  created=events[0]["time"] if events else time.time())
-        pid = next((e.get("pid") for e in events if e.get("pid")), None)
-        final = _final_event(events)
-        if final is not None:
-            job.status, job.message = _status_from_final(final)
-        elif pid and psutil.pid_exists(pid):
-            job.status, job.pid = "running", pid
+        run_dir = self.run_dir(run_id)
+        mon = self.monitor(run_id)
+        job = Job(run_id=run_id, status="interrupted", started=mon.first_time,
+                  created=mon.first_time if mon.first_time is not None else _mtime(run_dir))
+        if mon.final is not None:
+            job.status, job.message = _status_from_final(mon.final)
+            job.ended = mon.last_time
+        elif mon.pid and cli_process_alive(mon.pid, mon.pid_time):
+            job.status, job.pid = "running", mon.pid
+        else:
+            job.ended = mon.last_time
+            job.message = "the training process ended without an end or error event"
         return job
 
     # ---- submitting ---------------------------------------------------------------------
@@ -155,7 +205,7 @@ class JobController:
                     run_id = self.unique_id(base)
             run_dir = self.run_dir(run_id)
             cfg.output_dir = str(run_dir)
-            save_config(cfg, run_dir / "config.yaml")
+            save_config(cfg, run_dir / CONFIG_FILE)
             Job(run_id=run_id, owner=owner, devices=current_device_set()).save(run_dir)
         self.tick()
         return run_id
@@ -206,7 +256,8 @@ class JobController:
     def tick(self) -> None:
         """Bring every job's state up to date and start queued runs when the device is free."""
         with self._lock, self._disk_lock():
-            jobs = [j for j in (self.job(r) for r in self.run_ids()) if j is not None]
+            # runs the controller started (a job.json); CLI runs and damaged ones are only shown
+            jobs = [j for j in map(Job.load, run_folders(self.root)) if j is not None and j.status != DAMAGED]
             for job in jobs:
                 if job.status in ACTIVE:
                     self._refresh(job)
@@ -250,7 +301,7 @@ class JobController:
     # ---- processes ----------------------------------------------------------------------
     def command_for(self, run_dir: Path, nproc: int, resume: bool) -> list[str]:
         """The same trainer, once or through torchrun (several processes)."""
-        train = ["-m", "workbench.train", str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
+        train = ["-m", "workbench.train", str(run_dir / CONFIG_FILE), "--run-dir", str(run_dir)]
         if resume:
             train += ["--set", "resume_from_checkpoint=last"]
         return distributed.launch_prefix(nproc) + train
@@ -258,14 +309,14 @@ class JobController:
     def equivalent_command(self, run_id: str) -> str:
         """What a user types to repeat the run without the browser (the CLI hands a run with
         several processes to torchrun itself; it never overwrites this run's folder)."""
-        return "workbench train " + shlex.quote(str(self.run_dir(run_id) / "config.yaml"))
+        return "workbench train " + shlex.quote(str(self.run_dir(run_id) / CONFIG_FILE))
 
     def _launch(self, job: Job) -> None:
         from .config import load_config
 
         run_dir = self.run_dir(job.run_id)
         try:
-            cfg = load_config(run_dir / "config.yaml")
+            cfg = load_config(run_dir / CONFIG_FILE)
         except Exception as err:  # noqa: BLE001 - a bad config fails the run, not the controller
             job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
             job.save(run_dir)
@@ -319,10 +370,10 @@ class JobController:
             return
         self._children.pop(job.run_id, None)
         self._kill_leftovers(job)  # workers of a distributed run whose launcher died
-        events = read_all(run_dir)
-        final = _final_event(events)
+        mon = self.monitor(job.run_id)
+        final = mon.final
         # a run that ended while no controller watched ended at its last event, not now
-        job.ended = events[-1]["time"] if events and events[-1]["time"] > (job.started or 0) else time.time()
+        job.ended = mon.last_time if mon.last_time and mon.last_time > (job.started or 0) else time.time()
         if final is not None:
             job.status, job.message = _status_from_final(final)
             if job.abort_requested and job.status == "failed" and final.get("aborted"):
@@ -386,6 +437,85 @@ class JobController:
         raise TimeoutError(f"run {run_id} did not end within {timeout} s")
 
 
+def print_runs(saves: str | Path | None = None, as_json: bool = False) -> int:
+    """`workbench runs`: every run, oldest first; a damaged one says what is wrong. Reads only."""
+    from .progress import format_duration
+
+    root = Path(saves) if saves else saves_root()
+    rows = []
+    if root.is_dir():
+        controller = JobController(root)
+        rows = controller.summaries()
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"no runs in {root}")
+        return 0
+    table = [("RUN", "STATUS", "STAGE/METHOD", "DATASET", "STEPS", "LOSS", "DURATION")]
+    for row in rows:
+        status = f"damaged: {row['damaged']}" if row["damaged"] else row["status"]
+        steps = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"])
+        loss = "" if row["last_loss"] is None else f"{row['last_loss']:.4f}"
+        table.append((row["run"], status, f"{row['stage']}/{row['method']}", row["dataset"], steps, loss,
+                      format_duration(row["duration"])))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cli_process_alive(pid: int, wrote_at: float | None) -> bool:
+    """A run started on the command line is alive while its pid is, and that process is the one
+    that wrote the run's events: it began before it wrote its first event. A pid reused by a
+    later process fails the start-time test."""
+    try:
+        proc = psutil.Process(int(pid))
+        if wrote_at is not None and proc.create_time() > wrote_at + 1.0:
+            return False  # started after the run's process wrote: someone else has the pid
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, ValueError, TypeError, OverflowError):
+        return False
+
+
+_FIELD_TYPES = {"status": (str,), "created": (int, float), "started": (int, float, type(None)),
+                "ended": (int, float, type(None)), "pid": (int, type(None)), "pgid": (int, type(None)),
+                "proc_start": (int, float, type(None)), "command": (list,), "exit_code": (int, type(None)),
+                "message": (str,), "abort_requested": (int, float, type(None)),
+                "abort_stage": (str, type(None)), "resume": (bool,), "owner": (str, type(None)), "devices": (str,)}
+
+
+def _job_problem(data: dict) -> str | None:
+    """What makes a parsed job.json unusable, or None."""
+    if "status" not in data:
+        return f"{JOB_FILE} has no status"
+    for name, types in _FIELD_TYPES.items():
+        if name in data and (not isinstance(data[name], types) or
+                             (isinstance(data[name], bool) and bool not in types)):
+            return f"{JOB_FILE}: {name} has the wrong type ({type(data[name]).__name__})"
+    if data["status"] not in STATUSES or data["status"] == DAMAGED:
+        return f"{JOB_FILE}: unknown status {data['status'][:20]!r}"
+    if not all(isinstance(part, str) for part in data.get("command", [])):
+        return f"{JOB_FILE}: command is not a list of strings"
+    return None
+
+
+def _text(value, default: str) -> str:
+    """A config value for display: lists joined, anything else as text, missing as the default."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def current_device_set() -> str:
     """The accelerators this process may hand to a run: CUDA_VISIBLE_DEVICES, or all of them."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -397,15 +527,6 @@ def devices_overlap(a: str, b: str) -> bool:
     if a == "all" or b == "all":
         return True
     return bool(set(a.split(",")) & set(b.split(",")))
-
-
-def _final_event(events: list[dict]) -> dict | None:
-    for event in reversed(events):
-        if event["type"] in ("end", "error"):
-            return event
-        if event["type"] == "phase" and event.get("phase") == "preparing_data":
-            return None  # a later attempt (resume) started after the last end/error
-    return None
 
 
 def _status_from_final(event: dict) -> tuple[str, str]:

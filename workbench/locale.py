@@ -57,6 +57,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "status.failed": {"en": "Failed", "zh": "失败"},
     "status.aborted": {"en": "Aborted", "zh": "已中止"},
     "status.interrupted": {"en": "Interrupted", "zh": "已中断"},
+    "status.damaged": {"en": "Damaged", "zh": "已损坏"},
     "runs.run": {"en": "Run", "zh": "任务"},
     "runs.status": {"en": "Status", "zh": "状态"},
     "runs.method": {"en": "Stage/method", "zh": "阶段/方法"},

@@ -214,12 +214,10 @@ def reward_model_kwargs() -> dict:
 # ---- scoring with a trained reward model ---------------------------------------------------
 def find_run(spec: str | Path) -> Path:
     """A run given as a folder, or as a run id under the saves folder."""
-    from .train import saves_root
+    from .runs import locate
 
-    path = Path(spec)
-    if path.is_dir() or path.is_absolute() or ".." in path.parts:
-        return path
-    return saves_root() / path
+    root, run_id = locate(str(spec))
+    return Path(root) / run_id
 
 
 class RewardModel:
@@ -231,13 +229,13 @@ class RewardModel:
         from . import models
         from .config import load_config
         from .data import chat_template_for
-        from .train import FINAL_DIR
+        from .runs import CONFIG_FILE, FINAL_DIR
 
         run_dir = find_run(run_dir)
         final = run_dir / FINAL_DIR
-        if not (run_dir / "config.yaml").is_file() or not final.is_dir():
-            raise PreferenceError(f"{run_dir} is not a finished run (no config.yaml and {FINAL_DIR}/)")
-        self.cfg = load_config(run_dir / "config.yaml")
+        if not (run_dir / CONFIG_FILE).is_file() or not final.is_dir():
+            raise PreferenceError(f"{run_dir} is not a finished run (no {CONFIG_FILE} and {FINAL_DIR}/)")
+        self.cfg = load_config(run_dir / CONFIG_FILE)
         if self.cfg.stage != "rm":
             raise PreferenceError(f"{run_dir} trained stage '{self.cfg.stage}', not a reward model "
                                   f"(stage rm)")

@@ -27,6 +27,9 @@ class RunMonitor:
     model: dict = field(default_factory=dict)
     first_token_time: float | None = None
     final: dict | None = None           # the end or error event
+    first_time: float | None = None     # time of the run's first event
+    pid: int | None = None              # the trainer process of the latest attempt
+    pid_time: float | None = None       # when that process said so (it was running by then)
     new_points: bool = False            # curves changed since the last update()
 
     def __post_init__(self):
@@ -38,15 +41,29 @@ class RunMonitor:
         events = self._reader.read_new()
         self.new_points = False
         for event in events:
-            self._apply(event)
+            try:
+                self._apply(event)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue  # an event with missing or mistyped fields (a hand edit) is left out
         return bool(events)
+
+    def truncated(self) -> bool:
+        return self._reader.truncated()
+
+    @property
+    def skipped_lines(self) -> int:
+        return self._reader.skipped
 
     def _apply(self, event: dict) -> None:
         kind = event["type"]
-        self.last_time = event.get("time", self.last_time)
-        if event.get("max_steps"):
+        self.last_time = event["time"]
+        if self.first_time is None:
+            self.first_time = event["time"]
+        if isinstance(event.get("pid"), int):
+            self.pid, self.pid_time = event["pid"], event["time"]
+        if isinstance(event.get("max_steps"), int) and event["max_steps"]:
             self.max_steps = event["max_steps"]
-        if kind == "phase":
+        if kind == "phase" and isinstance(event.get("phase"), str):
             self.phase = event["phase"]
             if self.phase == "preparing_data":
                 self.final = None  # a resumed attempt
@@ -71,14 +88,14 @@ class RunMonitor:
                     self.first_token_time = event["time"]
         elif kind == "log":
             self.step = max(self.step, event["step"])
-            if "loss" in event:
-                self.loss.append((event["step"], event["loss"]))
+            if isinstance(event.get("loss"), (int, float)):
+                self.loss.append((event["step"], float(event["loss"])))
                 self.new_points = True
-            if "learning_rate" in event:
-                self.learning_rate.append((event["step"], event["learning_rate"]))
+            if isinstance(event.get("learning_rate"), (int, float)):
+                self.learning_rate.append((event["step"], float(event["learning_rate"])))
         elif kind == "eval":
-            if "eval_loss" in event:
-                self.eval_loss.append((event["step"], event["eval_loss"]))
+            if isinstance(event.get("eval_loss"), (int, float)):
+                self.eval_loss.append((event["step"], float(event["eval_loss"])))
                 self.new_points = True
         elif kind in ("end", "error"):
             self.final = event

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import sys
@@ -20,27 +19,13 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_config, save_config
 from .events import EVENTS_FILE, EventWriter
-
-FINAL_DIR = "final"
-STATE_FILE = "trainer_state.json"
+from .runs import (FINAL_DIR, INCOMPLETE_PREFIX, STATE_FILE, STOP_FILE, checkpoint_step, complete_checkpoints,
+                   new_run_id, saves_root)
 
 
 class Aborted(Exception):
     """SIGTERM arrived, or a stop was asked for before training began: end now, saying so in
     events.jsonl."""
-
-
-INCOMPLETE_PREFIX = "incomplete-"
-
-
-def saves_root() -> Path:
-    return Path(os.environ.get("WORKBENCH_SAVES", "saves"))
-
-
-def new_run_id(cfg: RunConfig) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.datasets()[0])[:24]
-    return f"{stamp}-{cfg.stage}-{cfg.finetuning_type}-{dataset}"
 
 
 def choose_run_dir(cfg: RunConfig) -> Path:
@@ -58,24 +43,12 @@ def choose_run_dir(cfg: RunConfig) -> Path:
     return run_dir.parent / f"{run_dir.name}-r{n}"
 
 
-def complete_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoints that finished saving (their trainer state is present), oldest first.
-
-    The Trainer writes checkpoints non-atomically; one killed mid-save has no state file."""
-    found = []
-    for path in run_dir.glob("checkpoint-*"):
-        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and path.is_dir() and (path / STATE_FILE).is_file():
-            found.append((int(match.group(1)), path))
-    return [p for _, p in sorted(found)]
-
-
 def set_aside_incomplete(run_dir: Path) -> list[Path]:
     """Rename checkpoints that were killed mid-save (no trainer state) so that neither a resume
     nor the Trainer's checkpoint rotation ever picks them; they stay on disk for inspection."""
     moved = []
     for path in sorted(run_dir.glob("checkpoint-*")):
-        if re.fullmatch(r"checkpoint-\d+", path.name) and path.is_dir() and not (path / STATE_FILE).is_file():
+        if checkpoint_step(path.name) is not None and path.is_dir() and not (path / STATE_FILE).is_file():
             target = run_dir / f"{INCOMPLETE_PREFIX}{path.name}"
             n = 2
             while target.exists():
@@ -111,7 +84,6 @@ def _on_sigterm(signum, frame):
 
 def check_stop(run_dir: Path, phase: str) -> None:
     """An abort asked for before training began ends the run at once: there is nothing to save."""
-    from .callbacks import STOP_FILE
 
     if (run_dir / STOP_FILE).exists():
         raise Aborted(f"aborted while {phase.replace('_', ' ')}: training had not started, nothing was saved")

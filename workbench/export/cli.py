@@ -32,14 +32,19 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from ..train import saves_root
+    from ..runs import locate, resolve_run
     from .job import write_job
     from .kinds import run_export
 
-    run_dir = Path(args.run) if Path(args.run).is_dir() else saves_root() / args.run
-    if not run_dir.is_dir():
-        print(f"error: no such run: {args.run} (looked in {saves_root()})", file=sys.stderr)
+    try:
+        root, spec = locate(args.run)
+        ref = resolve_run(spec, root)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
+    run_dir = ref.run_dir
+    if ref.checkpoint and not args.checkpoint:  # RUN/checkpoint-N, or a checkpoint folder given as a path
+        args.checkpoint = ref.checkpoint
     kind = "merged" if args.merge else "bnb" if args.quantize else "gguf" if args.gguf else "adapter"
     job = Path(args.job_file) if args.job_file else None
     state = {"state": "running", "kind": kind, "pid": os.getpid()}

@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..chat import not_generative_reason, run_config
+from ..chat import not_generative_reason
 from ..config import DEFAULT_MODEL
 from ..methods import MERGEABLE_METHODS
-from ..train import FINAL_DIR
+from ..runs import FINAL_DIR, read_config
 from .common import ExportError
 
 
@@ -52,7 +52,7 @@ def run_source(run_dir: Path, checkpoint: str | None = None) -> RunSource:
     folder = run_dir / (checkpoint or FINAL_DIR)
     if not folder.is_dir():
         raise ExportError(f"{folder} does not exist: the run has no saved result yet")
-    return RunSource(run_dir, folder, run_config(run_dir))
+    return RunSource(run_dir, folder, read_config(run_dir))
 
 
 def check_exportable(run_dir: Path) -> None:

@@ -10,7 +10,7 @@ import gradio as gr
 from .. import locale
 from ..chat import ChatEngine
 from ..jobs import JobController
-from ..train import saves_root
+from ..runs import saves_root
 from . import chat_tab, data_tab, export_tab, train_tab
 from . import eval_tab, experiments_tab  # issue 8
 from .context import UIContext

@@ -13,7 +13,7 @@ import gradio as gr
 
 from .. import export, locale
 from ..chat import not_generative_reason
-from ..train import FINAL_DIR
+from ..runs import FINAL_DIR
 from .context import UIContext
 
 FILE_ROUTE = "/gradio_api/file="

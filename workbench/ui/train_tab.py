@@ -16,6 +16,7 @@ from .. import locale
 from ..config import FIELDS, ConfigError, load_config, save_config, to_yaml
 from ..data import local_dataset_names
 from ..jobs import tail_log
+from ..runs import CONFIG_FILE, complete_checkpoints
 from ..progress import RunMonitor, format_duration
 from .context import UIContext
 from .form import config_from_values, control_value, field_control
@@ -233,7 +234,7 @@ def build(ctx: UIContext) -> None:
         if not run_id:
             return [gr.skip()] * len(field_names) + [locale.t("train.pick_run", lang)]
         try:
-            cfg = load_config(ctx.saves / run_id / "config.yaml")
+            cfg = load_config(ctx.saves / run_id / CONFIG_FILE)
         except ConfigError as err:
             return [gr.skip()] * len(field_names) + [locale.t("jobs.bad_file", lang, name=run_id,
                                                               reason="; ".join(err.problems))]
@@ -275,8 +276,8 @@ def active_run(ctx: UIContext, jobs=None) -> str | None:
 def run_details(ctx: UIContext, run_id: str, lang: str) -> tuple[str, str]:
     """The command that repeats the run, and its config.yaml."""
     try:
-        config_text = (ctx.saves / run_id / "config.yaml").read_text(encoding="utf-8")
-    except FileNotFoundError:
+        config_text = (ctx.saves / run_id / CONFIG_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:  # missing, or a folder in its place
         config_text = ""
     command = f"{locale.t('jobs.command', lang)}\n```\n{ctx.controller.equivalent_command(run_id)}\n```"
     return command, config_text
@@ -343,8 +344,6 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
 
 def job_message(job, lang: str, run_dir: Path | None = None) -> str:
     """Why a run ended or what its abort is doing, in one line; Resume offered where it can."""
-    from ..train import complete_checkpoints
-
     if job is None:
         return ""
     if job.status == "stopping" and job.abort_stage:
@@ -358,67 +357,19 @@ def job_message(job, lang: str, run_dir: Path | None = None) -> str:
 
 
 def runs_frame(ctx: UIContext, lang: str, jobs=None) -> pd.DataFrame:
-    """One row per run: status, method, dataset, steps, last loss, duration."""
+    """One row per run: status, method, dataset, steps, last loss, duration; a damaged run says
+    what is wrong with it."""
     rows = []
-    for job in reversed(jobs if jobs is not None else ctx.controller.jobs()):
-        run_dir = ctx.saves / job.run_id
-        cfg = run_config_summary(run_dir / "config.yaml")
-        step, loss = last_progress(run_dir)
-        end = job.ended or (time.time() if job.status in ("running", "stopping") else None)
-        duration = format_duration(end - job.started) if job.started and end else "—"
-        rows.append([job.run_id, locale.t("status." + job.status, lang),
-                     f"{cfg.get('stage', 'sft')}/{cfg.get('finetuning_type', 'lora')}", cfg.get("dataset", ""),
-                     step, "" if loss is None else f"{loss:.4f}", duration])
+    for row in reversed(ctx.controller.summaries(jobs)):
+        status = locale.t("status." + row["status"], lang)
+        if row["damaged"]:
+            status = f"{status}: {row['damaged']}"
+        steps = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"] or "")
+        loss = row["last_loss"]
+        rows.append([row["run"], status, f"{row['stage']}/{row['method']}", row["dataset"], steps,
+                     "" if loss is None else f"{loss:.4f}", format_duration(row["duration"])])
     columns = [locale.t(f"runs.{c}", lang) for c in ("run", "status", "method", "dataset", "steps", "loss", "duration")]
     return pd.DataFrame(rows, columns=columns)
-
-
-_CONFIG_CACHE: dict[Path, tuple[float, dict]] = {}
-
-
-def run_config_summary(path: Path) -> dict:
-    """A run's config.yaml as a dict, parsed again only when the file changed (it rarely does)."""
-    import yaml
-
-    try:
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
-        return {}
-    cached = _CONFIG_CACHE.get(path)
-    if cached and cached[0] == mtime:
-        return cached[1]
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        data = {}
-    _CONFIG_CACHE[path] = (mtime, data if isinstance(data, dict) else {})
-    return _CONFIG_CACHE[path][1]
-
-
-def last_progress(run_dir) -> tuple[str, float | None]:
-    """Step and last loss from the tail of events.jsonl (a fixed-size read)."""
-    import json
-    import os
-
-    path = run_dir / "events.jsonl"
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 16384))
-            lines = handle.read().decode("utf-8", "replace").splitlines()
-    except FileNotFoundError:
-        return "", None
-    step, max_steps, loss = 0, 0, None
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        step, max_steps = event.get("step", step), event.get("max_steps", max_steps) or max_steps
-        if event.get("type") == "log" and "loss" in event:
-            loss = event["loss"]
-    return f"{step}/{max_steps}" if max_steps else str(step), loss
 
 
 def safe_run_name(text: str) -> str | None:
