@@ -1,10 +1,9 @@
-"""Training speed (issue 9): our path against trl's defaults on the tiny model, as ratios
+"""Training speed: our path against trl's defaults on the tiny model, as ratios
 measured side by side in one run (never absolute seconds), and the guards that the speed-ups
 change nothing that is learned."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 

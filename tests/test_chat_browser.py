@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from browser import browser_page, pick_option, running_app, set_value, wait_until
+from browser import browser_page, pick_option, running_app, wait_until
 from conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -5,7 +5,7 @@ from workbench.config import RunConfig
 from workbench.data import (IGNORE_INDEX, DataError, load_rows, load_splits, split_rows, tokenize_rows)
 from workbench.models import load_tokenizer
 
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, needs_samples
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,7 @@ def test_train_on_prompt_trains_everything(tokenizer):
     assert all(label != IGNORE_INDEX for label in examples[0]["labels"])
 
 
+@needs_samples
 def test_multi_turn_sharegpt_roles_are_mapped_and_every_reply_trained(tokenizer):
     rows, _ = load_rows(SAMPLES, ["glaive_toolcall_en_demo"])
     roles = {m["role"] for r in rows for m in r["messages"]}

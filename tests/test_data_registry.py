@@ -11,7 +11,7 @@ from workbench.data import (DataError, add_dataset, load_registry, load_rows, lo
 from workbench.data.inspect import example_spans, inspect
 from workbench.models import load_tokenizer
 
-from conftest import ROOT, SAMPLES, run_cli
+from conftest import ROOT, SAMPLES, needs_samples, run_cli
 
 SAMPLE_NAMES = ["identity", "alpaca_en_demo", "alpaca_zh_demo", "glaive_toolcall_en_demo", "dpo_en_demo",
                 "kto_en_demo", "wiki_demo", "c4_demo"]
@@ -32,6 +32,7 @@ def dataset_dir(tmp_path):
     return folder
 
 
+@needs_samples
 def test_every_llamafactory_sample_loads_and_tokenizes(tokenizer):
     assert set(SAMPLE_NAMES) <= set(local_dataset_names(SAMPLES))
     for name in SAMPLE_NAMES:
@@ -43,6 +44,7 @@ def test_every_llamafactory_sample_loads_and_tokenizes(tokenizer):
         assert any(tag == "loss" for _, tag in spans), name
 
 
+@needs_samples
 def test_the_openai_messages_sample_loads_by_path(tokenizer):
     cfg = RunConfig(cutoff_len=256, identity_name="Ada", identity_author="Lab")
     result = inspect(cfg, tokenizer, str(SAMPLES / "v1_sft_demo.jsonl"))

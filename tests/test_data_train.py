@@ -9,7 +9,7 @@ from workbench.config import from_dict
 from workbench.data import add_dataset
 from workbench.train import run
 
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, needs_samples
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +27,7 @@ def train_steps(tmp_path, tiny_model_dir, dataset_dir, dataset: str, stage: str)
 @pytest.mark.parametrize("dataset, stage", [
     ("alpaca_en_demo,alpaca_zh_demo", "sft"), ("glaive_toolcall_en_demo", "sft"), ("identity", "sft"),
     ("wiki_demo,c4_demo", "pt"), ("dpo_en_demo", "dpo")])
+@needs_samples
 def test_each_sample_trains_a_few_steps(tmp_path, tiny_model_dir, dataset, stage):
     # two datasets of one kind are mixed in one run: both are read, and it costs one run
     events = train_steps(tmp_path, tiny_model_dir, SAMPLES, dataset, stage)
@@ -34,6 +35,7 @@ def test_each_sample_trains_a_few_steps(tmp_path, tiny_model_dir, dataset, stage
     assert losses and all(loss == loss for loss in losses)  # finite numbers, not NaN
 
 
+@needs_samples
 def test_an_uploaded_file_trains_by_its_name(tmp_path, tiny_model_dir):
     dataset_dir = tmp_path / "data"
     dataset_dir.mkdir()

@@ -1,6 +1,5 @@
 """Evaluation of real runs of the tiny model: saved results, before/after, forgetting, gap, CLI."""
 import json
-from pathlib import Path
 
 import pytest
 

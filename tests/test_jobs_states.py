@@ -99,7 +99,6 @@ def test_a_run_that_died_unwatched_is_interrupted_and_a_live_one_stays_running(s
         os.killpg(dead.pid, 9)
         dead.wait(10)
         killed_at = time.time()
-        time.sleep(0.5)
         controller = JobController(saves)  # a fresh controller: the UI was restarted
         controller.tick()
         assert controller.job("dead").status == "interrupted"

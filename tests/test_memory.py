@@ -29,7 +29,7 @@ def test_trainable_count_without_weights_matches_the_loaded_model(keys, tiny_mod
 # Peak resident memory of real runs of the default model (SmolLM2-135M, fp32, CPU, 2 steps of
 # packed pretraining, so every batch is batch x cutoff tokens), measured with
 #   python scripts/measure_memory.py --steps 2
-# after the speed work of issue 9 (our own LM head and fused LoRA lowered every peak: LoRA 4 x 512
+# after the speed work (our own LM head and fused LoRA lowered every peak: LoRA 4 x 512
 # went from 7.62 to 4.79 GiB). The estimate must stay within TOLERANCE of each.
 MEASURED_PEAK_GIB = {
     # the estimate's CPU factors were read from these three: the activation factor from the

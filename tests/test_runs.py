@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -15,7 +14,7 @@ import pytest
 
 from workbench import cli
 from workbench.events import EventWriter
-from workbench.jobs import DAMAGED, Job, JobController
+from workbench.jobs import DAMAGED, JobController
 from workbench.progress import RunMonitor
 from workbench.runs import locate, read_config_checked, resolve_run
 

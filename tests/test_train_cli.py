@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 
 
 def read_events(run_dir):

@@ -185,9 +185,6 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# the formats `data --format` accepts (kept here so building the parser imports no data code)
-FORMAT_NAMES = ("alpaca", "sharegpt", "openai", "prompt_completion", "preference", "kto", "text",
-                "classification")
 # ---- workbench reward: score responses with a trained reward model (stage rm) ---------------
 def _cmd_reward(args) -> int:
     from .config import ConfigError
@@ -212,7 +209,7 @@ def _add_reward_parser(sub) -> None:
     p.add_argument("--response", required=True, action="append",
                    help="a response to score (repeat to compare several)")
     p.set_defaults(func=_cmd_reward)
-# ---- eval (issue 8) ---------------------------------------------------------------------------
+# ---- eval ---------------------------------------------------------------------------
 def _cmd_eval(args) -> int:
     from .chat import BASE_PREFIX
     from .config import DEFAULT_MODEL
@@ -271,6 +268,8 @@ def _print_compare(report: dict) -> None:
 
 
 def _add_eval_parser(sub) -> None:
+    from .evaluate import FORGETTING_THRESHOLD
+
     p = sub.add_parser("eval", help="evaluate the base or a run on a dataset split")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--run", help="a run id, run/checkpoint-N, or a run folder")
@@ -285,11 +284,11 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--threshold", type=float, default=15.0, help="forgetting warning threshold, in %%")
+    p.add_argument("--threshold", type=float, default=FORGETTING_THRESHOLD, help="forgetting warning threshold, in %%")
     p.add_argument("--saves", default=None, help="the runs folder (default: ./saves)")
     p.set_defaults(func=_cmd_eval)
 # ---- end eval ------------------------------------------------------------------------------
-# ---- bench (issue 9: performance) ----
+# ---- bench: training speed ----
 def _cmd_bench(args) -> int:
     from . import bench
 
@@ -303,6 +302,8 @@ def _cmd_runs(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data.formats import FORMATS
+
     parser = argparse.ArgumentParser(prog="workbench", description="Fine-tune language models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -350,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p.add_subparsers(dest="data_command", required=True)
     q = data_sub.add_parser("inspect", help="format, splits, token statistics and first rows")
     q.add_argument("name", help="a registered dataset name or a file")
-    q.add_argument("--format", default=None, choices=list(FORMAT_NAMES), help="override the detected format")
+    q.add_argument("--format", default=None, choices=list(FORMATS), help="override the detected format")
     q.add_argument("--columns", default=None, metavar="STD=COL,...", help="map your columns to standard names")
     q.add_argument("--text-split", default="auto", choices=["auto", "blank", "line"],
                    help=".txt: one document per blank-line block or per line")
@@ -365,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = data_sub.add_parser("add", help="check a file and register it (kept in DATASET_DIR/uploads)")
     q.add_argument("file")
     q.add_argument("--name", required=True)
-    q.add_argument("--format", default=None, choices=list(FORMAT_NAMES))
+    q.add_argument("--format", default=None, choices=list(FORMATS))
     q.add_argument("--columns", default=None, metavar="STD=COL,...")
     q.add_argument("--text-split", default="auto", choices=["auto", "blank", "line"])
     q.add_argument("--dataset-dir", default="data")
@@ -379,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=_cmd_runs)
 
-    # bench (issue 9): its own options live in workbench/bench.py
+    # bench: its own options live in workbench/bench.py
     from .bench import add_arguments as add_bench_arguments
 
     p = sub.add_parser("bench", help="training speed: ours vs trl defaults (JSON summary last)")

@@ -46,6 +46,14 @@ def knob(default: Any, *, group: str, label: tuple[str, str], help: tuple[str, s
     return field(default=default, metadata=meta)
 
 
+# DPO loss types of trl's DPOTrainer that Workbench offers (names as trl spells them)
+DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair",
+              "sppo_hard", "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")
+REFERENCE_FREE_LOSSES = ("orpo", "simpo")
+# stage kto: the two losses trl's KTOTrainer has, keyed by the pref_loss that selects them
+KTO_LOSSES = {"sigmoid": "kto", "apo_zero": "apo_zero_unpaired"}
+
+
 @dataclass
 class RunConfig:
     # ---- model -------------------------------------------------------------------------
@@ -223,9 +231,7 @@ class RunConfig:
     # ---- preference --------------------------------------------------------------------
     pref_loss: str = knob(
         "sigmoid", group="preference",
-        choices=["sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard",
-                 "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "orpo",
-                 "simpo"],
+        choices=[*DPO_LOSSES, *REFERENCE_FREE_LOSSES],
         label=("Preference loss", "偏好损失"),
         help=("Loss of stage dpo: sigmoid (DPO), ipo, hinge, robust, exo_pair, nca_pair, bco_pair, "
               "sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm (trl's DPO "

@@ -136,7 +136,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "chat.repetition_penalty": {"en": "Repetition penalty", "zh": "重复惩罚"},
     "chat.seed": {"en": "Seed", "zh": "随机种子"},
     "chat.loading": {"en": "loading the model…", "zh": "正在加载模型…"},
-    # chat tab, issue 6 (queue, template, stats, errors)
+    # chat tab (queue, template, stats, errors)
     "chat.queued": {"en": "waiting for another chat to finish…", "zh": "正在等待其他对话完成…"},
     "chat.fallback": {"en": "this model has no chat template: the plain 'User:/Assistant:' fallback is used",
                       "zh": "该模型没有对话模板：使用简单的 “User:/Assistant:” 备用模板"},
@@ -227,7 +227,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "export.merged_done": {"en": "Merged model saved in `{folder}` ({size} MB zip).",
                            "zh": "合并后的模型已保存到 `{folder}`（zip 共 {size} MB）。"},
     "export.adapter_done": {"en": "Adapter saved in `{folder}`.", "zh": "适配器已保存到 `{folder}`。"},
-    # ---- evaluate and experiments tabs (issue 8) ----
+    # ---- evaluate and experiments tabs ----
     "tab.evaluate": {"en": "Evaluate", "zh": "评估"},
     "tab.experiments": {"en": "Experiments", "zh": "实验对比"},
     "eval.target": {"en": "Model", "zh": "模型"},

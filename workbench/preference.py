@@ -19,12 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# DPO loss types of trl's DPOTrainer that Workbench offers (names as trl spells them)
-DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair",
-              "sppo_hard", "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")
-REFERENCE_FREE_LOSSES = ("orpo", "simpo")
-# stage kto: the two losses trl's KTOTrainer has, keyed by the pref_loss that selects them
-KTO_LOSSES = {"sigmoid": "kto", "apo_zero": "apo_zero_unpaired"}
+from .config import DPO_LOSSES, KTO_LOSSES, REFERENCE_FREE_LOSSES  # noqa: F401 - declared once, in config
 
 
 class PreferenceError(ValueError):

@@ -35,7 +35,7 @@ _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 __all__ = ["BASE_PREFIX", "CHECKPOINT_PREFIX", "CONFIG_FILE", "EVENTS_FILE", "FINAL_DIR", "INCOMPLETE_PREFIX",
            "JOB_FILE", "LOG_FILE", "STATE_FILE", "STOP_FILE", "RunRef", "checkpoint_step", "complete_checkpoints",
-           "config_problem", "is_run_folder", "locate", "new_run_id", "read_config", "read_job_data",
+           "is_run_folder", "locate", "new_run_id", "read_config", "read_config_checked", "read_job_data",
            "resolve_run", "run_folders", "saves_root"]
 
 
@@ -120,13 +120,6 @@ def read_config_checked(run_dir: Path) -> tuple[dict, str | None]:
 def read_config(run_dir: Path) -> dict:
     """The run's config.yaml as a dict; {} when it is missing or damaged."""
     return read_config_checked(run_dir)[0]
-
-
-def config_problem(run_dir: Path) -> str | None:
-    """What is wrong with an existing config.yaml (a missing one is not a problem here)."""
-    if not (Path(run_dir) / CONFIG_FILE).exists():
-        return None
-    return read_config_checked(run_dir)[1]
 
 
 def read_job_data(run_dir: Path) -> tuple[dict | None, str | None]:

@@ -9,7 +9,7 @@ from .preference import dpo_trainer, kto_trainer, reward_model_kwargs, rm_traine
 
 PREFERENCE_STAGES = {"dpo": dpo_trainer, "kto": kto_trainer, "rm": rm_trainer}
 from .distributed import engine_training_args
-from .speed import prepare_sft  # issue 9: padding-free batches, less wasted work
+from .speed import prepare_sft  # padding-free batches, less wasted work
 
 
 class StageError(ValueError):

@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 import traceback
 import warnings
 from pathlib import Path
@@ -112,7 +111,7 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
 
     tokenizer = models.load_tokenizer(cfg.model_name_or_path)
     splits = data.load_splits(cfg)
-    # remembered by their inputs: a second Start with the same data skips tokenizing (issue 9)
+    # remembered by their inputs: a second Start with the same data skips tokenizing
     train_examples, train_stats, _ = tokenize_rows_cached(tokenizer, splits.train, cfg)
     eval_examples, _, _ = tokenize_rows_cached(tokenizer, splits.validation, cfg)
     if not train_examples:

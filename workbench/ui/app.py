@@ -12,7 +12,7 @@ from ..chat import ChatEngine
 from ..jobs import JobController
 from ..runs import saves_root
 from . import chat_tab, data_tab, export_tab, train_tab
-from . import eval_tab, experiments_tab  # issue 8
+from . import eval_tab, experiments_tab
 from .context import UIContext
 from .i18n import Localizer
 
