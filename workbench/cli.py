@@ -211,7 +211,7 @@ def _add_reward_parser(sub) -> None:
     p.set_defaults(func=_cmd_reward)
 # ---- eval ---------------------------------------------------------------------------
 def _cmd_eval(args) -> int:
-    from .chat import BASE_PREFIX
+    from .runs import BASE_PREFIX
     from .config import DEFAULT_MODEL
     from .data import DataError
     from .evaluate import (EvalError, Evaluator, base_spec_of, before_after, evaluate, gap_analysis,

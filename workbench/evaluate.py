@@ -449,7 +449,7 @@ def _prompt_text(messages: list[dict]) -> str:
 # ==== results on disk =======================================================================
 def result_dir(spec: str, root: Path) -> Path:
     """<run>/eval, <run>/eval/checkpoint-N, or saves/.base/<model>/eval for the base."""
-    from .chat import BASE_PREFIX
+    from .runs import BASE_PREFIX
 
     if spec.startswith(BASE_PREFIX):
         model = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec[len(BASE_PREFIX):]).strip("-.") or "model"
@@ -567,7 +567,7 @@ def forgetting(base_spec: str, tuned_spec: str, evaluator: Evaluator | None = No
 
 def base_spec_of(spec: str, root: Path) -> str:
     """The base-model spec a run was tuned from."""
-    from .chat import BASE_PREFIX
+    from .runs import BASE_PREFIX
 
     if spec.startswith(BASE_PREFIX):
         return spec
