@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -174,12 +175,28 @@ def test_the_pickers_of_every_tab_and_the_train_tab_views_survive_damaged_runs(c
     assert config_diff(corpus, names) is not None and loss_curves(corpus, names)                # experiments
 
 
-def test_create_app_starts_with_damaged_runs(corpus):
+def test_create_app_starts_with_damaged_runs_and_its_watcher_keeps_ticking(corpus):
     from workbench.ui.app import create_app
 
-    demo = create_app(saves=corpus)
-    assert demo is not None
-    JobController(corpus).stop_watcher()
+    controller = JobController(corpus)
+    demo = create_app(saves=corpus, controller=controller)
+    assert demo.wb_context.controller is controller
+    ticks = []
+    tick = controller.tick
+
+    def counted_tick():
+        tick()
+        ticks.append(1)  # only a tick that raised nothing counts
+
+    controller.tick = counted_tick
+    controller.start_watcher(interval=0.01)
+    try:
+        deadline = time.monotonic() + 120
+        while len(ticks) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        controller.stop_watcher()
+    assert len(ticks) >= 3
 
 
 def test_workbench_runs_lists_every_run_and_says_which_are_damaged(corpus, capsys):
