@@ -105,6 +105,7 @@ class JobController:
         self._watcher: threading.Thread | None = None
         self._stop_watching = threading.Event()
         self._monitors: dict[str, RunMonitor] = {}
+        self._read_lock = threading.Lock()
         self._configs: dict[str, tuple] = {}
 
     # ---- paths and reading ------------------------------------------------------------
@@ -139,10 +140,11 @@ class JobController:
         """The run's progress, read incrementally: each call reads only the events appended since
         the last one (the run list asks for every run each second)."""
         run_dir = self.run_dir(run_id)
-        mon = self._monitors.get(run_id)
-        if mon is None or mon.run_dir != run_dir or mon.truncated():
-            mon = self._monitors[run_id] = RunMonitor(run_dir)
-        mon.update()
+        with self._read_lock:  # the watcher thread and the page read the same monitors
+            mon = self._monitors.get(run_id)
+            if mon is None or mon.run_dir != run_dir or mon.truncated():
+                mon = self._monitors[run_id] = RunMonitor(run_dir)
+            mon.update()
         return mon
 
     def config_of(self, run_id: str) -> tuple[dict, str | None]:
