@@ -14,8 +14,8 @@ WORKDIR /app
 RUN useradd --create-home --uid 1000 workbench \
     && pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
+# the shipped datasets are package data inside workbench/ (found from any working folder)
 COPY workbench ./workbench
-COPY data ./data
 COPY examples ./examples
 COPY app.py ./
 # The project's own dependency ranges are in pyproject.toml; the embedded model is one pinned wheel.

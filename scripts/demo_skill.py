@@ -1,6 +1,6 @@
 """The shipped demo: does tuning the default model teach it the date_format skill?
 
-Trains SmolLM2-135M-Instruct on data/date_format.json with the default LoRA settings through
+Trains SmolLM2-135M-Instruct on the shipped date_format set with the default LoRA settings through
 `workbench train examples/skill.yaml` (the command a user runs), then scores the base and the
 tuned model on the held-out test split and the general-text forgetting check:
 

@@ -1,10 +1,10 @@
-"""Generate the shipped skill dataset data/date_format.json (+ its held-out test file).
+"""Generate the shipped skill dataset workbench/data/shipped/date_format.json (+ its held-out test file).
 
 Each row asks to rewrite one date, written in one of many styles, as ISO 8601 (YYYY-MM-DD).
 The model must read the day, month and year out of the text and reorder and pad them: a skill
 that needs generalisation, not a memorised answer. Train and test dates never overlap.
 
-    python scripts/make_date_format.py        # rewrites data/date_format*.json (fixed seed)
+    python scripts/make_date_format.py        # rewrites workbench/data/shipped/date_format*.json (fixed seed)
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 SEED = 20240305
 N_TRAIN = 240
 N_TEST = 60
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "workbench" / "data" / "shipped"
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December"]

@@ -79,7 +79,7 @@ def measure(name: str, keys: dict, steps: int) -> dict:
     from workbench.config import DEFAULT_MODEL
 
     data = {"model_name_or_path": DEFAULT_MODEL, "dataset": "identity",
-            "dataset_dir": str(ROOT / "data"), "stage": "pt", "packing": True, "max_steps": steps,
+            "dataset_dir": str(ROOT / "workbench" / "data" / "shipped"), "stage": "pt", "packing": True, "max_steps": steps,
             "save_steps": 1000, "logging_steps": 1, **keys}
     with tempfile.TemporaryDirectory() as tmp:
         if keys.get("dataset") == LONG_PAIRS:

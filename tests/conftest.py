@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workbench.data.registry import SHIPPED_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT.parent / "shared" / "samples" / "llamafactory"
@@ -66,7 +67,7 @@ def write_config(tmp_path, tiny_model_dir):
     """write_config(**keys) -> path of a YAML config for the tiny model (overridable)."""
     def write(name: str = "run.yaml", **keys) -> Path:
         data = {"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                "dataset_dir": str(ROOT / "data"), "max_steps": 6, "logging_steps": 1,
+                "dataset_dir": str(SHIPPED_DIR), "max_steps": 6, "logging_steps": 1,
                 "save_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 5e-3,
                 "cutoff_len": 128}
         data.update(keys)
@@ -90,7 +91,7 @@ def trained_lora_run(tmp_path_factory, tiny_model_dir) -> Path:
 
     saves = tmp_path_factory.mktemp("saves-lora")
     cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(ROOT / "data"), "max_steps": 8, "save_steps": 4,
+                     "dataset_dir": str(SHIPPED_DIR), "max_steps": 8, "save_steps": 4,
                      "learning_rate": 5e-2, "lora_rank": 4, "cutoff_len": 128, "logging_steps": 1})
     run(cfg, saves / "lora-run", echo=False)
     return saves / "lora-run"

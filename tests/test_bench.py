@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conftest import ROOT, run_cli
+from workbench.data.registry import SHIPPED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_tokenized_cache_hits_on_the_same_inputs_only(tiny_model_dir, monkeypatc
 
     monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path / "tokenized")
     cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(ROOT / "data"), "cutoff_len": 64})
+                     "dataset_dir": str(SHIPPED_DIR), "cutoff_len": 64})
     tokenizer = load_tokenizer(cfg.model_name_or_path)
     rows = load_splits(cfg).train
     first, stats, hit = cache.tokenize_rows_cached(tokenizer, rows, cfg)
@@ -175,7 +176,7 @@ def test_padding_free_only_where_attention_keeps_examples_apart(tiny_model_dir, 
     from workbench.models import load_tokenizer
 
     cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(ROOT / "data"), "cutoff_len": 64, "max_steps": 1,
+                     "dataset_dir": str(SHIPPED_DIR), "cutoff_len": 64, "max_steps": 1,
                      "finetuning_type": "full", "compute_type": "fp32"})
     tokenizer = load_tokenizer(cfg.model_name_or_path)
     examples, _ = tokenize_rows(tokenizer, load_splits(cfg).train[:8], cfg)

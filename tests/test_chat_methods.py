@@ -7,6 +7,7 @@ import torch
 from conftest import ROOT
 
 from workbench.chat import BASE_PREFIX, ChatEngine, GenerationSettings, resolve_pair
+from workbench.data.registry import SHIPPED_DIR
 
 HELLO = [{"role": "user", "content": "Who are you?"}]
 GREEDY = GenerationSettings(max_new_tokens=8, temperature=0.0, repetition_penalty=1.0)
@@ -20,7 +21,7 @@ def method_runs(tmp_path_factory, tiny_model_dir):
     from workbench.train import run
 
     saves = tmp_path_factory.mktemp("saves-methods")
-    common = {"model_name_or_path": str(tiny_model_dir), "dataset": "identity", "dataset_dir": str(ROOT / "data"),
+    common = {"model_name_or_path": str(tiny_model_dir), "dataset": "identity", "dataset_dir": str(SHIPPED_DIR),
               "max_steps": 2, "save_steps": 2, "learning_rate": 5e-2, "cutoff_len": 96, "logging_steps": 1}
     for name, keys in {"full": {"finetuning_type": "full", "learning_rate": 1e-3},
                        "pissa": {"finetuning_type": "lora", "pissa_init": True, "lora_rank": 4},

@@ -6,6 +6,7 @@ from workbench.data import (IGNORE_INDEX, DataError, load_rows, load_splits, spl
 from workbench.models import load_tokenizer
 
 from conftest import ROOT, SAMPLES, needs_samples
+from workbench.data.registry import SHIPPED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +19,13 @@ def trained_text(tokenizer, example):
 
 
 def test_identity_placeholders_are_filled():
-    rows, _ = load_rows(ROOT / "data", ["identity"], {"name": "Ada", "author": "Lab X"})
+    rows, _ = load_rows(SHIPPED_DIR, ["identity"], {"name": "Ada", "author": "Lab X"})
     text = " ".join(m["content"] for r in rows for m in r["messages"])
     assert "Ada" in text and "Lab X" in text and "{{" not in text
 
 
 def test_loss_is_on_assistant_replies_only(tokenizer):
-    cfg = RunConfig(dataset="identity", dataset_dir=str(ROOT / "data"), identity_name="Ada",
+    cfg = RunConfig(dataset="identity", dataset_dir=str(SHIPPED_DIR), identity_name="Ada",
                     identity_author="Lab X")
     rows, _ = load_rows(cfg.dataset_dir, ["identity"], {"name": "Ada", "author": "Lab X"})
     examples, stats = tokenize_rows(tokenizer, rows[:1], cfg)
@@ -34,7 +35,7 @@ def test_loss_is_on_assistant_replies_only(tokenizer):
 
 
 def test_train_on_prompt_trains_everything(tokenizer):
-    cfg = RunConfig(dataset="identity", dataset_dir=str(ROOT / "data"), train_on_prompt=True)
+    cfg = RunConfig(dataset="identity", dataset_dir=str(SHIPPED_DIR), train_on_prompt=True)
     rows, _ = load_rows(cfg.dataset_dir, ["identity"])
     examples, _ = tokenize_rows(tokenizer, rows[:1], cfg)
     assert all(label != IGNORE_INDEX for label in examples[0]["labels"])
@@ -57,7 +58,7 @@ def test_multi_turn_sharegpt_roles_are_mapped_and_every_reply_trained(tokenizer)
 
 
 def test_truncation_that_removes_every_reply_drops_the_row_and_counts_it(tokenizer):
-    cfg = RunConfig(dataset="identity", dataset_dir=str(ROOT / "data"), cutoff_len=8)
+    cfg = RunConfig(dataset="identity", dataset_dir=str(SHIPPED_DIR), cutoff_len=8)
     rows, _ = load_rows(cfg.dataset_dir, ["identity"])
     examples, stats = tokenize_rows(tokenizer, rows[:5], cfg)
     assert examples == [] and stats.dropped == 5 and stats.truncated == 5
@@ -75,9 +76,9 @@ def test_splits_are_deterministic_and_disjoint():
 
 def test_missing_dataset_is_a_clear_error():
     with pytest.raises(DataError, match="dataset 'nope' is not in"):
-        load_splits(RunConfig(dataset="nope", dataset_dir=str(ROOT / "data")))
+        load_splits(RunConfig(dataset="nope", dataset_dir=str(SHIPPED_DIR)))
 
 
 def test_stage_and_data_kind_must_match():
     with pytest.raises(DataError, match="stage 'dpo' needs preference rows"):
-        load_splits(RunConfig(dataset="identity", dataset_dir=str(ROOT / "data"), stage="dpo"))
+        load_splits(RunConfig(dataset="identity", dataset_dir=str(SHIPPED_DIR), stage="dpo"))

@@ -8,6 +8,7 @@ import pytest
 
 from browser import browser_page, running_app, wait_until
 from conftest import ROOT
+from workbench.data.registry import SHIPPED_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -16,7 +17,7 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
     root = tmp_path / "root"
     (root / "data").mkdir(parents=True)
     for name in ("dataset_info.json", "identity.json"):
-        shutil.copy(ROOT / "data" / name, root / "data")
+        shutil.copy(SHIPPED_DIR / name, root / "data")
     saves = tmp_path / "saves"
     saves.mkdir()
     upload = tmp_path / "units.jsonl"

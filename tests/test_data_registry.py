@@ -12,6 +12,7 @@ from workbench.data.inspect import example_spans, inspect
 from workbench.models import load_tokenizer
 
 from conftest import ROOT, SAMPLES, needs_samples, run_cli
+from workbench.data.registry import SHIPPED_DIR
 
 SAMPLE_NAMES = ["identity", "alpaca_en_demo", "alpaca_zh_demo", "glaive_toolcall_en_demo", "dpo_en_demo",
                 "kto_en_demo", "wiki_demo", "c4_demo"]
@@ -27,8 +28,8 @@ def dataset_dir(tmp_path):
     """A copy of the shipped registry, so uploads land in a throwaway folder."""
     folder = tmp_path / "data"
     folder.mkdir()
-    shutil.copy(ROOT / "data" / "dataset_info.json", folder)
-    shutil.copy(ROOT / "data" / "identity.json", folder)
+    shutil.copy(SHIPPED_DIR / "dataset_info.json", folder)
+    shutil.copy(SHIPPED_DIR / "identity.json", folder)
     return folder
 
 
@@ -117,7 +118,7 @@ def test_cli_bad_input_exits_nonzero_with_the_message(dataset_dir, tmp_path):
 
 
 def test_train_on_prompt_and_cutoff_change_the_marked_text(tokenizer):
-    rows, _ = load_rows(ROOT / "data", ["identity"])
+    rows, _ = load_rows(SHIPPED_DIR, ["identity"])
     cfg = RunConfig(cutoff_len=1024)
     tags = {tag for _, tag in example_spans(tokenizer, rows[0], cfg)}
     assert tags == {None, "loss"}
@@ -129,7 +130,7 @@ def test_train_on_prompt_and_cutoff_change_the_marked_text(tokenizer):
 
 
 def test_shipped_datasets_have_the_promised_shape():
-    data = ROOT / "data"
+    data = SHIPPED_DIR
     preference, _ = load_rows(data, ["preference"])
     assert len(preference) >= 100 and all(r["kind"] == "preference" and r["chosen"] != r["rejected"] for r in preference)
     assert sum(any("\u4e00" <= ch <= "\u9fff" for ch in r["messages"][-1]["content"]) for r in preference) >= 10
@@ -145,4 +146,4 @@ def test_a_missing_file_is_not_mistaken_for_a_dataset_name(tokenizer, tmp_path):
     with pytest.raises(DataError, match="nothere.csv: file not found"):
         inspect(RunConfig(), tokenizer, str(tmp_path / "nothere.csv"))
     with pytest.raises(DataError, match="dataset 'nothere' is not in"):
-        inspect(RunConfig(dataset_dir=str(ROOT / "data")), tokenizer, "nothere")
+        inspect(RunConfig(dataset_dir=str(SHIPPED_DIR)), tokenizer, "nothere")

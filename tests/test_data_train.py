@@ -10,6 +10,7 @@ from workbench.data import add_dataset
 from workbench.train import run
 
 from conftest import ROOT, SAMPLES, needs_samples
+from workbench.data.registry import SHIPPED_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def test_each_sample_trains_a_few_steps(tmp_path, tiny_model_dir, dataset, stage
 def test_an_uploaded_file_trains_by_its_name(tmp_path, tiny_model_dir):
     dataset_dir = tmp_path / "data"
     dataset_dir.mkdir()
-    shutil.copy(ROOT / "data" / "dataset_info.json", dataset_dir)
+    shutil.copy(SHIPPED_DIR / "dataset_info.json", dataset_dir)
     add_dataset(dataset_dir, "v1_sft", SAMPLES / "v1_sft_demo.jsonl")
     events = train_steps(tmp_path, tiny_model_dir, dataset_dir, "v1_sft", "sft")
     data = next(e for e in events if e["type"] == "data")
@@ -47,4 +48,4 @@ def test_an_uploaded_file_trains_by_its_name(tmp_path, tiny_model_dir):
 
 
 def test_shipped_pretraining_text_trains(tmp_path, tiny_model_dir):
-    train_steps(tmp_path, tiny_model_dir, ROOT / "data", "pretrain_text", "pt")
+    train_steps(tmp_path, tiny_model_dir, SHIPPED_DIR, "pretrain_text", "pt")

@@ -6,6 +6,7 @@ import pytest
 from tests.conftest import ROOT, run_cli
 from workbench.evaluate import (EvalError, Evaluator, before_after, evaluate, gap_analysis,
                                 load_comparison, load_result, saved_results)
+from workbench.data.registry import SHIPPED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def test_evaluate_run_saves_metrics_and_predictions(trained_lora_run, evaluator)
     seen = []
     result = evaluate("lora-run", "date_format", "test", evaluator, limit=6,
                       progress=lambda done, total, what: seen.append((what, done, total)),
-                      dataset_dir=str(ROOT / "data"))
+                      dataset_dir=str(SHIPPED_DIR))
     assert result.rows == 6 and len(result.predictions) == 6
     assert result.metrics["perplexity"] > 1 and result.metrics["loss"] > 0
     assert 0 <= result.metrics["exact_match"] <= 1 and "bleu" in result.metrics
@@ -61,7 +62,7 @@ def test_bad_requests_are_named(evaluator):
     with pytest.raises(EvalError, match="no such run: nope"):
         evaluate("nope", "date_format", evaluator=evaluator)
     with pytest.raises(EvalError, match="no validation split"):
-        evaluate("lora-run", "date_format", "validation", evaluator, dataset_dir=str(ROOT / "data"))
+        evaluate("lora-run", "date_format", "validation", evaluator, dataset_dir=str(SHIPPED_DIR))
     with pytest.raises(EvalError, match="no test split"):
         evaluate("lora-run", "identity", "test", evaluator)
 

@@ -26,6 +26,7 @@ PROBE = r'''
 import json, sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from peft import PeftModel
+from workbench.data.registry import SHIPPED_DIR
 specs = json.loads(open(sys.argv[1]).read())
 ids = torch.tensor(specs.pop("__ids__"))
 out = {}
@@ -79,7 +80,7 @@ def train_run(saves, tiny_model_dir, name, **keys):
     from workbench.train import run
 
     cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(ROOT / "data"), "max_steps": 3, "save_steps": 100,
+                     "dataset_dir": str(SHIPPED_DIR), "max_steps": 3, "save_steps": 100,
                      "learning_rate": 5e-2, "cutoff_len": 64, "logging_steps": 1, **keys})
     run(cfg, saves / name, echo=False)
     return saves / name

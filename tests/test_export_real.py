@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from workbench.data.registry import SHIPPED_DIR
 from conftest import ROOT, as_f16_stores_it
 from workbench import export, models
 
@@ -38,7 +39,7 @@ def test_default_model_gguf_round_trip(tmp_path, default_model_dir):
     from workbench.train import run
 
     run_dir = tmp_path / "saves" / "real-lora"
-    cfg = from_dict({"dataset": "identity", "dataset_dir": str(ROOT / "data"), "max_samples": 8,
+    cfg = from_dict({"dataset": "identity", "dataset_dir": str(SHIPPED_DIR), "max_samples": 8,
                      "per_device_train_batch_size": 8, "max_steps": 2, "learning_rate": 5e-3,
                      "cutoff_len": 96, "logging_steps": 1, "save_steps": 100})
     run(cfg, run_dir, echo=False)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from workbench.data.registry import SHIPPED_DIR
 
 PAIRS = [("What colour is the sky on a clear day?", "Blue.", "The sky is made of green cheese."),
          ("How many legs does a cat have?", "Four.", "A cat has eleven legs, all purple."),
@@ -46,7 +47,7 @@ def data_dir(tmp_path_factory) -> Path:
                                        "rejected": "rejected"}},
         "liked": {"file_name": "liked.json"},
         "docs": {"file_name": "docs.json"},
-        "identity": {"file_name": str(ROOT / "data" / "identity.json")}}), encoding="utf-8")
+        "identity": {"file_name": str(SHIPPED_DIR / "identity.json")}}), encoding="utf-8")
     return folder
 
 

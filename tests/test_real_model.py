@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import ROOT, run_cli
+from workbench.data.registry import SHIPPED_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_default_model_trains_reloads_and_generates(tmp_path, default_model_dir):
     run_dir = tmp_path / "real"
     config = tmp_path / "real.yaml"
-    config.write_text(f"dataset: identity\ndataset_dir: {ROOT / 'data'}\noutput_dir: {run_dir}\n"
+    config.write_text(f"dataset: identity\ndataset_dir: {SHIPPED_DIR}\noutput_dir: {run_dir}\n"
                       "max_samples: 8\nper_device_train_batch_size: 8\nmax_steps: 8\nlogging_steps: 1\n"
                       "learning_rate: 2e-3\nlr_scheduler_type: constant\nsave_steps: 8\n")
     result = run_cli("train", str(config), timeout=900)

@@ -44,7 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def build_bench_dataset(folder: Path, rows: int = 64) -> Path:
     """A deterministic mixed-length SFT set: conversations of 1..12 turns taken from the
     shipped identity dataset, so lengths spread from ~60 to past 512 tokens."""
-    src = json.loads((ROOT / "data" / "identity.json").read_text(encoding="utf-8"))
+    from .data.registry import SHIPPED_DIR
+
+    src = json.loads((SHIPPED_DIR / "identity.json").read_text(encoding="utf-8"))
     folder.mkdir(parents=True, exist_ok=True)
     records = []
     for i in range(rows):

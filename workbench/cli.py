@@ -10,7 +10,7 @@ from pathlib import Path
 def _cmd_train(args) -> int:
     from . import train
 
-    argv = [args.config] + [f"--set={s}" for s in args.set]
+    argv = [args.config] + [f"--set={s}" for s in args.set] + (["--debug"] if args.debug else [])
     return train.main(argv)
 
 
@@ -310,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train as a YAML config says")
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("ui", help="serve the browser workbench")

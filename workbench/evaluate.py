@@ -28,7 +28,7 @@ from .data.registry import DatasetEntry
 
 EVAL_DIR = "eval"
 BASE_RUNS_DIR = ".base"          # base-model results live in saves/.base/<model>/eval/
-GENERAL_REFERENCE = Path(__file__).resolve().parent.parent / "data" / "general_reference.json"
+GENERAL_REFERENCE = Path(__file__).resolve().parent / "data" / "shipped" / "general_reference.json"
 FORGETTING_THRESHOLD = 15.0      # % perplexity rise on general text that earns a warning
 
 Progress = Callable[[int, int, str], None]   # (done, total, what) → None

@@ -292,6 +292,14 @@ STRINGS: dict[str, dict[str, str]] = {
                                  "zh": "留空表示使用该任务测试集的前几个提示。"},
     "exp.gallery_build": {"en": "Generate at every checkpoint", "zh": "在每个检查点上生成"},
     "exp.gallery_table": {"en": "Answers by checkpoint", "zh": "各检查点的回答"},
+    # ---- where things live; the pre-run check ----
+    "app.folders": {"en": "Runs are saved in `{saves}` · datasets are read from {folders}",
+                    "zh": "训练结果保存在 `{saves}` · 数据集读取自 {folders}"},
+    "data.source": {"en": "From `{folder}`", "zh": "来自 `{folder}`"},
+    "data.replaces": {"en": "replaces the shipped dataset of the same name (`{shipped}`)",
+                      "zh": "覆盖了同名的内置数据集（`{shipped}`）"},
+    "train.cannot_start": {"en": "The run cannot start (nothing was created):",
+                           "zh": "无法开始训练（未创建任何内容）："},
 }
 
 

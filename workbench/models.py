@@ -48,7 +48,7 @@ class ModelError(RuntimeError):
 def cache_root() -> Path:
     root = os.environ.get("WORKBENCH_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "workbench")
-    return Path(root)
+    return Path(root).expanduser().absolute()
 
 
 # ---- resolving ---------------------------------------------------------------------------

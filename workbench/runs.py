@@ -40,7 +40,8 @@ __all__ = ["BASE_PREFIX", "CHECKPOINT_PREFIX", "CONFIG_FILE", "EVENTS_FILE", "FI
 
 
 def saves_root() -> Path:
-    return Path(os.environ.get("WORKBENCH_SAVES", "saves"))
+    """--saves / WORKBENCH_SAVES, else ./saves: absolute, so a run never depends on a later cwd."""
+    return Path(os.environ.get("WORKBENCH_SAVES") or "saves").expanduser().absolute()
 
 
 def new_run_id(cfg) -> str:

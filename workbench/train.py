@@ -197,12 +197,28 @@ def readable_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
+def _check_before_run(cfg: RunConfig, debug: bool = False) -> list[str]:
+    """The pre-run check's problems; a crash of the check itself is one more problem."""
+    from .preflight import check_run, notes
+
+    try:
+        problems = check_run(cfg)
+    except Exception as err:  # noqa: BLE001 - the check must never be the traceback it prevents
+        if debug:
+            traceback.print_exc()
+        return [f"the pre-run check failed: {readable_error(err)}"]
+    for note in notes(cfg) if not problems else []:
+        print(f"note: {note}", flush=True)
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench train", description="Train as a config says.")
     parser.add_argument("config", help="a YAML run config")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (repeatable)")
     parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # used by the job controller
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     # deprecation notices from inside transformers/trl/peft only clutter the run's log
@@ -212,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.run_dir is None:  # a run given a folder was checked by whoever made that folder
+        problems = _check_before_run(cfg, args.debug)
+        if problems:
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 1
     run_dir = Path(args.run_dir) if args.run_dir else choose_run_dir(cfg)
     if "WORLD_SIZE" not in os.environ:
         from . import distributed
@@ -237,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as err:  # noqa: BLE001 - every failure must reach events.jsonl
         message = readable_error(err)
         writer.emit("error", message=message)
-        traceback.print_exc()
+        # the job controller and torchrun (--run-dir) log to a file, where the traceback helps
+        if args.debug or args.run_dir:
+            traceback.print_exc()
         print(f"error: {message}", file=sys.stderr)
         return 1
     print(f"done: result in {final}", flush=True)

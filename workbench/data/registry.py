@@ -7,9 +7,14 @@ LLaMA-Factory has no name for: openai, prompt_completion, preference, kto, text,
 classification), `test_file_name` (a held-out test file), `text_split`, `column_map`
 (standard column = file column) and `description`.
 
-Uploads live apart from the shipped registry: the file is copied to <dataset_dir>/uploads/
-and registered in <dataset_dir>/uploads/dataset_info.json (git-ignored). Both registries are
-merged when read; an upload never rewrites the shipped file.
+Where datasets come from, later folders winning a shared name:
+  1. the shipped folder inside the installed package (identity, date_format, ...), so they
+     resolve from any working folder;
+  2. ./data of the working folder, when it exists;
+  3. the config's dataset_dir (relative to the working folder), when it exists.
+Each user folder's uploads live apart: the file is copied to <dataset_dir>/uploads/ and
+registered in <dataset_dir>/uploads/dataset_info.json (git-ignored); an upload never rewrites a
+registry file and cannot take a shipped name.
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ from .readers import DataError
 
 REGISTRY_FILE = "dataset_info.json"
 UPLOADS = "uploads"
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+LOCAL_DATA = "data"  # a working folder's own dataset folder, read when it exists
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LLAMAFACTORY_KEYS = {"file_name", "formatting", "ranking", "columns", "tags", "split", "subset",
                      "folder", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "num_samples"}
@@ -48,6 +55,8 @@ class DatasetEntry:
     raw: dict = field(default_factory=dict)
     column_map: dict = field(default_factory=dict)
     folder: str = ""          # sub-folder of dataset_dir the file names are relative to
+    base: Path | None = None  # the folder its file names are relative to (set when read)
+    replaces: Path | None = None  # the shipped registry file an entry of the same name came from
 
     @classmethod
     def from_json(cls, name: str, raw: dict) -> "DatasetEntry":
@@ -62,10 +71,17 @@ class DatasetEntry:
                    raw=raw, column_map=dict(raw.get("column_map") or {}))
 
     def path(self, dataset_dir: str | Path) -> Path | None:
-        return Path(dataset_dir) / self.folder / self.file_name if self.file_name else None
+        return self._folder(dataset_dir) / self.file_name if self.file_name else None
 
     def test_path(self, dataset_dir: str | Path) -> Path | None:
-        return Path(dataset_dir) / self.folder / self.test_file_name if self.test_file_name else None
+        return self._folder(dataset_dir) / self.test_file_name if self.test_file_name else None
+
+    def _folder(self, dataset_dir: str | Path) -> Path:
+        return (self.base if self.base is not None else Path(dataset_dir)) / self.folder
+
+    def source(self) -> str:
+        """The folder the dataset comes from, as shown to a user."""
+        return str((self.base or Path(".")) / self.folder).rstrip("/.") or "."
 
     def is_local(self) -> bool:
         return self.file_name is not None
@@ -83,15 +99,47 @@ def _read_registry_file(path: Path) -> dict:
     return raw
 
 
-def load_registry(dataset_dir: str | Path) -> dict[str, DatasetEntry]:
-    """Shipped entries, then uploaded ones (an upload cannot shadow a shipped name)."""
-    shipped = _read_registry_file(Path(dataset_dir) / REGISTRY_FILE)
-    entries = {name: DatasetEntry.from_json(name, entry) for name, entry in shipped.items()}
-    for name, raw in _read_registry_file(uploads_registry(dataset_dir)).items():
-        if name not in entries:
+def dataset_folders(dataset_dir: str | Path | None = None) -> list[Path]:
+    """Every folder whose registry is read, absolute, shipped first (later ones win a name).
+
+    Paths a server may read datasets from are exactly these folders, their uploads/
+    sub-folders, and what their registries name."""
+    folders = [SHIPPED_DIR]
+    for candidate in (Path(LOCAL_DATA), Path(dataset_dir) if dataset_dir else None):
+        if candidate is None:
+            continue
+        folder = candidate.expanduser().absolute()
+        if folder.is_dir() and not any(_same(folder, known) for known in folders):
+            folders.append(folder)
+    return folders
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def load_registry(dataset_dir: str | Path | None = None) -> dict[str, DatasetEntry]:
+    """The shipped entries, then each user folder's own and uploaded ones.
+
+    A user's registry entry with a shipped name replaces the shipped one (entry.replaces says
+    so); an upload cannot shadow a name read before it."""
+    entries: dict[str, DatasetEntry] = {}
+    for folder in dataset_folders(dataset_dir):
+        for name, raw in _read_registry_file(folder / REGISTRY_FILE).items():
             entry = DatasetEntry.from_json(name, raw)
-            entry.folder = UPLOADS
+            entry.base = folder
+            previous = entries.get(name)
+            if previous is not None:
+                entry.replaces = previous.replaces or previous.base / REGISTRY_FILE
             entries[name] = entry
+        for name, raw in _read_registry_file(folder / UPLOADS / REGISTRY_FILE).items():
+            if name not in entries:
+                entry = DatasetEntry.from_json(name, raw)
+                entry.base, entry.folder = folder, UPLOADS
+                entries[name] = entry
     return entries
 
 
@@ -103,7 +151,7 @@ def uploaded_names(dataset_dir: str | Path) -> list[str]:
     return list(_read_registry_file(uploads_registry(dataset_dir)))
 
 
-def local_dataset_names(dataset_dir: str | Path) -> list[str]:
+def local_dataset_names(dataset_dir: str | Path | None = None) -> list[str]:
     """Names whose files are present, the ones that can be picked in the UI."""
     names = []
     for name, entry in load_registry(dataset_dir).items():
@@ -113,17 +161,26 @@ def local_dataset_names(dataset_dir: str | Path) -> list[str]:
     return names
 
 
-def get_entry(dataset_dir: str | Path, name: str) -> DatasetEntry:
+def get_entry(dataset_dir: str | Path | None, name: str) -> DatasetEntry:
     registry = load_registry(dataset_dir)
     if name not in registry:
-        known = ", ".join(sorted(registry)) or "none"
-        raise DataError(f"dataset '{name}' is not in {Path(dataset_dir) / REGISTRY_FILE} "
-                        f"(known: {known})")
+        raise DataError(unknown_dataset_message(name, registry, dataset_dir))
     entry = registry[name]
     if not entry.is_local():
         raise DataError(f"dataset '{name}' lives on a hub ({entry.hub_url}); this machine "
                         f"reads local files only: download it and register the file")
     return entry
+
+
+def unknown_dataset_message(name: str, registry: dict, dataset_dir) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(registry), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    folders = ", ".join(str(f) for f in dataset_folders(dataset_dir))
+    known = ", ".join(sorted(registry)) or "none"
+    return (f"dataset '{name}' is not registered{hint}; known: {known} "
+            f"(read from {folders})")
 
 
 def register_dataset(dataset_dir: str | Path, name: str, entry: dict) -> None:
@@ -140,7 +197,8 @@ def check_name(dataset_dir: str | Path, name: str, overwrite: bool = False) -> N
     if not NAME_PATTERN.match(name or ""):
         raise DataError(f"dataset name {name!r} must start with a letter or digit and hold only "
                         f"letters, digits, '_', '.' or '-' (at most 64)")
-    shipped = _read_registry_file(Path(dataset_dir) / REGISTRY_FILE)
+    shipped = _read_registry_file(SHIPPED_DIR / REGISTRY_FILE)
+    shipped.update(_read_registry_file(Path(dataset_dir) / REGISTRY_FILE))
     if name in shipped:
         raise DataError(f"'{name}' is a shipped dataset; choose another name")
     if name in uploaded_names(dataset_dir) and not overwrite:

@@ -28,7 +28,9 @@ MAX_UPLOAD = "100mb"
 
 def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: str = "data",
                controller: JobController | None = None, engine: ChatEngine | None = None) -> gr.Blocks:
-    saves = Path(saves or saves_root())
+    saves = Path(saves or saves_root()).expanduser().absolute()
+    # absolute: the page, uploads and the runs it starts mean the same folder whatever the cwd
+    dataset_dir = str(Path(dataset_dir).expanduser().absolute())
     controller = controller or JobController(saves)
     ctx = UIContext(loc=Localizer(lang), controller=controller, engine=engine or ChatEngine(),
                     saves=saves, dataset_dir=dataset_dir)
@@ -39,6 +41,8 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
             loc(gr.Markdown(loc.t("app.title")), "app.title")
             switch = gr.Radio(choices=[(name, code) for code, name in locale.LANGUAGES.items()], value=lang,
                               show_label=False, container=False, elem_id="language", scale=0, min_width=220)
+        folders = gr.Markdown(folders_text(ctx, lang), elem_id="app-folders")
+        ctx.rendered_views.append((lambda code: folders_text(ctx, code), [ctx.lang], [folders], True))
         train_tab.build_model_row(ctx)
         with gr.Tabs():
             with loc(gr.Tab(loc.t("tab.train"), id="train", elem_id="tab-train"), "tab.train"):
@@ -65,6 +69,14 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
                 language_switched.then(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
     demo.wb_context = ctx  # tests and launch() reach the controller through this
     return demo
+
+
+def folders_text(ctx: UIContext, lang: str) -> str:
+    """The absolute runs folder this page serves and the folders its datasets come from."""
+    from ..data.registry import dataset_folders
+
+    folders = ", ".join(f"`{folder}`" for folder in dataset_folders(ctx.dataset_dir))
+    return locale.t("app.folders", lang, saves=ctx.saves, folders=folders)
 
 
 def refresh_on_open(tab: gr.Tab, hook) -> None:

@@ -103,6 +103,7 @@ def build(ctx: UIContext) -> None:
         if "name" in src:
             description = describe(ctx.dataset_dir, src["name"], cfg)
             text = f"{text}\n\n*{html.escape(description)}*" if description else text
+            text = f"{text}\n\n{source_text(ctx.dataset_dir, src['name'], lang)}"
         hist = length_histogram(result.stats.lengths)
         frame = pd.DataFrame(hist, columns=["length", "rows"])
         return (text, gr.update(value=frame, sort=[h[0] for h in hist]),
@@ -184,6 +185,17 @@ def describe(dataset_dir: str, name: str, cfg) -> str:
     if entry is None or not entry.description:
         return ""
     return entry.description.replace("{{name}}", cfg.identity_name).replace("{{author}}", cfg.identity_author)
+
+
+def source_text(dataset_dir: str, name: str, lang: str) -> str:
+    """Which folder a registered dataset comes from, and whether it replaces a shipped one."""
+    entry = load_registry(dataset_dir).get(name)
+    if entry is None:
+        return ""
+    text = locale.t("data.source", lang, folder=entry.source())
+    if entry.replaces is not None:
+        text += " · " + locale.t("data.replaces", lang, shipped=entry.replaces)
+    return text
 
 
 def default_name(path: str) -> str:

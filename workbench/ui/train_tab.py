@@ -146,6 +146,10 @@ def build(ctx: UIContext) -> None:
             return error_md(lang, err), gr.update()
         # a typed output folder names the run; it always lands inside the saves folder
         wanted = safe_run_name(cfg.output_dir) if cfg.output_dir else None
+        problems = check_before_start(cfg, ctx.saves / ctx.controller.unique_id(wanted or "new-run"))
+        if problems:
+            lines = "\n".join(f"- {p}" for p in problems)
+            return f"⚠️ **{locale.t('train.cannot_start', lang)}**\n{lines}", gr.update()
         run_id = ctx.controller.submit(cfg, run_id=ctx.controller.unique_id(wanted) if wanted else None,
                                        owner=getattr(request, "session_hash", None))
         job = ctx.controller.job(run_id)
@@ -281,6 +285,16 @@ def run_details(ctx: UIContext, run_id: str, lang: str) -> tuple[str, str]:
         config_text = ""
     command = f"{locale.t('jobs.command', lang)}\n```\n{ctx.controller.equivalent_command(run_id)}\n```"
     return command, config_text
+
+
+def check_before_start(cfg, run_dir: Path) -> list[str]:
+    """The pre-run check; a crash of the check itself is reported, never raised into the page."""
+    from ..preflight import check_run
+
+    try:
+        return check_run(cfg, run_dir)
+    except Exception as err:  # noqa: BLE001 - the server stays up and says why
+        return [f"the pre-run check failed: {type(err).__name__}: {err}"]
 
 
 def save_form_config(ctx: UIContext, cfg) -> Path:
