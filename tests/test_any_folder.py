@@ -196,3 +196,17 @@ def test_the_page_starts_a_shipped_dataset_run_from_elsewhere(elsewhere, tiny_mo
         return ctx.controller.job(job.run_id).status in FINAL
     wait_until(ended, timeout=300, what="the run to end")
     assert ctx.controller.job(job.run_id).status == "finished", (elsewhere / "saves" / job.run_id / "train.log").read_text()
+
+
+def test_every_shipped_file_is_declared_package_data():
+    """A non-editable install (`pip install .`, the Docker image) carries every shipped file."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    declared = patterns["workbench.data"]
+    files = [p.relative_to(SHIPPED_DIR.parent).as_posix() for p in SHIPPED_DIR.iterdir() if p.is_file()]
+    assert files and all(any(fnmatch.fnmatch(f, pattern) for pattern in declared) for f in files), files
+    registry = json.loads((SHIPPED_DIR / "dataset_info.json").read_text())
+    named = {e[k] for e in registry.values() for k in ("file_name", "test_file_name") if k in e}
+    assert named <= {Path(f).name for f in files}

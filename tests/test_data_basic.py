@@ -75,7 +75,7 @@ def test_splits_are_deterministic_and_disjoint():
 
 
 def test_missing_dataset_is_a_clear_error():
-    with pytest.raises(DataError, match="dataset 'nope' is not in"):
+    with pytest.raises(DataError, match="dataset 'nope' is not registered"):
         load_splits(RunConfig(dataset="nope", dataset_dir=str(SHIPPED_DIR)))
 
 

@@ -145,5 +145,5 @@ def test_shipped_datasets_have_the_promised_shape():
 def test_a_missing_file_is_not_mistaken_for_a_dataset_name(tokenizer, tmp_path):
     with pytest.raises(DataError, match="nothere.csv: file not found"):
         inspect(RunConfig(), tokenizer, str(tmp_path / "nothere.csv"))
-    with pytest.raises(DataError, match="dataset 'nothere' is not in"):
+    with pytest.raises(DataError, match="dataset 'nothere' is not registered"):
         inspect(RunConfig(dataset_dir=str(SHIPPED_DIR)), tokenizer, "nothere")

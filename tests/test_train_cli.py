@@ -58,9 +58,8 @@ def test_missing_dataset_exits_non_zero_with_the_reason(write_config, tmp_path):
     config = write_config(dataset="no_such_set", output_dir=str(run_dir))
     result = run_cli("train", str(config))
     assert result.returncode == 1
-    assert "dataset 'no_such_set' is not in" in result.stderr
-    error = read_events(run_dir)[-1]
-    assert error["type"] == "error" and "no_such_set" in error["message"]
+    assert "dataset 'no_such_set' is not registered" in result.stderr
+    assert not run_dir.exists()  # refused by the pre-run check: no failed run left behind
 
 
 def test_rerunning_a_runs_config_never_overwrites_it(write_config, tmp_path):

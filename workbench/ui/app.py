@@ -29,8 +29,6 @@ MAX_UPLOAD = "100mb"
 def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: str = "data",
                controller: JobController | None = None, engine: ChatEngine | None = None) -> gr.Blocks:
     saves = Path(saves or saves_root()).expanduser().absolute()
-    # absolute: the page, uploads and the runs it starts mean the same folder whatever the cwd
-    dataset_dir = str(Path(dataset_dir).expanduser().absolute())
     controller = controller or JobController(saves)
     ctx = UIContext(loc=Localizer(lang), controller=controller, engine=engine or ChatEngine(),
                     saves=saves, dataset_dir=dataset_dir)
