@@ -103,8 +103,10 @@ class RunConfig:
     dataset_dir: str = knob(
         "data", group="data",
         label=("Dataset folder", "数据集目录"),
-        help=("Folder holding dataset_info.json and the files it names.",
-              "存放 dataset_info.json 及其所列文件的目录。"))
+        help=("Your folder holding dataset_info.json and the files it names (relative to the working "
+              "folder), read beside the shipped datasets; your entry wins a shared name.",
+              "你自己的数据目录，存放 dataset_info.json 及其所列文件（相对于当前工作目录），与内置数据集一并读取；"
+              "同名时以你的条目为准。"))
     cutoff_len: int = knob(
         1024, group="data", min=8, max=131072,
         label=("Cutoff length", "截断长度"),
