@@ -217,6 +217,7 @@ class StreamUpdate:
     done: bool = False
     queued: bool = False          # waiting for another generation to finish
     template_fallback: bool = False  # the model has no chat template: the plain one is used
+    prompt_tokens: int = 0
 
     @property
     def tokens_per_second(self) -> float:
@@ -351,10 +352,17 @@ class ChatEngine:
     def uses_fallback_template(self, target: Target) -> bool:
         return chat_template_for(self._load(target).tokenizer, target.template)[1]
 
+    @contextlib.contextmanager
+    def exclusive(self):
+        """Hold the generation queue: for other work on a model (scoring) that must not overlap."""
+        with self._busy:
+            yield
+
     def stream(self, target: Target, messages: list[dict], settings: GenerationSettings,
-               stop: threading.Event | None = None) -> Iterator[StreamUpdate]:
+               stop: threading.Event | None = None, prompt: str | None = None) -> Iterator[StreamUpdate]:
         """Yield the growing reply and tokens/s until done or `stop` is set.
 
+        `prompt`, when given, is continued as raw text (no chat template; `messages` are ignored).
         Closing the iterator early (a browser that went away) also ends the generation."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -364,7 +372,11 @@ class ChatEngine:
         stop = stop or threading.Event()
         halt = threading.Event()   # set when the consumer goes away
         tokenizer = loaded.tokenizer
-        inputs, fallback = self.prompt_ids(tokenizer, messages, settings, target.template)
+        if prompt is None:
+            inputs, fallback = self.prompt_ids(tokenizer, messages, settings, target.template)
+        else:
+            inputs, fallback = tokenizer(prompt, return_tensors="pt"), False
+        prompt_tokens = int(inputs["input_ids"].shape[1])
 
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
@@ -400,12 +412,13 @@ class ChatEngine:
             text = ""
             for piece in streamer:
                 text += piece
-                yield StreamUpdate(text, streamer.tokens, time.time() - started, template_fallback=fallback)
+                yield StreamUpdate(text, streamer.tokens, time.time() - started, template_fallback=fallback,
+                                   prompt_tokens=prompt_tokens)
             thread.join()
             if errors:
                 raise errors[0]
             yield StreamUpdate(text, streamer.tokens, time.time() - started, done=True,
-                               template_fallback=fallback)
+                               template_fallback=fallback, prompt_tokens=prompt_tokens)
         finally:
             halt.set()
             thread.join()

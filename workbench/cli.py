@@ -25,6 +25,33 @@ def _cmd_ui(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    import os
+
+    from .serve import API_KEY_ENV, serve
+
+    key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    try:
+        serve(host=args.host, port=args.port, api_key=key, saves=args.saves, base_model=args.model)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_serve_parser(sub) -> None:
+    from .config import DEFAULT_MODEL
+
+    p = sub.add_parser("serve", help="an OpenAI-compatible API for the base model, runs and checkpoints")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (non-loopback needs an API key)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' "
+                                                  "(default: the WORKBENCH_API_KEY environment variable)")
+    p.add_argument("--saves", default=None, help="the runs folder (default: ./saves)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="the base model served as base:MODEL")
+    p.set_defaults(func=_cmd_serve)
+
+
 def _cmd_chat(args) -> int:
     import threading
 
@@ -375,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data)
     _add_reward_parser(sub)
     _add_eval_parser(sub)
+    _add_serve_parser(sub)
 
     p = sub.add_parser("runs", help="list every run: status, stage and method, dataset, steps, last loss, duration")
     p.add_argument("--saves", default=None, help="the runs folder (default: ./saves)")
