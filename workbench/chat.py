@@ -382,8 +382,8 @@ class ChatEngine:
             def __call__(self, input_ids, scores, **kwargs):
                 return stop.is_set() or halt.is_set()
 
-        streamer = _CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs = dict(**inputs, **settings.generate_kwargs(), streamer=streamer,
+        tokens = _TokenStream()
+        kwargs = dict(**inputs, **settings.generate_kwargs(), streamer=tokens,
                       stopping_criteria=StoppingCriteriaList([_Stop()]),
                       pad_token_id=tokenizer.pad_token_id)
         errors: list[BaseException] = []
@@ -395,7 +395,8 @@ class ChatEngine:
                     model.generate(**kwargs)
             except BaseException as err:  # noqa: BLE001 - surfaced to the caller below
                 errors.append(err)
-                streamer.end()
+            finally:
+                tokens.end()
 
         waited = time.time()
         while not self._busy.acquire(timeout=0.1):   # queue behind other generations
@@ -405,24 +406,39 @@ class ChatEngine:
             if time.time() - waited > 0.3:
                 yield StreamUpdate("", 0, 0.0, queued=True, template_fallback=fallback)
                 waited = float("inf")
-        thread = threading.Thread(target=work, daemon=True, name="chat-generate")
+        finished = None
         try:
             started = time.time()
-            thread.start()
-            text = ""
-            for piece in streamer:
-                text += piece
-                yield StreamUpdate(text, streamer.tokens, time.time() - started, template_fallback=fallback,
-                                   prompt_tokens=prompt_tokens)
-            thread.join()
+            finished = self._worker().submit(work)
+            text, shown = "", 0
+            while True:
+                ids, done = tokens.wait(shown)
+                if len(ids) > shown:
+                    shown = len(ids)
+                    # decoded here, off the generating thread, once for however many tokens arrived
+                    text = tokenizer.decode(ids, skip_special_tokens=True)
+                    if not done:
+                        yield StreamUpdate(text.rstrip("\ufffd"), shown, time.time() - started,
+                                           template_fallback=fallback, prompt_tokens=prompt_tokens)
+                if done:
+                    break
+            finished.wait()
             if errors:
                 raise errors[0]
-            yield StreamUpdate(text, streamer.tokens, time.time() - started, done=True,
+            yield StreamUpdate(text, shown, time.time() - started, done=True,
                                template_fallback=fallback, prompt_tokens=prompt_tokens)
         finally:
             halt.set()
-            thread.join()
+            if finished is not None:
+                finished.wait()
             self._busy.release()
+
+    def _worker(self) -> "_Worker":
+        """The one thread that runs generations: kept alive so its thread pools and caches stay warm."""
+        with self._lock:
+            if getattr(self, "_generator_thread", None) is None:
+                self._generator_thread = _Worker()
+            return self._generator_thread
 
     def reply(self, target: Target, messages: list[dict], settings: GenerationSettings) -> str:
         last = ""
@@ -460,32 +476,61 @@ def _tokenizer_source(target: Target) -> str:
     return target.base_model
 
 
-def _counting_streamer_class():
-    from transformers import TextIteratorStreamer
+class _TokenStream:
+    """What `generate` streams into: the new token ids, kept as a list the reader decodes.
 
-    class CountingStreamer(TextIteratorStreamer):
-        """A text streamer that also counts the generated tokens (for tokens/s)."""
+    The generating thread only appends and notifies (no decoding on its path); the reader wakes
+    once for however many tokens arrived. Duck-types transformers' streamer (put/end)."""
 
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.tokens = 0
+    def __init__(self):
+        self._ids: list[int] = []
+        self._done = False
+        self._prompt_seen = False
+        self._changed = threading.Condition()
 
-        def put(self, value):
-            if not (self.skip_prompt and self.next_tokens_are_prompt):
-                self.tokens += int(value.numel())
-            super().put(value)
+    def put(self, value) -> None:
+        if not self._prompt_seen:      # generate's first put is the prompt
+            self._prompt_seen = True
+            return
+        new = value.reshape(-1).tolist()
+        with self._changed:
+            self._ids.extend(new)
+            self._changed.notify()
 
-    return CountingStreamer
+    def end(self) -> None:
+        with self._changed:
+            self._done = True
+            self._changed.notify()
+
+    def wait(self, seen: int, timeout: float = 600) -> tuple[list[int], bool]:
+        """(ids so far, whether generation ended) once there is more than `seen` or it ended."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._done or len(self._ids) > seen, timeout):
+                raise TimeoutError(f"no token in {timeout:.0f} s")
+            return list(self._ids), self._done
 
 
-def _CountingStreamer(*args, **kwargs):  # noqa: N802 - reads like the class it builds
-    global _STREAMER_CLASS
-    if _STREAMER_CLASS is None:
-        _STREAMER_CLASS = _counting_streamer_class()
-    return _STREAMER_CLASS(*args, **kwargs)
+class _Worker:
+    """One long-lived daemon thread running submitted jobs in order."""
 
+    def __init__(self):
+        import queue
 
-_STREAMER_CLASS = None
+        self._jobs: "queue.Queue" = queue.Queue()
+        threading.Thread(target=self._run, daemon=True, name="chat-generate").start()
+
+    def submit(self, job) -> threading.Event:
+        finished = threading.Event()
+        self._jobs.put((job, finished))
+        return finished
+
+    def _run(self) -> None:
+        while True:
+            job, finished = self._jobs.get()
+            try:
+                job()
+            finally:
+                finished.set()
 
 
 def adapter_name(adapter_dir: str) -> str:
