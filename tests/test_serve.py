@@ -246,3 +246,15 @@ def test_snippets_call_the_selected_model():
     assert "http://127.0.0.1:8000/v1/chat/completions" in curl and '"model": "lora-run/checkpoint-4"' in curl
     assert "OpenAI(base_url='http://127.0.0.1:8000/v1'" in python and "model='lora-run/checkpoint-4'" in python
     compile(python, "snippet", "exec")
+
+
+def test_the_chat_tab_shows_the_snippets_for_model_a(tmp_path):
+    from workbench.ui.app import create_app
+    from workbench.ui.chat_tab import api_snippets
+
+    app = create_app(lang="en", saves=tmp_path)
+    codes = {c.elem_id: c.value for c in app.blocks.values() if (getattr(c, "elem_id", None) or "").startswith("chat-api-")}
+    assert codes["chat-api-curl"].startswith("curl http://127.0.0.1:8000/v1/chat/completions")
+    assert "from openai import OpenAI" in codes["chat-api-python"]
+    curl, python = api_snippets("my-run/checkpoint-2")
+    assert '"model": "my-run/checkpoint-2"' in curl and "model='my-run/checkpoint-2'" in python

@@ -147,6 +147,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "chat.error": {"en": "⚠️ {message}", "zh": "⚠️ {message}"},
     "chat.compare.info": {"en": "One prompt to two models: base vs a run, or run vs run",
                           "zh": "同一提示发给两个模型：基座对比训练结果，或两个训练结果互相对比"},
+    "chat.api": {"en": "Call model A through the API (start it with `workbench serve`)",
+                 "zh": "通过 API 调用模型 A（先运行 `workbench serve`）"},
+    "chat.api.curl": {"en": "curl", "zh": "curl"},
+    "chat.api.python": {"en": "Python (openai package)", "zh": "Python（openai 包）"},
     # ---- export tab ----
     "export.run": {"en": "Run", "zh": "训练任务"},
     "export.kind": {"en": "What to export", "zh": "导出内容"},

@@ -31,6 +31,7 @@ from .train import FINAL_DIR, saves_root
 
 API_KEY_ENV = "WORKBENCH_API_KEY"
 DEFAULT_MAX_TOKENS = 256
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"   # `workbench serve` with its default host and port
 
 
 class ApiError(Exception):

@@ -61,6 +61,13 @@ def build(ctx: UIContext):
             rep = loc(gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05, **loc.kwargs("chat.repetition_penalty")), "chat.repetition_penalty")
             seed = loc(gr.Number(value=defaults.seed, precision=0, **loc.kwargs("chat.seed")), "chat.seed")
     settings_inputs = [system, max_new, temperature, top_p, top_k, rep, seed]
+    # how to call model A from a program: `workbench serve` answers it by the same name
+    with loc(gr.Accordion(loc.t("chat.api"), open=False, elem_id="chat-api"), "chat.api"):
+        curl_text, python_text = api_snippets(targets[0])
+        api_curl = loc(gr.Code(curl_text, language="shell", interactive=False, elem_id="chat-api-curl",
+                               label=loc.t("chat.api.curl")), "chat.api.curl")
+        api_python = loc(gr.Code(python_text, language="python", interactive=False, elem_id="chat-api-python",
+                                 label=loc.t("chat.api.python")), "chat.api.python")
 
     def settings_of(system, max_new, temperature, top_p, top_k, rep, seed) -> GenerationSettings:
         try:
@@ -217,8 +224,16 @@ def build(ctx: UIContext):
     compare.change(lambda on: gr.update(visible=on), compare, right_column)
     for control in (left, right, compare, quant):
         control.change(on_select, [left, right, compare, quant, page_token], None, queue=False)
+    left.change(api_snippets, [left], [api_curl, api_python], queue=False)
     del sent, submitted, regenerated
     return on_refresh, [left, right], [left, right]  # the app calls this when the tab is opened
+
+
+def api_snippets(spec: str | None) -> tuple[str, str]:
+    """curl and Python that ask `workbench serve` (default address) for this model."""
+    from ..serve import DEFAULT_BASE_URL, snippets
+
+    return snippets(DEFAULT_BASE_URL, spec or BASE_PREFIX + DEFAULT_MODEL)
 
 
 def _newest_run(choices: list[str]) -> str:
