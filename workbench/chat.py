@@ -138,6 +138,46 @@ def list_targets(root: Path | None = None, base_model: str = DEFAULT_MODEL) -> l
     return bases + runs
 
 
+BEST_MARK = " ★ best"
+
+
+def best_checkpoint(run_dir: Path) -> str | None:
+    """The checkpoint that validated best (trainer_state.json's best_model_checkpoint), if tracked."""
+    checkpoints = complete_checkpoints(Path(run_dir))
+    if not checkpoints:
+        return None
+    try:
+        state = json.loads((checkpoints[-1] / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    best = state.get("best_model_checkpoint") if isinstance(state, dict) else None
+    return Path(best).name if isinstance(best, str) and best else None
+
+
+def final_is_best(run_dir: Path) -> bool:
+    """Whether final/ holds the best checkpoint's weights (load_best_model_at_end)."""
+    return bool(read_config(Path(run_dir)).get("load_best_model_at_end")) and best_checkpoint(run_dir) is not None
+
+
+def labelled_choices(specs: list[str], root: Path | None = None) -> list[tuple[str, str]]:
+    """(label, spec) pairs for pickers: the best checkpoint of a run (and its final/, when that
+    holds the best weights) carries a mark."""
+    root = Path(root or saves_root())
+    best: dict[str, str | None] = {}
+    out = []
+    for spec in specs:
+        run_id, _, checkpoint = spec.partition("/")
+        if spec.startswith(BASE_PREFIX) or not run_id:
+            out.append((spec, spec))
+            continue
+        if run_id not in best:
+            best[run_id] = best_checkpoint(root / run_id)
+        marked = best[run_id] is not None and (checkpoint == best[run_id] or
+                                               (not checkpoint and final_is_best(root / run_id)))
+        out.append((spec + BEST_MARK if marked else spec, spec))
+    return out
+
+
 def _adapter_config(folder: Path) -> dict:
     try:
         return json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))

@@ -372,6 +372,34 @@ class RunConfig:
         help=("Run validation every N steps when there is a validation split (empty = at the "
               "same rate as saving).",
               "存在验证集时每 N 步验证一次（留空表示与保存频率相同）。"))
+    early_stopping_patience: int | None = knob(
+        None, group="schedule", min=1, max=100_000,
+        label=("Early stopping patience", "早停耐心"),
+        help=("Stop when the best-model metric has not improved for this many validations in a "
+              "row (needs a validation split; empty = never stop early).",
+              "最佳模型指标连续这么多次验证没有改善时停止训练（需要验证集；留空表示不早停）。"))
+    early_stopping_threshold: float = knob(
+        0.0, group="schedule", min=0.0,
+        label=("Early stopping threshold", "早停阈值"),
+        help=("How much the metric must improve to count as better.",
+              "指标至少改善多少才算变好。"))
+    metric_for_best_model: str = knob(
+        "eval_loss", group="schedule",
+        label=("Best-model metric", "最佳模型指标"),
+        help=("The validation metric that picks the best checkpoint, e.g. eval_loss "
+              "(eval_accuracy for reward models).",
+              "用来挑选最佳检查点的验证指标，例如 eval_loss（奖励模型可用 eval_accuracy）。"))
+    greater_is_better: bool | None = knob(
+        None, group="schedule", choices=[None, True, False],
+        label=("Greater is better", "越大越好"),
+        help=("Whether a larger metric is better; empty = no for metrics ending in 'loss', yes "
+              "otherwise.", "指标是否越大越好；留空表示以 loss 结尾的指标越小越好，其余越大越好。"))
+    load_best_model_at_end: bool = knob(
+        False, group="schedule",
+        label=("Keep the best checkpoint as the result", "以最佳检查点作为结果"),
+        help=("At the end, final/ gets the weights of the best checkpoint instead of the last "
+              "step (needs a validation split).",
+              "训练结束时 final/ 保存最佳检查点的权重，而不是最后一步的（需要验证集）。"))
 
     # ---- system ------------------------------------------------------------------------
     nproc_per_node: int = knob(
@@ -610,6 +638,23 @@ def _method_problems(cfg: RunConfig) -> list[str]:
     if cfg.eval_steps is not None and not cfg.val_size:
         problems.append("'eval_steps' is set but 'val_size' is 0: there is no validation split "
                         "to evaluate")
+    problems += _best_model_problems(cfg)
+    return problems
+
+
+def _best_model_problems(cfg: RunConfig) -> list[str]:
+    """Early stopping and keeping the best checkpoint need validations that line up with saves."""
+    wanted = [k for k in ("early_stopping_patience", "load_best_model_at_end") if getattr(cfg, k)]
+    if not wanted:
+        return []
+    problems = []
+    if not cfg.val_size:
+        problems.append(f"'{wanted[0]}' needs a validation split: set 'val_size' above 0")
+    if cfg.eval_steps is not None and cfg.save_steps % cfg.eval_steps:
+        problems.append(f"'{wanted[0]}' compares checkpoints by their validation: 'save_steps' "
+                        f"({cfg.save_steps}) must be a multiple of 'eval_steps' ({cfg.eval_steps})")
+    if not cfg.metric_for_best_model.strip():
+        problems.append("'metric_for_best_model' is empty: name a validation metric such as eval_loss")
     return problems
 
 

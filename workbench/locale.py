@@ -65,6 +65,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "runs.steps": {"en": "Steps", "zh": "步数"},
     "runs.loss": {"en": "Last loss", "zh": "最新损失"},
     "runs.duration": {"en": "Duration", "zh": "耗时"},
+    "runs.best": {"en": "Best checkpoint", "zh": "最佳检查点"},
     # ---- data tab ----
     "data.dataset": {"en": "Dataset", "zh": "数据集"},
     "data.show": {"en": "Show what will be trained", "zh": "查看训练内容"},

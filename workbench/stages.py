@@ -48,12 +48,32 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
         report_to="none",
+        **best_model_args(cfg, has_eval),
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
         # several processes (torchrun): DDP by default, DeepSpeed or FSDP as the config says
         **engine_training_args(cfg, output_dir),
     )
+
+
+def best_model_args(cfg: RunConfig, has_eval: bool) -> dict:
+    """Track the best checkpoint by a validation metric (and keep it, or stop early, if asked)."""
+    if not has_eval:
+        return {}
+    out = dict(metric_for_best_model=cfg.metric_for_best_model,
+               load_best_model_at_end=cfg.load_best_model_at_end)
+    if cfg.greater_is_better is not None:
+        out["greater_is_better"] = cfg.greater_is_better
+    return out
+
+
+def early_stopping_callbacks(cfg: RunConfig, has_eval: bool) -> list:
+    from transformers import EarlyStoppingCallback
+
+    if not (has_eval and cfg.early_stopping_patience):
+        return []
+    return [EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold)]
 
 
 def model_load_kwargs(cfg: RunConfig) -> dict:
@@ -70,6 +90,7 @@ def build_trainer(cfg: RunConfig, model, tokenizer, train_examples: list[dict],
     train_ds = Dataset.from_list(train_examples)
     eval_ds = Dataset.from_list(eval_examples) if eval_examples else None
     args = common_training_args(cfg, output_dir, eval_ds is not None, dtype)
+    callbacks = callbacks + early_stopping_callbacks(cfg, eval_ds is not None)
     if cfg.stage in ("sft", "pt"):
         return _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
     if cfg.stage in PREFERENCE_STAGES:

@@ -156,11 +156,38 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     writer.emit("phase", phase="saving")
     final = run_dir / FINAL_DIR
     save_final(trainer, tokenizer, final, cfg)
-    writer.emit("end", final=FINAL_DIR, stopped=callbacks[1].stopped)
+    ended = why_it_ended(trainer, cfg, callbacks[1].stopped)
+    writer.emit("end", final=FINAL_DIR, stopped=callbacks[1].stopped, **ended)
+    best = (f"; best checkpoint {ended['best_checkpoint']} ({cfg.metric_for_best_model} "
+            f"{ended['best_metric']:.4g}{', kept as final/' if ended['final_is_best'] else ''})"
+            if ended.get("best_checkpoint") else "")
+    print(f"ended: {ended['reason']}{best}", flush=True)
     del trainer, model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return final
+
+
+def why_it_ended(trainer, cfg: RunConfig, stop_requested: bool) -> dict:
+    """The end event's account: why training stopped, and which checkpoint validated best."""
+    from transformers import EarlyStoppingCallback
+
+    state = trainer.state
+    out: dict = {}
+    if state.best_model_checkpoint:
+        out.update(best_checkpoint=Path(state.best_model_checkpoint).name, best_metric=state.best_metric,
+                   metric_for_best_model=cfg.metric_for_best_model,
+                   final_is_best=bool(cfg.load_best_model_at_end))
+    early = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
+    if stop_requested:
+        out["reason"] = "stopped on request"
+    elif early and early[0].early_stopping_patience_counter >= early[0].early_stopping_patience:
+        out["reason"] = (f"early stopping: {cfg.metric_for_best_model} did not improve by more than "
+                         f"{cfg.early_stopping_threshold:g} for {cfg.early_stopping_patience} validation(s) "
+                         f"in a row (step {state.global_step} of {state.max_steps})")
+    else:
+        out["reason"] = f"finished all {state.max_steps} steps"
+    return out
 
 
 def save_final(trainer, tokenizer, final: Path, cfg: RunConfig | None = None) -> None:

@@ -62,6 +62,18 @@ def final_metrics(run_dir: Path) -> dict:
     return metrics
 
 
+def best_checkpoint_lines(src: RunSource) -> list[str]:
+    """Which checkpoint validated best, and whether this export holds it."""
+    from ..chat import best_checkpoint, final_is_best
+
+    best = best_checkpoint(src.run_dir)
+    if not best:
+        return []
+    metric = src.config.get("metric_for_best_model") or "eval_loss"
+    holds = src.folder.name == best or (src.folder.name == "final" and final_is_best(src.run_dir))
+    return [f"Best checkpoint by {metric}: **{best}**" + (" (this export holds its weights)." if holds else "."), ""]
+
+
 def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -91,6 +103,7 @@ def model_card(src: RunSource, kind: str, details: str, how_to_load: str) -> str
         how_to_load.strip(),
         "```",
         "",
+        *best_checkpoint_lines(src),
         "## Hyperparameters",
         "",
         "| name | value |",

@@ -9,7 +9,8 @@ import uuid
 import gradio as gr
 
 from .. import locale
-from ..chat import BASE_PREFIX, GenerationSettings, conversation_record, list_targets, resolve_pair
+from ..chat import (BASE_PREFIX, GenerationSettings, conversation_record, labelled_choices, list_targets,
+                    resolve_pair)
 from ..config import DEFAULT_MODEL
 from .context import UIContext
 
@@ -25,11 +26,11 @@ def build(ctx: UIContext):
     # (gradio deletes it when the page closes: then release what only that page selected)
     page_token = gr.State(lambda: uuid.uuid4().hex, delete_callback=ctx.engine.forget)
     with gr.Row():
-        left = loc(gr.Dropdown(choices=targets, value=targets[0], elem_id="chat-left", scale=3,
+        left = loc(gr.Dropdown(choices=labelled_choices(targets, ctx.saves), value=targets[0], elem_id="chat-left", scale=3,
                                **loc.kwargs("chat.left")), "chat.left")
         compare = loc(gr.Checkbox(value=True, elem_id="chat-compare", scale=1, **loc.kwargs("chat.compare")),
                       "chat.compare")
-        right = loc(gr.Dropdown(choices=targets, value=_newest_run(targets),
+        right = loc(gr.Dropdown(choices=labelled_choices(targets, ctx.saves), value=_newest_run(targets),
                                 elem_id="chat-right", scale=3, **loc.kwargs("chat.right")), "chat.right")
         quant = loc(gr.Dropdown(choices=QUANT_CHOICES, value="run", scale=1, elem_id="chat-quant",
                                 **loc.kwargs("chat.quantization")), "chat.quantization")
@@ -202,8 +203,9 @@ def build(ctx: UIContext):
         choices = list_targets(ctx.saves)
         # a new run is what a user most likely wants to compare against the base
         right_value = right_spec if right_spec in choices and right_spec != choices[0] else _newest_run(choices)
-        return (gr.update(choices=choices, value=left_spec if left_spec in choices else choices[0]),
-                gr.update(choices=choices, value=right_value))
+        labelled = labelled_choices(choices, ctx.saves)
+        return (gr.update(choices=labelled, value=left_spec if left_spec in choices else choices[0]),
+                gr.update(choices=labelled, value=right_value))
 
     gen_inputs = [pane_a, pane_b, left, right, compare, quant, ctx.lang] + settings_inputs + [page_token]
     gen_outputs = [pane_a, pane_b, stats_a, stats_b]

@@ -6,7 +6,7 @@ import pandas as pd
 import gradio as gr
 
 from .. import locale
-from ..chat import BASE_PREFIX, list_targets
+from ..chat import BASE_PREFIX, labelled_choices, list_targets
 from ..data import local_dataset_names
 from ..evaluate import EvalError, Evaluator, before_after, evaluate, gap_analysis
 from .context import UIContext
@@ -20,7 +20,7 @@ def build(ctx: UIContext):
     targets = list_targets(ctx.saves)
     datasets = [""] + local_dataset_names(ctx.dataset_dir)
     with gr.Row():
-        target = loc(gr.Dropdown(choices=targets, value=targets[1] if len(targets) > 1 else targets[0], elem_id="eval-target", scale=3,
+        target = loc(gr.Dropdown(choices=labelled_choices(targets, ctx.saves), value=targets[1] if len(targets) > 1 else targets[0], elem_id="eval-target", scale=3,
                                  **loc.kwargs("eval.target")), "eval.target")
         dataset = loc(gr.Dropdown(choices=datasets, value="", elem_id="eval-dataset", scale=2,
                                   **loc.kwargs("eval.dataset")), "eval.dataset")
@@ -93,7 +93,7 @@ def build(ctx: UIContext):
 
     def on_refresh(current):
         specs = list_targets(ctx.saves)
-        return gr.update(choices=specs, value=current if current in specs else specs[0])
+        return gr.update(choices=labelled_choices(specs, ctx.saves), value=current if current in specs else specs[0])
 
     common = [target, dataset, split, limit, ctx.lang]
     run_btn.click(on_evaluate, common, [summary, table])

@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from .. import export, locale
-from ..chat import not_generative_reason
+from ..chat import labelled_choices, not_generative_reason
 from ..runs import FINAL_DIR
 from .context import UIContext
 
@@ -74,7 +74,8 @@ def build(ctx: UIContext):
     loc = ctx.loc
     runs = finished_runs(ctx)
     with gr.Row():
-        run = loc(gr.Dropdown(choices=runs, value=runs[0] if runs else None, elem_id="export-run", scale=3,
+        run = loc(gr.Dropdown(choices=labelled_choices(runs, ctx.saves), value=runs[0] if runs else None,
+                              elem_id="export-run", scale=3,
                               **loc.kwargs("export.run")), "export.run")
         kind = loc(gr.Radio(choices=list(export.KINDS), value="merged", elem_id="export-kind", scale=3,
                             **loc.kwargs("export.kind")), "export.kind")
@@ -174,7 +175,8 @@ def build(ctx: UIContext):
 
     def on_refresh(current):
         runs = finished_runs(ctx)
-        return gr.update(choices=runs, value=current if current in runs else (runs[0] if runs else None))
+        return gr.update(choices=labelled_choices(runs, ctx.saves),
+                         value=current if current in runs else (runs[0] if runs else None))
 
     refresh.click(on_refresh, [run], [run])
     return on_refresh, [run], [run]  # the app calls this when the tab is opened

@@ -346,6 +346,8 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
         parts.append(f"{tps:.0f} {locale.t('train.tokens_per_second', lang)}")
     if mon.last_loss() is not None:
         parts.append(f"loss {mon.last_loss():.4f}")
+    if mon.final and mon.final.get("reason"):  # why it ended (early stopping, all steps, a stop)
+        parts.append(str(mon.final["reason"]))
     phase = locale.t(f"phase.{mon.phase}", lang) if status in ("running", "stopping") else ""
     message = html.escape(job_message(job, lang, mon.run_dir))
     return (
@@ -381,9 +383,19 @@ def runs_frame(ctx: UIContext, lang: str, jobs=None) -> pd.DataFrame:
         steps = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"] or "")
         loss = row["last_loss"]
         rows.append([row["run"], status, f"{row['stage']}/{row['method']}", row["dataset"], steps,
-                     "" if loss is None else f"{loss:.4f}", format_duration(row["duration"])])
-    columns = [locale.t(f"runs.{c}", lang) for c in ("run", "status", "method", "dataset", "steps", "loss", "duration")]
+                     "" if loss is None else f"{loss:.4f}", format_duration(row["duration"]),
+                     best_of(ctx.saves / row["run"])])
+    columns = [locale.t(f"runs.{c}", lang)
+               for c in ("run", "status", "method", "dataset", "steps", "loss", "duration", "best")]
     return pd.DataFrame(rows, columns=columns)
+
+
+def best_of(run_dir: Path) -> str:
+    """The run's best checkpoint by its validation metric, marked; empty when none is tracked."""
+    from ..chat import BEST_MARK, best_checkpoint
+
+    best = best_checkpoint(run_dir)
+    return best + BEST_MARK if best else ""
 
 
 def safe_run_name(text: str) -> str | None:
