@@ -402,6 +402,15 @@ class RunConfig:
               "训练结束时 final/ 保存最佳检查点的权重，而不是最后一步的（需要验证集）。"))
 
     # ---- system ------------------------------------------------------------------------
+    report_to: str = knob(
+        "none", group="system",
+        label=("Experiment tracking", "实验跟踪"),
+        help=("Where to log metrics besides the Train tab: none, or any of tensorboard, trackio, "
+              "mlflow, wandb (comma-separated). Logs stay in the run folder (wandb offline, mlflow "
+              "in a local file store) unless you point their own environment variables elsewhere.",
+              "除训练页外还把指标记录到哪里：none，或 tensorboard、trackio、mlflow、wandb 中的任意几个"
+              "（逗号分隔）。日志留在任务目录中（wandb 离线、mlflow 用本地文件存储），除非你用它们自己的"
+              "环境变量指向别处。"))
     nproc_per_node: int = knob(
         1, group="system", min=1, max=64,
         label=("Processes", "进程数"),
@@ -639,6 +648,28 @@ def _method_problems(cfg: RunConfig) -> list[str]:
         problems.append("'eval_steps' is set but 'val_size' is 0: there is no validation split "
                         "to evaluate")
     problems += _best_model_problems(cfg)
+    problems += _tracking_problems(cfg)
+    return problems
+
+
+TRACKERS = ("tensorboard", "trackio", "mlflow", "wandb")
+
+
+def trackers(cfg: RunConfig) -> list[str]:
+    """The tracking integrations a run reports to (empty for none)."""
+    names = [n.strip().lower() for n in str(cfg.report_to or "none").split(",") if n.strip()]
+    return [n for n in names if n != "none"]
+
+
+def _tracking_problems(cfg: RunConfig) -> list[str]:
+    import importlib.util
+
+    problems = []
+    for name in trackers(cfg):
+        if name not in TRACKERS:
+            problems.append(f"'report_to' {name!r} is not a tracker: use none or any of {', '.join(TRACKERS)}")
+        elif importlib.util.find_spec(name) is None:
+            problems.append(f"'report_to' {name} needs the {name} package: pip install {name}")
     return problems
 
 

@@ -1,9 +1,11 @@
 """Stage → the transformers/trl trainer that computes its loss, with arguments from RunConfig."""
 from __future__ import annotations
 
+import os
+
 import torch
 
-from .config import RunConfig
+from .config import RunConfig, trackers
 from .data import packing_enabled
 from .preference import dpo_trainer, kto_trainer, reward_model_kwargs, rm_trainer
 
@@ -47,7 +49,7 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         # trl defaults bf16 to True, which is ~100x slower on CPUs without bf16
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
-        report_to="none",
+        report_to=trackers(cfg) or "none",
         **best_model_args(cfg, has_eval),
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
@@ -74,6 +76,24 @@ def early_stopping_callbacks(cfg: RunConfig, has_eval: bool) -> list:
     if not (has_eval and cfg.early_stopping_patience):
         return []
     return [EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold)]
+
+
+def tracking_environment(cfg: RunConfig, run_dir) -> dict[str, str]:
+    """Environment that keeps each tracker's files in the run folder and off the network; a
+    variable the user set wins (that is how one asks for a server)."""
+    from pathlib import Path
+
+    run_dir = Path(run_dir).resolve()
+    wanted = {"tensorboard": {"TENSORBOARD_LOGGING_DIR": str(run_dir / "tensorboard")},
+              "mlflow": {"MLFLOW_TRACKING_URI": (run_dir / "mlruns").as_uri(),
+                         "MLFLOW_EXPERIMENT_NAME": run_dir.name},
+              "wandb": {"WANDB_MODE": "offline", "WANDB_DIR": str(run_dir), "WANDB_PROJECT": "workbench",
+                        "WANDB_NAME": run_dir.name},
+              "trackio": {"TRACKIO_DIR": str(run_dir / "trackio")}}
+    env: dict[str, str] = {}
+    for name in trackers(cfg):
+        env.update({k: v for k, v in wanted.get(name, {}).items() if k not in os.environ})
+    return env
 
 
 def model_load_kwargs(cfg: RunConfig) -> dict:

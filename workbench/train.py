@@ -8,6 +8,7 @@ events.jsonl, checkpoints, and the final result (adapter or model) into the run 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -144,14 +145,16 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
               f"({cfg.distributed_engine})", flush=True)
 
     callbacks = [EventsCallback(writer, echo), StopFileCallback(run_dir, writer)]
-    trainer = stages.build_trainer(cfg, model, tokenizer, train_examples, eval_examples,
-                                   str(run_dir), dtype, callbacks)
-    trainer.remove_callback(PrinterCallback)  # EventsCallback prints a tidier line
-    methods.configure_optimizer(trainer, cfg)  # layer-wise LR decay, LoRA+
-    resume = resolve_resume(cfg, run_dir)
-    check_stop(run_dir, "loading_model")
-    writer.emit("phase", phase="training")
-    trainer.train(resume_from_checkpoint=resume)
+    # trackers read their environment when the trainer is built and when training begins
+    with _environment(stages.tracking_environment(cfg, run_dir)):
+        trainer = stages.build_trainer(cfg, model, tokenizer, train_examples, eval_examples,
+                                       str(run_dir), dtype, callbacks)
+        trainer.remove_callback(PrinterCallback)  # EventsCallback prints a tidier line
+        methods.configure_optimizer(trainer, cfg)  # layer-wise LR decay, LoRA+
+        resume = resolve_resume(cfg, run_dir)
+        check_stop(run_dir, "loading_model")
+        writer.emit("phase", phase="training")
+        trainer.train(resume_from_checkpoint=resume)
 
     writer.emit("phase", phase="saving")
     final = run_dir / FINAL_DIR
@@ -166,6 +169,21 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return final
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for a while (in-process runs must not leak them to the next)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def why_it_ended(trainer, cfg: RunConfig, stop_requested: bool) -> dict:
