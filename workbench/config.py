@@ -402,13 +402,13 @@ class RunConfig:
               "训练结束时 final/ 保存最佳检查点的权重，而不是最后一步的（需要验证集）。"))
 
     # ---- system ------------------------------------------------------------------------
-    report_to: str = knob(
-        "none", group="system",
+    report_to: str | None = knob(
+        None, group="system",
         label=("Experiment tracking", "实验跟踪"),
-        help=("Where to log metrics besides the Train tab: none, or any of tensorboard, trackio, "
+        help=("Where to log metrics besides the Train tab: empty (none), or any of tensorboard, trackio, "
               "mlflow, wandb (comma-separated). Logs stay in the run folder (wandb offline, mlflow "
               "in a local file store) unless you point their own environment variables elsewhere.",
-              "除训练页外还把指标记录到哪里：none，或 tensorboard、trackio、mlflow、wandb 中的任意几个"
+              "除训练页外还把指标记录到哪里：留空（不记录），或 tensorboard、trackio、mlflow、wandb 中的任意几个"
               "（逗号分隔）。日志留在任务目录中（wandb 离线、mlflow 用本地文件存储），除非你用它们自己的"
               "环境变量指向别处。"))
     nproc_per_node: int = knob(

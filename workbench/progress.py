@@ -9,6 +9,9 @@ from pathlib import Path
 from .events import EventReader
 
 
+HARDWARE_KEPT = 720   # samples a viewer keeps: an hour at the default 5 s
+
+
 @dataclass
 class RunMonitor:
     run_dir: Path
@@ -30,6 +33,8 @@ class RunMonitor:
     first_time: float | None = None     # time of the run's first event
     pid: int | None = None              # the trainer process of the latest attempt
     pid_time: float | None = None       # when that process said so (it was running by then)
+    hardware: list[dict] = field(default_factory=list)  # `hw` samples of the training process
+    new_hardware: bool = False          # hardware samples arrived since the last update()
     new_points: bool = False            # curves changed since the last update()
 
     def __post_init__(self):
@@ -39,7 +44,7 @@ class RunMonitor:
     def update(self) -> bool:
         """Consume new events; True when anything changed."""
         events = self._reader.read_new()
-        self.new_points = False
+        self.new_points = self.new_hardware = False
         for event in events:
             try:
                 self._apply(event)
@@ -97,6 +102,10 @@ class RunMonitor:
             if isinstance(event.get("eval_loss"), (int, float)):
                 self.eval_loss.append((event["step"], float(event["eval_loss"])))
                 self.new_points = True
+        elif kind == "hw":
+            self.hardware.append(event)
+            del self.hardware[:-HARDWARE_KEPT]
+            self.new_hardware = True
         elif kind in ("end", "error"):
             self.final = event
             if kind == "end":

@@ -97,6 +97,7 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
 
     from . import data, distributed, methods, models, stages
     from .callbacks import EventsCallback, StopFileCallback
+    from .monitor import HardwareMonitor
     from .data.cache import tokenize_rows_cached
 
     datasets.disable_progress_bars()  # carriage-return bars garble train.log
@@ -154,7 +155,8 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
         resume = resolve_resume(cfg, run_dir)
         check_stop(run_dir, "loading_model")
         writer.emit("phase", phase="training")
-        trainer.train(resume_from_checkpoint=resume)
+        with HardwareMonitor(writer, run_dir.parent):   # live figures for the Train tab
+            trainer.train(resume_from_checkpoint=resume)
 
     writer.emit("phase", phase="saving")
     final = run_dir / FINAL_DIR

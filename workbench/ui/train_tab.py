@@ -107,6 +107,12 @@ def build(ctx: UIContext) -> None:
                         "train.loss_chart")
         lr_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", elem_id="lr-chart", height=260,
                                   **loc.kwargs("train.lr_chart")), "train.lr_chart")
+    # the training process's own figures (hw events in events.jsonl): nothing polls the machine
+    with loc(gr.Accordion(loc.t("train.hardware"), open=True, elem_id="train-hardware"), "train.hardware"):
+        with gr.Row():
+            hw_plots = [loc(gr.LinePlot(empty_curve(), x="seconds", y="value", color="series", height=200,
+                                        elem_id=f"hw-{name}", **loc.kwargs(f"train.hw_{name}")), f"train.hw_{name}")
+                        for name in HARDWARE_CHARTS]
     log_box = loc(gr.Textbox(lines=12, max_lines=12, autoscroll=True, interactive=False,
                              elem_id="train-log", **loc.kwargs("train.log")), "train.log")
     with loc(gr.Accordion(loc.t("jobs.run_details"), open=False, elem_id="train-run-details"), "jobs.run_details"):
@@ -175,12 +181,13 @@ def build(ctx: UIContext) -> None:
 
     def on_select(run_id, lang):
         if not run_id:
-            return (None, render_progress(None, lang), empty_curve(), empty_curve(), "", "", "")
+            return (None, render_progress(None, lang), empty_curve(), empty_curve(), "", "", "",
+                    *[empty_curve()] * len(HARDWARE_CHARTS))
         mon = RunMonitor(ctx.saves / run_id)
         mon.update()
         command, config_text = run_details(ctx, run_id, lang)
         return (mon, render_progress(mon, lang, ctx.controller.job(run_id)), loss_frame(mon), lr_frame(mon),
-                tail_log(ctx.saves / run_id), command, config_text)
+                tail_log(ctx.saves / run_id), command, config_text, *hardware_frames(mon, lang))
 
     def on_tick(run_id, mon: RunMonitor | None, shown_table, ids_shown, lang):
         """Once a second: new events of the selected run only; redraw what changed."""
@@ -199,8 +206,9 @@ def build(ctx: UIContext) -> None:
                 picker = gr.update(choices=ids, value=run_id)
         if not run_id:
             return (None, render_progress(None, lang), gr.skip(), gr.skip(), gr.skip(), table_update, table_key,
-                    picker, ids)
-        if mon is None or mon.run_dir.name != run_id:
+                    picker, ids, *[gr.skip()] * len(HARDWARE_CHARTS))
+        fresh = mon is None or mon.run_dir.name != run_id
+        if fresh:
             mon = RunMonitor(ctx.saves / run_id)
         changed = mon.update()
         job = ctx.controller.job(run_id)
@@ -208,8 +216,9 @@ def build(ctx: UIContext) -> None:
         charts = (loss_frame(mon), lr_frame(mon)) if redraw else (gr.skip(), gr.skip())
         live = job is not None and job.status in ("running", "stopping")
         log = tail_log(ctx.saves / run_id) if changed or live else gr.skip()
+        hardware = hardware_frames(mon, lang) if mon.new_hardware or fresh else [gr.skip()] * len(HARDWARE_CHARTS)
         return (mon, render_progress(mon, lang, job), charts[0], charts[1], log, table_update, table_key,
-                picker, ids)
+                picker, ids, *hardware)
 
     field_names = list(ctx.fields)
 
@@ -250,7 +259,7 @@ def build(ctx: UIContext) -> None:
     abort_btn.click(on_abort, inputs=[run_picker, ctx.lang], outputs=[message])
     resume_btn.click(on_resume, inputs=[run_picker, ctx.lang], outputs=[message, run_picker])
     run_picker.change(on_select, inputs=[run_picker, ctx.lang],
-                      outputs=[monitor, progress, loss_plot, lr_plot, log_box, run_command, run_config])
+                      outputs=[monitor, progress, loss_plot, lr_plot, log_box, run_command, run_config, *hw_plots])
     save_btn.click(on_save_config, inputs=form_inputs, outputs=[saved_file, message])
     load_btn.upload(on_load_config, inputs=[load_btn, ctx.lang],
                     outputs=[ctx.fields[n] for n in field_names] + [message])
@@ -260,7 +269,7 @@ def build(ctx: UIContext) -> None:
                       inputs=[ctx.lang], outputs=[run_picker, runs_table])
     timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, shown_ids, ctx.lang],
                outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table,
-                        run_picker, shown_ids],
+                        run_picker, shown_ids, *hw_plots],
                show_progress="hidden")
 
 
@@ -322,6 +331,29 @@ def loss_frame(mon: RunMonitor) -> pd.DataFrame | None:
     if not rows:
         return empty_curve()
     return pd.DataFrame(rows, columns=["step", "value", "series"])
+
+
+# chart → (hw event field, series label key) drawn on it; GPU series appear only with a GPU
+HARDWARE_CHARTS = {
+    "percent": [("cpu_percent", "hw.cpu"), ("system_cpu_percent", "hw.system_cpu"),
+                ("system_memory_percent", "hw.system_memory"), ("gpu_util_percent", "hw.gpu_util")],
+    "memory": [("process_memory_mb", "hw.process_memory"), ("system_memory_used_mb", "hw.system_memory"),
+               ("gpu_memory_used_mb", "hw.gpu_memory")],
+    "disk": [("disk_free_gb", "hw.disk_free")],
+}
+
+
+def hardware_frames(mon: RunMonitor, lang: str) -> list:
+    """One frame per hardware chart: seconds since the first sample, value, series."""
+    if not mon.hardware:
+        return [empty_curve()] * len(HARDWARE_CHARTS)
+    start = mon.hardware[0]["time"]
+    frames = []
+    for series in HARDWARE_CHARTS.values():
+        rows = [(round(e["time"] - start, 1), e[key], locale.t(label, lang))
+                for e in mon.hardware for key, label in series if isinstance(e.get(key), (int, float))]
+        frames.append(pd.DataFrame(rows, columns=["seconds", "value", "series"]) if rows else empty_curve())
+    return frames
 
 
 def lr_frame(mon: RunMonitor) -> pd.DataFrame | None:
