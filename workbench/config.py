@@ -421,6 +421,36 @@ class RunConfig:
         label=("Distributed engine", "分布式引擎"),
         help=("How several processes share the work: DDP, DeepSpeed ZeRO-2/3 or FSDP.",
               "多进程如何分工：DDP、DeepSpeed ZeRO-2/3 或 FSDP。"))
+    nnodes: int = knob(
+        1, group="system", min=1, max=4096,
+        label=("Machines (nodes)", "机器数（节点）"),
+        help=("Machines that train this run together through torchrun; run `workbench train` with "
+              "the same config on each, with its own node_rank.",
+              "通过 torchrun 共同训练本任务的机器数；在每台机器上用同一配置运行 `workbench train`，并设置各自的 node_rank。"))
+    node_rank: int = knob(
+        0, group="system", min=0, max=4095,
+        label=("This machine's rank", "本机序号"),
+        help=("0 on the machine that keeps the results (master_addr), 1..nnodes-1 on the others.",
+              "保存结果的机器（master_addr）为 0，其他机器为 1..nnodes-1。"))
+    master_addr: str = knob(
+        "127.0.0.1", group="system",
+        label=("Master address", "主节点地址"),
+        help=("Address of node 0 that every machine can reach.", "所有机器都能访问的 0 号节点地址。"))
+    master_port: int = knob(
+        29500, group="system", min=1, max=65535,
+        label=("Master port", "主节点端口"),
+        help=("A free TCP port on node 0 for the rendezvous.", "0 号节点上用于汇合的空闲 TCP 端口。"))
+    rdzv_backend: str = knob(
+        "static", group="system", choices=["static", "c10d"],
+        label=("Rendezvous", "汇合方式"),
+        help=("static: fixed ranks (node_rank decides); c10d: torchrun's elastic rendezvous at "
+              "master_addr:master_port, ranks assigned as machines join (needs rdzv_id).",
+              "static：固定序号（由 node_rank 决定）；c10d：torchrun 的弹性汇合（master_addr:master_port），"
+              "按加入顺序分配序号（需要 rdzv_id）。"))
+    rdzv_id: str = knob(
+        "workbench", group="system",
+        label=("Rendezvous id", "汇合 ID"),
+        help=("A name shared by the machines of one job (c10d rendezvous).", "同一作业各机器共享的名称（c10d 汇合）。"))
 
     # ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -649,6 +679,8 @@ def _method_problems(cfg: RunConfig) -> list[str]:
                         "to evaluate")
     problems += _best_model_problems(cfg)
     problems += _tracking_problems(cfg)
+    if cfg.node_rank >= cfg.nnodes:
+        problems.append(f"'node_rank' {cfg.node_rank} must be below 'nnodes' ({cfg.nnodes}): ranks are 0..nnodes-1")
     return problems
 
 

@@ -36,12 +36,33 @@ def process_count(cfg: RunConfig) -> int:
     return max(1, visible_accelerators())
 
 
-def launch_prefix(nproc: int) -> list[str]:
-    """The command that starts `-m workbench.train ...` once, or nproc times through torchrun."""
+def uses_torchrun(cfg: RunConfig) -> bool:
+    """Several processes here, or one or more on each of several machines."""
+    return process_count(cfg) > 1 or cfg.nnodes > 1
+
+
+def launch_prefix(nproc: int, cfg: RunConfig | None = None) -> list[str]:
+    """The command that starts `-m workbench.train ...` once, or nproc times through torchrun
+    (on this machine, or as one node of several when the config says so)."""
+    if cfg is not None and cfg.nnodes > 1:
+        run = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={cfg.nnodes}", f"--nproc_per_node={nproc}"]
+        if cfg.rdzv_backend == "c10d":
+            return run + ["--rdzv_backend=c10d", f"--rdzv_endpoint={cfg.master_addr}:{cfg.master_port}",
+                          f"--rdzv_id={cfg.rdzv_id}"]
+        return run + [f"--node_rank={cfg.node_rank}", f"--master_addr={cfg.master_addr}",
+                      f"--master_port={cfg.master_port}"]
     if nproc <= 1:
         return [sys.executable]
     # --standalone: a local rendezvous on a free port, so two runs never collide
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+
+
+def other_node_commands(cfg: RunConfig, config_path: str | Path) -> list[str]:
+    """What to type on nodes 1..nnodes-1 (node 0 is the one started here)."""
+    import shlex
+
+    return [f"workbench train {shlex.quote(str(config_path))} --set node_rank={rank}"
+            for rank in range(1, cfg.nnodes)]
 
 
 def world_size() -> int:

@@ -301,12 +301,12 @@ class JobController:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ---- processes ----------------------------------------------------------------------
-    def command_for(self, run_dir: Path, nproc: int, resume: bool) -> list[str]:
-        """The same trainer, once or through torchrun (several processes)."""
+    def command_for(self, run_dir: Path, nproc: int, resume: bool, cfg=None) -> list[str]:
+        """The same trainer, once or through torchrun (several processes, or node 0 of several)."""
         train = ["-m", "workbench.train", str(run_dir / CONFIG_FILE), "--run-dir", str(run_dir)]
         if resume:
             train += ["--set", "resume_from_checkpoint=last"]
-        return distributed.launch_prefix(nproc) + train
+        return distributed.launch_prefix(nproc, cfg) + train
 
     def equivalent_command(self, run_id: str) -> str:
         """What a user types to repeat the run without the browser (the CLI hands a run with
@@ -324,14 +324,14 @@ class JobController:
             job.save(run_dir)
             return
         nproc = distributed.process_count(cfg)
-        if nproc > 1:
+        if distributed.uses_torchrun(cfg):
             try:  # refuse an engine that cannot run here before starting any process
                 distributed.prepare_engine(cfg, run_dir)
             except Exception as err:  # noqa: BLE001
                 job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
                 job.save(run_dir)
                 return
-        command = self.command_for(run_dir, nproc, job.resume)
+        command = self.command_for(run_dir, nproc, job.resume, cfg)
         log = open(run_dir / LOG_FILE, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if job.devices != "all":

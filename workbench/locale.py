@@ -218,6 +218,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "jobs.run_details": {"en": "Config and command of the selected run", "zh": "所选任务的配置与命令"},
     "jobs.run_config": {"en": "config.yaml of the run", "zh": "任务的 config.yaml"},
     "jobs.command": {"en": "Repeat this run without the browser:", "zh": "不用浏览器重复此任务："},
+    "jobs.other_nodes": {"en": "This machine is node 0. Copy this config.yaml to the {n} other machine(s) and run "
+                               "there (each with its own node_rank):",
+                         "zh": "本机是 0 号节点。把这个 config.yaml 复制到另外 {n} 台机器上，并在那里运行（各用自己的 node_rank）："},
     "jobs.saved_config": {"en": "Config saved as `{path}`.", "zh": "配置已保存为 `{path}`。"},
     "jobs.loaded_config": {"en": "Loaded the config from **{name}** into the form.",
                            "zh": "已将 **{name}** 中的配置填入表单。"},

@@ -286,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         from . import distributed
 
         nproc = distributed.process_count(cfg)
-        if nproc > 1:  # several processes: hand over to torchrun, every rank in the same folder
-            command = distributed.launch_prefix(nproc) + ["-m", "workbench.train", args.config,
+        if distributed.uses_torchrun(cfg):  # hand over to torchrun, every local rank in the same folder
+            command = distributed.launch_prefix(nproc, cfg) + ["-m", "workbench.train", args.config,
                                                           "--run-dir", str(run_dir)]
             command += [f"--set={item}" for item in args.overrides]
             print("launching: " + " ".join(command), flush=True)

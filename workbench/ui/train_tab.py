@@ -293,7 +293,23 @@ def run_details(ctx: UIContext, run_id: str, lang: str) -> tuple[str, str]:
     except OSError:  # missing, or a folder in its place
         config_text = ""
     command = f"{locale.t('jobs.command', lang)}\n```\n{ctx.controller.equivalent_command(run_id)}\n```"
-    return command, config_text
+    others = other_nodes_text(ctx.saves / run_id / "config.yaml", lang)
+    return command + others, config_text
+
+
+def other_nodes_text(config_path: Path, lang: str) -> str:
+    """For a run on several machines (this one is node 0): what to run on each of the others."""
+    from ..config import load_config
+    from ..distributed import other_node_commands
+
+    try:
+        cfg = load_config(config_path)
+    except (ConfigError, OSError):
+        return ""
+    if cfg.nnodes <= 1:
+        return ""
+    lines = "\n".join(other_node_commands(cfg, config_path))
+    return f"\n\n{locale.t('jobs.other_nodes', lang, n=cfg.nnodes - 1)}\n```\n{lines}\n```"
 
 
 def check_before_start(cfg, run_dir: Path) -> list[str]:
