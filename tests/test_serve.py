@@ -258,3 +258,16 @@ def test_the_chat_tab_shows_the_snippets_for_model_a(tmp_path):
     assert "from openai import OpenAI" in codes["chat-api-python"]
     curl, python = api_snippets("my-run/checkpoint-2")
     assert '"model": "my-run/checkpoint-2"' in curl and "model='my-run/checkpoint-2'" in python
+
+
+def test_a_client_that_goes_away_mid_stream_frees_the_queue(api):
+    import httpx
+
+    server, engine = api
+    body = {"model": "lora-run", "messages": HELLO, "max_tokens": 400, "temperature": 0, "stream": True}
+    with httpx.stream("POST", server.url + "/chat/completions", json=body, timeout=120) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"content"' in line:
+                break   # hang up after the first piece
+    reply = client(server).chat.completions.create(model="lora-run", messages=HELLO, max_tokens=4, temperature=0)
+    assert reply.usage.completion_tokens == 4
