@@ -25,9 +25,9 @@ from typing import Any, Iterator
 from fastapi import Request
 
 from .chat import (BASE_PREFIX, ChatEngine, GenerationSettings, StreamUpdate, list_targets,
-                   not_generative_reason, resolve_target, run_config)
+                   not_generative_reason, resolve_target)
 from .config import DEFAULT_MODEL
-from .train import FINAL_DIR, saves_root
+from .runs import FINAL_DIR, read_config, saves_root
 
 API_KEY_ENV = "WORKBENCH_API_KEY"
 DEFAULT_MAX_TOKENS = 256
@@ -69,7 +69,7 @@ def reward_runs(root: Path) -> list[str]:
         return []
     return [p.name for p in sorted(root.iterdir())
             if p.is_dir() and not p.name.startswith(".") and (p / FINAL_DIR).is_dir()
-            and run_config(p).get("stage") == "rm"]
+            and read_config(p).get("stage") == "rm"]
 
 
 class Catalog:
