@@ -22,7 +22,7 @@ import yaml
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 
-GROUPS = ("model", "data", "method", "lora", "preference", "train", "schedule", "system")
+GROUPS = ("model", "data", "method", "lora", "preference", "train", "schedule", "system", "rl")
 
 
 class ConfigError(ValueError):
@@ -151,13 +151,15 @@ class RunConfig:
 
     # ---- method ------------------------------------------------------------------------
     stage: str = knob(
-        "sft", group="method", choices=["sft", "pt", "dpo", "kto", "rm", "cls"],
+        "sft", group="method", choices=["sft", "pt", "dpo", "kto", "rm", "cls", "grpo", "rloo"],
         label=("Stage", "训练阶段"),
         help=("What the loss is: sft (supervised on conversations), pt (continued pretraining "
               "on raw text), dpo (preference pairs), kto (liked/disliked answers), rm (reward "
-              "model), cls (sequence classification).",
+              "model), cls (sequence classification), grpo / rloo (online reinforcement learning "
+              "from rewards on sampled answers).",
               "损失是什么：sft（对话监督微调）、pt（原始文本继续预训练）、dpo（偏好对）、"
-              "kto（好/坏回答标注）、rm（奖励模型）、cls（序列分类）。"))
+              "kto（好/坏回答标注）、rm（奖励模型）、cls（序列分类）、grpo / rloo（根据采样回答的奖励"
+              "进行在线强化学习）。"))
     finetuning_type: str = knob(
         "lora", group="method",
         choices=["lora", "full", "freeze", "bitfit", "ia3", "prompt_tuning", "prefix_tuning", "head"],
@@ -262,6 +264,70 @@ class RunConfig:
               "(robust: below 0.5, e.g. 0.1; exo_pair needs more than 0, e.g. 0.001).",
               "robust 与 exo_pair 损失：假定标注错误的偏好所占比例（robust：小于 0.5，如 0.1；"
               "exo_pair 须大于 0，如 0.001）。"))
+
+    # ---- rl: online stages grpo and rloo (trl's names) ------------------------------------
+    reward_funcs: str = knob(
+        "exact_match", group="rl",
+        label=("Reward rules", "奖励规则"),
+        help=("Rule rewards of stages grpo/rloo, comma-separated: exact_match and numeric_match "
+              "(against the row's reference answer), regex, json, length. May be empty when a "
+              "reward model is set.",
+              "grpo/rloo 阶段的规则奖励，逗号分隔：exact_match 与 numeric_match（对照该行的参考答案）、"
+              "regex、json、length。设置了奖励模型时可留空。"))
+    reward_weights: str = knob(
+        "", group="rl",
+        label=("Reward weights", "奖励权重"),
+        help=("One weight per reward, comma-separated, in the order of the rules, then the reward "
+              "model. Empty = 1 each; the reward is the weighted sum.",
+              "每个奖励一个权重，逗号分隔，顺序为各规则，最后是奖励模型。留空表示都为 1；奖励为加权和。"))
+    reward_model: str | None = knob(
+        None, group="rl",
+        label=("Reward model run", "奖励模型运行"),
+        help=("A finished run of stage rm whose score is a reward (run id). Empty = rules only.",
+              "一个已完成的 rm 阶段运行（运行 ID），其打分作为奖励。留空表示只用规则。"))
+    reward_regex: str = knob(
+        "", group="rl",
+        label=("Reward regex", "奖励正则"),
+        help=("Rule regex: the answer earns 1 when this regular expression matches it (Python "
+              "syntax, searched anywhere; anchor with ^ and $).",
+              "regex 规则：回答匹配该正则表达式时得 1（Python 语法，任意位置匹配；用 ^ 与 $ 锚定）。"))
+    reward_json_schema: str = knob(
+        "", group="rl",
+        label=("Reward JSON schema", "奖励 JSON 模式"),
+        help=("Rule json: the answer earns 1 when it is valid JSON; with a schema (JSON text: "
+              "type, required, properties) it must also match it.",
+              "json 规则：回答是合法 JSON 时得 1；给出模式（JSON 文本：type、required、properties）时还须符合它。"))
+    reward_min_length: int = knob(
+        0, group="rl", min=0,
+        label=("Reward min length", "奖励最短长度"),
+        help=("Rule length: the answer earns 1 when it has at least this many characters "
+              "(and at most the max).",
+              "length 规则：回答至少有这么多字符（且不超过最长长度）时得 1。"))
+    reward_max_length: int | None = knob(
+        None, group="rl", min=1,
+        label=("Reward max length", "奖励最长长度"),
+        help=("Rule length: the most characters an answer may have to earn 1 (empty = no limit).",
+              "length 规则：得 1 的回答最多可有的字符数（留空表示不限）。"))
+    num_generations: int = knob(
+        4, group="rl", min=2, max=1024,
+        label=("Answers per prompt", "每个提示的回答数"),
+        help=("Sampled answers per prompt, compared with each other (batch size x gradient "
+              "accumulation must be a multiple of it).",
+              "每个提示采样的回答数，彼此比较（批大小 × 梯度累积须是它的倍数）。"))
+    max_completion_length: int = knob(
+        64, group="rl", min=1, max=131072,
+        label=("Max answer tokens", "回答最大 token 数"),
+        help=("Longest sampled answer, in tokens.", "采样回答的最大长度（token）。"))
+    beta: float = knob(
+        0.04, group="rl", min=0.0,
+        label=("KL beta", "KL beta"),
+        help=("Weight of the KL penalty against the reference (the base; for LoRA the adapter "
+              "switched off). 0 = no reference.",
+              "相对参考模型（基座；LoRA 时即关闭适配器）的 KL 惩罚权重。0 表示不用参考模型。"))
+    temperature: float = knob(
+        1.0, group="rl", min=0.0, max=10.0, min_exclusive=True,
+        label=("Sampling temperature", "采样温度"),
+        help=("Temperature of the sampled answers.", "采样回答的温度。"))
 
     # ---- train (TrainingArguments names) -----------------------------------------------
     output_dir: str = knob(
@@ -621,7 +687,18 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
         problems.append("'max_steps' is 0: use -1 to train by epochs or a positive count")
     problems += _preference_problems(cfg)
     problems += _method_problems(cfg)
+    problems += _rl_problems(cfg)
     return problems
+
+
+def _rl_problems(cfg: RunConfig) -> list[str]:
+    """Stages grpo/rloo: reward settings that cannot run (what needs files is checked by
+    workbench.rewards.precheck before a run starts)."""
+    if cfg.stage not in ("grpo", "rloo"):
+        return []
+    from .rewards import config_problems
+
+    return config_problems(cfg)
 
 
 # ---- preference and reward stages (dpo, kto, rm) ------------------------------------------

@@ -255,6 +255,10 @@ class RewardModel:
 
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         prompt_text, answer = prompt_and_answer(self.tokenizer, messages, response, self.template)
+        return self.score_rendered(prompt_text, answer)
+
+    def score_rendered(self, prompt_text: str, answer: str) -> float:
+        """The score of an answer to a prompt already rendered through the chat template."""
         ids = reward_input_ids(self.tokenizer, prompt_text, answer, self.cfg.cutoff_len)
         with self._torch.no_grad():
             logits = self.model(input_ids=self._torch.tensor([ids], device=self.device)).logits

@@ -10,6 +10,9 @@ from .events import EventReader
 
 
 HARDWARE_KEPT = 720   # samples a viewer keeps: an hour at the default 5 s
+# what the RL chart shows -> trl's metric name in a log event
+RL_SERIES = {"reward": "reward", "reward_std": "reward_std", "kl": "kl",
+             "completion_length": "completions/mean_length"}
 
 
 @dataclass
@@ -29,6 +32,8 @@ class RunMonitor:
     data: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     first_token_time: float | None = None
+    # online RL (grpo/rloo): series name -> points, from trl's metrics (see RL_SERIES)
+    rl: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     final: dict | None = None           # the end or error event
     first_time: float | None = None     # time of the run's first event
     pid: int | None = None              # the trainer process of the latest attempt
@@ -84,6 +89,7 @@ class RunMonitor:
             self.loss = [p for p in self.loss if p[0] <= self.step]
             self.eval_loss = [p for p in self.eval_loss if p[0] <= self.step]
             self.learning_rate = [p for p in self.learning_rate if p[0] <= self.step]
+            self.rl = {k: [p for p in v if p[0] <= self.step] for k, v in self.rl.items()}
         elif kind == "step":
             self.step = event["step"]
             if event.get("tokens_seen") is not None:
@@ -98,6 +104,10 @@ class RunMonitor:
                 self.new_points = True
             if isinstance(event.get("learning_rate"), (int, float)):
                 self.learning_rate.append((event["step"], float(event["learning_rate"])))
+            for series, key in RL_SERIES.items():
+                if isinstance(event.get(key), (int, float)):
+                    self.rl.setdefault(series, []).append((event["step"], float(event[key])))
+                    self.new_points = True
         elif kind == "eval":
             if isinstance(event.get("eval_loss"), (int, float)):
                 self.eval_loss.append((event["step"], float(event["eval_loss"])))

@@ -115,6 +115,12 @@ def build_trainer(cfg: RunConfig, model, tokenizer, train_examples: list[dict],
         return _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
     if cfg.stage in PREFERENCE_STAGES:
         return PREFERENCE_STAGES[cfg.stage](cfg, model, tokenizer, train_ds, eval_ds, args, callbacks)
+    if cfg.stage in ("grpo", "rloo"):
+        from .rl import rl_trainer
+
+        # online RL: no validation loss (workbench eval scores the held-out prompts)
+        args = common_training_args(cfg, output_dir, False, dtype)
+        return rl_trainer(cfg, model, tokenizer, train_examples, args, callbacks)
     if cfg.stage == "cls":
         from . import classify
 

@@ -275,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not args.run_dir:  # a job the controller started was checked before it was queued
+        from .rewards import precheck
+
+        problems = precheck(cfg)
+        if problems:
+            print(f"error: {ConfigError(problems, args.config)}", file=sys.stderr)
+            return 2
     if args.run_dir is None:  # a run given a folder was checked by whoever made that folder
         problems = _check_before_run(cfg, args.debug)
         if problems:

@@ -190,6 +190,8 @@ def tokenize_rows(tokenizer, rows: list[dict], cfg, cutoff_len: int | None = Non
 
 def _tokenize_row(tokenizer, row: dict, cfg, template: str, cutoff: int, stats: TokenStats):
     kind = row["kind"]
+    if cfg.stage in ("grpo", "rloo"):
+        return _rl_example(tokenizer, row, template, cutoff, stats)
     if kind == "conversation" and cfg.stage != "pt":
         segments = conversation_segments(tokenizer, row["messages"], template, row.get("tools"),
                                          cfg.train_on_prompt)
@@ -213,6 +215,19 @@ def _tokenize_row(tokenizer, row: dict, cfg, template: str, cutoff: int, stats: 
     if kind == "classification":
         return _account_text(stats, tokenizer, cutoff, {"text": row["text"], "label": row["label"]})
     raise DataError(f"unknown row kind {kind!r}")
+
+
+def _rl_example(tokenizer, row: dict, template: str, cutoff: int, stats: TokenStats):
+    """Stages grpo/rloo: the rendered prompt the policy answers, and the reference answer
+    that rule rewards compare with (rows without a prompt are dropped)."""
+    from ..rewards import prompt_of, reference_of
+
+    turns = prompt_of(row)
+    if not turns:
+        stats.dropped += 1
+        return None
+    prompt = render(tokenizer, turns, template, add_generation_prompt=True, tools=row.get("tools"))
+    return _account_text(stats, tokenizer, cutoff, {"prompt": prompt, "reference": reference_of(row) or ""})
 
 
 def packing_enabled(cfg) -> bool:

@@ -25,7 +25,9 @@ KIND_OF_FORMAT = {"alpaca": "conversation", "sharegpt": "conversation", "openai"
 # which canonical kinds each training stage can consume
 STAGE_KINDS = {"sft": ("conversation",), "pt": ("text", "conversation"),
                "dpo": ("preference",), "rm": ("preference",), "kto": ("kto",),
-               "cls": ("classification",)}
+               "cls": ("classification",),
+               # online RL samples its own answers: any rows with a prompt (and a reference)
+               "grpo": ("conversation", "preference", "kto"), "rloo": ("conversation", "preference", "kto")}
 
 SHAREGPT_DEFAULT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human",
                          "assistant_tag": "gpt", "observation_tag": "observation",

@@ -1,0 +1,383 @@
+"""Rewards of the online stages grpo and rloo, and of `workbench eval`'s mean reward.
+
+A reward is a rule (a plain function of the answer text and the row's reference answer) or a
+finished stage-rm run of this workbench (its scalar score). Several are combined as a weighted
+sum: trl's `reward_funcs` + `reward_weights`, with the rm run last. Rules return a number for
+every answer, so the sum is always defined; every rule scores 0 (fail) or 1 (pass).
+
+Nothing here imports torch until a reward model is loaded.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+RULES = ("exact_match", "numeric_match", "regex", "json", "length")
+RL_STAGES = ("grpo", "rloo")
+RL_METHODS = ("lora", "full", "freeze")
+REWARD_MODEL_NAME = "reward_model"
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def split_list(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+# ---- the rules -------------------------------------------------------------------------------
+def normalize_answer(text: str) -> str:
+    """Whitespace-normalised text (the same comparison `workbench eval` calls exact match)."""
+    return " ".join(str(text).split())
+
+
+def exact_match(answer: str, reference: str | None) -> float:
+    return float(reference is not None and normalize_answer(answer) == normalize_answer(reference))
+
+
+def first_number(text: str) -> float | None:
+    match = _NUMBER.search(str(text or ""))
+    if not match:
+        return None
+    token = match.group(0)
+    # "1,234" is a thousands separator; "3,5" a decimal comma
+    token = token.replace(",", "") if re.search(r",\d{3}(?!\d)", token) else token.replace(",", ".")
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def numeric_match(answer: str, reference: str | None) -> float:
+    want, got = first_number(reference or ""), first_number(answer)
+    if want is None or got is None:
+        return 0.0
+    return float(abs(want - got) <= 1e-6 * max(1.0, abs(want)))
+
+
+def _strip_fence(text: str) -> str:
+    """An answer that wraps its JSON in a ```json fence still counts as JSON."""
+    text = text.strip()
+    match = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, flags=re.S)
+    return match.group(1) if match else text
+
+
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
+def matches_schema(value, schema: dict) -> bool:
+    """The subset of JSON Schema a rule needs: type, required, properties, items, enum."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        if not any(matches_schema(value, {**schema, "type": k}) for k in kind):
+            return False
+    elif kind == "integer":
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            return False
+    elif kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+    elif kind in _JSON_TYPES:
+        if kind != "boolean" and isinstance(value, bool):
+            return False
+        if not isinstance(value, _JSON_TYPES[kind]):
+            return False
+    if "enum" in schema and value not in schema["enum"]:
+        return False
+    if isinstance(value, dict):
+        if any(key not in value for key in schema.get("required", [])):
+            return False
+        for key, sub in (schema.get("properties") or {}).items():
+            if key in value and isinstance(sub, dict) and not matches_schema(value[key], sub):
+                return False
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return all(matches_schema(item, schema["items"]) for item in value)
+    return True
+
+
+def json_valid(answer: str, schema: dict | None = None) -> float:
+    try:
+        value = json.loads(_strip_fence(answer))
+    except (ValueError, TypeError):
+        return 0.0
+    return float(schema is None or matches_schema(value, schema))
+
+
+def length_window(answer: str, low: int, high: int | None) -> float:
+    size = len(str(answer).strip())
+    return float(size >= low and (high is None or size <= high))
+
+
+# ---- checking settings -----------------------------------------------------------------------
+def parse_weights(text: str) -> list[float]:
+    weights = []
+    for part in split_list(text):
+        weights.append(float(part))  # ValueError names the part
+    return weights
+
+
+def config_problems(cfg) -> list[str]:
+    """What is wrong with a grpo/rloo config, each message naming its key; no file is read."""
+    problems = []
+    rules = split_list(cfg.reward_funcs)
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        problems.append(f"'reward_funcs' names unknown rule(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(RULES)}")
+    if not rules and not cfg.reward_model:
+        problems.append(f"stage {cfg.stage} needs a reward: set 'reward_funcs' (rules such as "
+                        f"exact_match) and/or 'reward_model' (a run of stage rm)")
+    count = len(rules) + (1 if cfg.reward_model else 0)
+    try:
+        weights = parse_weights(cfg.reward_weights)
+    except ValueError:
+        problems.append(f"'reward_weights' must be numbers separated by commas, got {cfg.reward_weights!r}")
+        weights = []
+    if weights and len(weights) != count:
+        problems.append(f"'reward_weights' has {len(weights)} weight(s) for {count} reward(s) "
+                        f"({', '.join(reward_names(cfg))})")
+    if "regex" in rules:
+        if not cfg.reward_regex:
+            problems.append("'reward_funcs' has regex but 'reward_regex' is empty")
+        else:
+            try:
+                re.compile(cfg.reward_regex)
+            except re.error as err:
+                problems.append(f"'reward_regex' {cfg.reward_regex!r} does not compile: {err}")
+    if cfg.reward_json_schema:
+        try:
+            schema = json.loads(cfg.reward_json_schema)
+            if not isinstance(schema, dict):
+                raise ValueError("not an object")
+        except ValueError as err:
+            problems.append(f"'reward_json_schema' is not a JSON object: {err}")
+    if "length" in rules and cfg.reward_max_length is None and not cfg.reward_min_length:
+        problems.append("'reward_funcs' has length but neither 'reward_min_length' nor "
+                        "'reward_max_length' is set")
+    if cfg.reward_max_length is not None and cfg.reward_max_length < cfg.reward_min_length:
+        problems.append(f"'reward_max_length' {cfg.reward_max_length} is below "
+                        f"'reward_min_length' {cfg.reward_min_length}")
+    if cfg.finetuning_type not in RL_METHODS:
+        problems.append(f"stage {cfg.stage} trains a policy with finetuning_type "
+                        f"{', '.join(RL_METHODS)}, not '{cfg.finetuning_type}'")
+    if cfg.pissa_init:
+        problems.append(f"'pissa_init' rewrites the base weights, so the adapter switched off is no "
+                        f"longer the reference of stage {cfg.stage}; leave it off")
+    batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    if batch % cfg.num_generations:
+        problems.append(f"'per_device_train_batch_size' x 'gradient_accumulation_steps' = {batch} "
+                        f"answers per step must be a multiple of 'num_generations' "
+                        f"{cfg.num_generations}")
+    if cfg.stage == "rloo" and cfg.num_generations < 2:
+        problems.append("stage rloo compares each answer with the others: 'num_generations' >= 2")
+    return problems
+
+
+def reward_names(cfg) -> list[str]:
+    return split_list(cfg.reward_funcs) + ([REWARD_MODEL_NAME] if cfg.reward_model else [])
+
+
+def reward_run_problem(spec: str, key: str = "reward_model") -> str | None:
+    """None when `spec` is a finished run of stage rm; otherwise why not, naming the key."""
+    from .preference import find_run
+
+    run_dir = find_run(spec)
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        return f"'{key}' {spec!r} is not a run (no {config})"
+    try:
+        import yaml
+
+        stage = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("stage", "sft")
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        return f"'{key}' {spec!r}: its config.yaml cannot be read ({err})"
+    if stage != "rm":
+        return f"'{key}' {spec!r} is a run of stage {stage}, not a reward model (stage rm)"
+    if not (run_dir / "final").is_dir():
+        return f"'{key}' {spec!r} has not finished (no final/ folder)"
+    return None
+
+
+def precheck(cfg) -> list[str]:
+    """Checks of a grpo/rloo config that read files (the reward model run, the dataset's rows);
+    run before a run folder exists, so bad input never starts a run."""
+    if cfg.stage not in RL_STAGES:
+        return []
+    problems = []
+    if cfg.reward_model and (problem := reward_run_problem(cfg.reward_model)):
+        problems.append(problem)
+    try:
+        from .data import load_rows, placeholders_of
+
+        rows, _ = load_rows(cfg.dataset_dir, cfg.datasets(), placeholders_of(cfg), cfg.max_samples)
+    except Exception as err:  # noqa: BLE001 - the message says what is wrong with the data
+        problems.append(f"'dataset' {cfg.dataset}: {err}")
+        return problems
+    if not rows:
+        problems.append(f"'dataset' {cfg.dataset} has no rows")
+    elif not all(prompt_of(r) for r in rows[:1000]):
+        kind = next(r["kind"] for r in rows if not prompt_of(r))
+        problems.append(f"'dataset' {cfg.dataset} holds {kind} rows without prompts: stage "
+                        f"{cfg.stage} needs conversations (a user turn to answer), preference or "
+                        f"KTO rows")
+    needs_reference = {"exact_match", "numeric_match"} & set(split_list(cfg.reward_funcs))
+    if rows and needs_reference and not any(reference_of(r) for r in rows[:1000]):
+        problems.append(f"'reward_funcs' {', '.join(sorted(needs_reference))} compares with the "
+                        f"row's reference answer, but dataset {cfg.dataset} has none")
+    return problems
+
+
+# ---- rows → prompts and reference answers ---------------------------------------------------
+def prompt_of(row: dict) -> list[dict] | None:
+    """The turns a policy answers: a conversation up to its last assistant reply, or the prompt
+    of a preference/KTO row."""
+    kind = row.get("kind")
+    messages = row.get("messages") or []
+    if kind == "conversation":
+        last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
+        turns = messages[:last]
+    elif kind in ("preference", "kto"):
+        turns = messages
+    else:
+        return None
+    return turns if turns and turns[-1]["role"] in ("user", "tool") else None
+
+
+def reference_of(row: dict) -> str | None:
+    """The reference answer rules compare with: the last assistant reply, the chosen answer,
+    or a KTO answer marked good."""
+    kind = row.get("kind")
+    if kind == "conversation":
+        replies = [m["content"] for m in row.get("messages", []) if m["role"] == "assistant"]
+        return replies[-1] if replies else None
+    if kind == "preference":
+        return row.get("chosen")
+    if kind == "kto" and row.get("label"):
+        return row.get("completion")
+    return None
+
+
+# ---- reward functions ------------------------------------------------------------------------
+@dataclass
+class RewardSpec:
+    """What scores an answer: rules with their settings, an optional rm run, and the weights."""
+    rules: list[str]
+    reward_model: str | None = None
+    weights: list[float] = field(default_factory=list)
+    regex: str = ""
+    json_schema: dict | None = None
+    min_length: int = 0
+    max_length: int | None = None
+
+    @classmethod
+    def from_config(cls, cfg) -> "RewardSpec":
+        schema = json.loads(cfg.reward_json_schema) if cfg.reward_json_schema else None
+        return cls(split_list(cfg.reward_funcs), cfg.reward_model, parse_weights(cfg.reward_weights),
+                   cfg.reward_regex, schema, cfg.reward_min_length, cfg.reward_max_length)
+
+    @property
+    def names(self) -> list[str]:
+        return self.rules + ([REWARD_MODEL_NAME] if self.reward_model else [])
+
+    def weight_list(self) -> list[float]:
+        return self.weights or [1.0] * len(self.names)
+
+    def rule(self, name: str) -> Callable[[str, str | None], float]:
+        if name == "exact_match":
+            return exact_match
+        if name == "numeric_match":
+            return numeric_match
+        if name == "regex":
+            pattern = re.compile(self.regex)
+            return lambda answer, _ref: float(pattern.search(answer) is not None)
+        if name == "json":
+            return lambda answer, _ref: json_valid(answer, self.json_schema)
+        if name == "length":
+            return lambda answer, _ref: length_window(answer, self.min_length, self.max_length)
+        raise ValueError(f"unknown reward rule {name!r}")
+
+
+def _completion_text(completion) -> str:
+    if isinstance(completion, list):  # conversational: the assistant message(s)
+        return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
+    return str(completion)
+
+
+def trl_reward_funcs(spec: RewardSpec, tokenizer=None) -> list[Callable]:
+    """Functions in trl's reward-function shape (prompts, completions, **row columns) -> floats,
+    named after their rule, for GRPOTrainer/RLOOTrainer."""
+    funcs = []
+    for name in spec.rules:
+        rule = spec.rule(name)
+
+        def reward(prompts, completions, reference=None, _rule=rule, **_):
+            refs = reference if reference is not None else [None] * len(completions)
+            return [_rule(_completion_text(c), r) for c, r in zip(completions, refs)]
+        reward.__name__ = name
+        funcs.append(reward)
+    if spec.reward_model:
+        funcs.append(reward_model_func(spec.reward_model))
+    return funcs
+
+
+def reward_model_func(run: str) -> Callable:
+    """The score of a finished rm run as a trl reward function (loaded once). Prompts arrive
+    rendered through the chat template, so the rm reads exactly the text it was trained on."""
+    from .preference import RewardModel
+
+    model = RewardModel(run)
+
+    def reward_model(prompts, completions, **_):
+        eos = model.tokenizer.eos_token or ""
+        return [model.score_rendered(p, _completion_text(c) + eos) for p, c in zip(prompts, completions)]
+    reward_model.__name__ = REWARD_MODEL_NAME
+    return reward_model
+
+
+class Scorer:
+    """Scores (prompt turns, answer, reference) triples with a RewardSpec, e.g. for evaluation."""
+
+    def __init__(self, spec: RewardSpec):
+        self.spec = spec
+        self._rules = {name: spec.rule(name) for name in spec.rules}
+        self._rm = None
+        if spec.reward_model:
+            from .preference import RewardModel
+
+            self._rm = RewardModel(spec.reward_model)
+
+    def score(self, prompt: list[dict], answer: str, reference: str | None) -> dict[str, float]:
+        parts = {name: rule(answer, reference) for name, rule in self._rules.items()}
+        if self._rm is not None:
+            parts[REWARD_MODEL_NAME] = self._rm.score(prompt, answer)
+        total = sum(w * parts[n] for n, w in zip(self.spec.names, self.spec.weight_list()))
+        return {**parts, "reward": total}
+
+
+def mean_reward(scorer: Scorer, rows: list[tuple[list[dict], str, str | None]]) -> dict[str, float]:
+    """Mean of each reward and of the weighted sum over (prompt, answer, reference) rows."""
+    totals: dict[str, float] = {}
+    for prompt, answer, reference in rows:
+        for name, value in scorer.score(prompt, answer, reference).items():
+            totals[name] = totals.get(name, 0.0) + value
+    return {name: value / max(1, len(rows)) for name, value in totals.items()}
+
+
+def samples_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "completions.jsonl"
+
+
+def read_samples(run_dir: str | Path, last: int = 5) -> list[dict]:
+    """The last logging steps' completion samples of a grpo/rloo run (a torn last line from a
+    run being written is skipped)."""
+    path = samples_path(run_dir)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines()[-last:]:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
