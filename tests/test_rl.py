@@ -10,7 +10,9 @@ import pytest
 from conftest import ROOT, run_cli
 
 PROMPTS = [("What is two plus two?", "4"), ("What is three plus four?", "7"),
-           ("What is five minus one?", "4"), ("What is two times three?", "6")]
+           ("What is five minus one?", "4"), ("What is two times three?", "6"),
+           ("What is one plus one?", "2"), ("What is nine minus two?", "7"),
+           ("What is four plus four?", "8"), ("What is six minus six?", "0")]
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +162,24 @@ def test_reward_model_that_is_not_an_rm_run_and_dataset_without_prompts_are_refu
     out = run_cli("train", str(config), env={"WORKBENCH_SAVES": str(saves)})
     assert out.returncode == 2 and "'dataset'" in out.stderr, out.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_eval_reports_the_mean_reward_of_base_and_tuned(tiny_model_dir, data_dir, tmp_path):
+    from workbench.train import run
+
+    saves = tmp_path / "saves"
+    run(make_cfg(tiny_model_dir, data_dir, max_steps=1, test_size=2, reward_funcs="exact_match,length",
+                 reward_max_length=5), saves / "rl", echo=False)
+    out = run_cli("eval", "--run", "rl", "--compare", "--saves", str(saves), "--max-new-tokens", "4")
+    assert out.returncode == 0, out.stderr
+    assert "reward " in out.stdout and "reward/length" in out.stdout, out.stdout
+    report = json.loads(next((saves / "rl" / "eval").glob("compare-*.json")).read_text())
+    for side in ("base_metrics", "tuned_metrics"):
+        metrics = report[side]
+        assert metrics["reward"] == pytest.approx(metrics["reward/exact_match"] + metrics["reward/length"])
+    # any run, with rules named on the command line; a bad one is refused naming the flag
+    out = run_cli("eval", "--run", "rl", "--saves", str(saves), "--max-new-tokens", "4",
+                  "--reward-funcs", "regex", "--reward-regex", "[0-9]")
+    assert out.returncode == 0 and '"reward/regex"' in out.stdout, out.stderr
+    out = run_cli("eval", "--run", "rl", "--saves", str(saves), "--reward-model", "rl")
+    assert out.returncode == 2 and "--reward-model" in out.stderr, out.stderr

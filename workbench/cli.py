@@ -91,6 +91,9 @@ def _cmd_chat(args) -> int:
         if text.strip() == "/clear":
             history.clear()
             continue
+        if text.strip().split(" ")[0] in RATING_COMMANDS:
+            _rate_from_cli(args, text.strip(), history, target.label, settings)
+            continue
         history.append({"role": "user", "content": text})
         stop, shown, update = threading.Event(), 0, None
         try:
@@ -107,6 +110,31 @@ def _cmd_chat(args) -> int:
         if update is not None:
             print(f"[{update.tokens} tokens, {update.tokens_per_second:.1f} tokens/s]", file=sys.stderr)
         history.append({"role": "assistant", "content": update.text if update else ""})
+        if args.rate and prompts is not None:  # --prompt with --rate: judge this one reply
+            _rate_from_cli(args, "/" + args.rate, history, target.label, settings)
+
+
+# the same verdicts as the Chat tab's single mode: /up, /down, /edit CORRECTED TEXT
+RATING_COMMANDS = ("/up", "/down", "/edit")
+
+
+def _rate_from_cli(args, command: str, history: list[dict], model: str, settings) -> None:
+    import dataclasses
+
+    from .ratings import RatingError, rate_panes
+
+    verdict, _, edited = command[1:].partition(" ")
+    if not args.ratings:
+        print("error: pass --ratings NAME to collect ratings", file=sys.stderr)
+        return
+    try:
+        out = rate_panes(args.dataset_dir, args.ratings, args.ratings_kind, verdict, history, None,
+                         model, None, dataclasses.asdict(settings), edited or None)
+    except RatingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return
+    print(f"[rated: {args.ratings} holds {out['ratings']} ratings, {out['rows']} training rows]",
+          file=sys.stderr)
 
 
 def _stream_or_explain(engine, target, history, settings, stop):
@@ -267,11 +295,11 @@ def _cmd_eval(args) -> int:
             return 0
         if args.compare:
             report = before_after(spec, args.dataset, args.split, evaluator, progress, args.limit,
-                                  args.threshold)
+                                  args.threshold, reward=_reward_of_args(args))
             _print_compare(report)
             return 0
         result = evaluate(spec, args.dataset, args.split, evaluator, progress, args.limit,
-                          dataset_dir=args.dataset_dir)
+                          dataset_dir=args.dataset_dir, scorer=_scorer_of_args(args, spec, root))
     except (EvalError, DataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -280,11 +308,38 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _reward_of_args(args):
+    """A RewardSpec from --reward-funcs/--reward-model (None: a grpo/rloo run's own rewards)."""
+    from .rewards import RewardSpec, parse_weights, reward_run_problem, split_list
+
+    if not args.reward_funcs and not args.reward_model:
+        return None
+    if args.reward_model and (problem := reward_run_problem(args.reward_model, "--reward-model")):
+        raise ValueError(problem)
+    spec = RewardSpec(split_list(args.reward_funcs), args.reward_model, parse_weights(args.reward_weights or ""),
+                      args.reward_regex or "")
+    for name in spec.rules:
+        spec.rule(name)  # an unknown rule or a bad regex fails here, naming it
+    return spec
+
+
+def _scorer_of_args(args, spec: str, root):
+    from .evaluate import reward_scorer, run_config_of
+    from .rewards import Scorer
+
+    reward = _reward_of_args(args)
+    if reward is not None:
+        return Scorer(reward)
+    return reward_scorer(run_config_of(spec, root)) if args.run else None
+
+
 def _print_compare(report: dict) -> None:
     base, tuned, delta = report["base_metrics"], report["tuned_metrics"], report["delta"]
     print(f"{report['target']} vs {report['base']} on {report['dataset']}/{report['split']} "
           f"({len(report['rows'])} rows): {report['improved']} improved, {report['worse']} got worse")
-    for key in ("exact_match", "bleu", "rouge1", "rouge2", "rougeL", "loss", "perplexity", "accuracy", "f1"):
+    rewards = sorted(k for k in tuned if k.startswith("reward"))  # grpo/rloo or --reward-funcs
+    for key in ("exact_match", "bleu", "rouge1", "rouge2", "rougeL", "loss", "perplexity", "accuracy", "f1",
+                *rewards):
         if key in tuned and key in base:
             print(f"  {key:<12} {base[key]:>9.4f} -> {tuned[key]:>9.4f}  ({delta[key]:+.4f})")
     forgot = report["forgetting"]
@@ -312,6 +367,12 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--threshold", type=float, default=FORGETTING_THRESHOLD, help="forgetting warning threshold, in %%")
+    p.add_argument("--reward-funcs", default=None,
+                   help="also report the mean reward of these rules (exact_match, numeric_match, regex, "
+                        "json, length; default: a grpo/rloo run's own rewards)")
+    p.add_argument("--reward-model", default=None, help="also report the mean score of this rm run")
+    p.add_argument("--reward-weights", default=None, help="weights of the rewards, comma-separated")
+    p.add_argument("--reward-regex", default=None, help="the pattern of the regex rule")
     p.add_argument("--saves", default=None, help="the runs folder (default: ./saves)")
     p.set_defaults(func=_cmd_eval)
 # ---- end eval ------------------------------------------------------------------------------
@@ -363,6 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--quantization", default="run", choices=["run", "none", "8", "4"],
                    help="load in 8/4-bit, unquantized, or as the run trained (default)")
+    p.add_argument("--ratings", default=None, metavar="NAME",
+                   help="a ratings dataset to collect into (created when new): /up, /down, "
+                        "/edit TEXT rate the last reply, as the Chat tab does")
+    p.add_argument("--ratings-kind", default="kto", choices=["kto", "preference"],
+                   help="kind of a new ratings dataset (/up and /down need kto)")
+    p.add_argument("--rate", default=None, choices=["up", "down"],
+                   help="with --prompt: rate the reply (needs --ratings)")
+    p.add_argument("--dataset-dir", default="data", help="where ratings datasets are registered")
     p.set_defaults(func=_cmd_chat)
 
     p = sub.add_parser("export", help="merge, quantize or package a run's result (GGUF too)")

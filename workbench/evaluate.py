@@ -183,6 +183,10 @@ def examples_of(rows: list[dict]) -> list[Example]:
             out.append(Example(messages[:last], messages[last]["content"], row))
         elif row["kind"] == "classification":
             out.append(Example([{"role": "user", "content": row["text"]}], str(row["label"]), row))
+        elif row["kind"] in ("preference", "kto"):  # e.g. rated answers: the preferred one
+            from .rewards import reference_of
+
+            out.append(Example(row["messages"], reference_of(row) or "", row))
         else:
             raise EvalError(f"rows of kind '{row['kind']}' have no reference answer to compare "
                             f"generations with; evaluate them by perplexity only")
@@ -396,7 +400,8 @@ class EvalResult:
 def evaluate(spec: str, dataset: str | None = None, split: str = "test",
              evaluator: Evaluator | None = None, progress: Progress | None = None,
              limit: int | None = None, with_loss: bool = True, save: bool = True,
-             dataset_dir: str | None = None, cfg: RunConfig | None = None) -> EvalResult:
+             dataset_dir: str | None = None, cfg: RunConfig | None = None,
+             scorer=None) -> EvalResult:
     """Loss, perplexity and generation metrics of `spec` on a split of its dataset.
 
     `spec` is 'base:<model>', '<run>' or '<run>/checkpoint-N'. A run is scored on the split
@@ -429,6 +434,11 @@ def evaluate(spec: str, dataset: str | None = None, split: str = "test",
         classification = classification_metrics(predicted, references, labels)
         metrics.update({k: classification[k] for k in ("accuracy", "precision", "recall", "f1")})
     metrics.update(generation_metrics(predictions, references))
+    if scorer is not None:  # mean reward (rules or an rm run) of the generated answers
+        from .rewards import mean_reward
+
+        means = mean_reward(scorer, [(e.messages, p, e.reference) for e, p in zip(examples, predictions)])
+        metrics.update({("reward" if k == "reward" else f"reward/{k}"): v for k, v in means.items()})
     per_row = rouge_per_row(predictions, references)
     table = [{"prompt": _prompt_text(e.messages), "reference": e.reference, "prediction": p,
               "exact": normalize_text(p) == normalize_text(e.reference), "rougeL": r["rougeL"]}
@@ -578,15 +588,17 @@ def base_spec_of(spec: str, root: Path) -> str:
 def before_after(spec: str, dataset: str | None = None, split: str = "test",
                  evaluator: Evaluator | None = None, progress: Progress | None = None,
                  limit: int | None = None, threshold: float = FORGETTING_THRESHOLD,
-                 reference: str | Path = GENERAL_REFERENCE) -> dict:
+                 reference: str | Path = GENERAL_REFERENCE, reward=None) -> dict:
     """Base and tuned on the same prompts, plus the forgetting check; saved beside the run as
-    eval/compare-<dataset>-<split>.json."""
+    eval/compare-<dataset>-<split>.json. With a reward (a RewardSpec; by default the run's own
+    when it trained stage grpo/rloo) both also get the mean reward of their answers."""
     evaluator = evaluator or Evaluator()
     base = base_spec_of(spec, evaluator.root)
-    tuned_result = evaluate(spec, dataset, split, evaluator, progress, limit)
-    # the base is scored on exactly the rows the run held out
     cfg = run_config_of(spec, evaluator.root)
-    base_result = evaluate(base, dataset, split, evaluator, progress, limit, cfg=cfg)
+    scorer = reward_scorer(cfg, reward)
+    tuned_result = evaluate(spec, dataset, split, evaluator, progress, limit, scorer=scorer)
+    # the base is scored on exactly the rows the run held out
+    base_result = evaluate(base, dataset, split, evaluator, progress, limit, cfg=cfg, scorer=scorer)
     comparison = compare(base_result, tuned_result)
     forgot = forgetting(base, spec, evaluator, reference, threshold, progress)
     report = {"target": spec, "base": base, "dataset": tuned_result.dataset, "split": split,
@@ -595,6 +607,16 @@ def before_after(spec: str, dataset: str | None = None, split: str = "test",
     atomic_write_text(folder / f"compare-{result_name(tuned_result.dataset, split)}.json",
                       json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return report
+
+
+def reward_scorer(cfg: RunConfig, reward=None):
+    """A rewards.Scorer for `reward` (a RewardSpec), else for the rewards a grpo/rloo run
+    trained with; None when there is no reward to report."""
+    from .rewards import RL_STAGES, RewardSpec, Scorer
+
+    if reward is None and cfg.stage in RL_STAGES:
+        reward = RewardSpec.from_config(cfg)
+    return Scorer(reward) if reward is not None and reward.names else None
 
 
 def load_comparison(run_dir: Path) -> dict | None:

@@ -50,6 +50,7 @@ def build(ctx: UIContext):
         clear = loc(gr.Button(loc.t("chat.clear"), elem_id="chat-clear"), "chat.clear")
         export = loc(gr.Button(loc.t("chat.export"), elem_id="chat-export"), "chat.export")
     export_file = gr.File(visible=False, elem_id="chat-export-file")
+    rating = build_ratings(ctx)
     with loc(gr.Accordion(loc.t("chat.settings"), open=False), "chat.settings"):
         with gr.Row():
             system = loc(gr.Textbox(value="", **loc.kwargs("chat.system")), "chat.system")
@@ -224,6 +225,12 @@ def build(ctx: UIContext):
     export.click(on_export, [pane_a, pane_b, left, right, compare] + settings_inputs, [export_file])
     refresh.click(on_refresh, [left, right], [left, right])
     compare.change(lambda on: gr.update(visible=on), compare, right_column)
+    wire_ratings(ctx, rating, [pane_a, pane_b, left, right, compare] + settings_inputs,
+                 lambda left_spec, right_spec, compare_on, *settings: (
+                     model_spec(left_spec), model_spec(right_spec) if compare_on else None,
+                     _settings_dict(settings_of, settings)))
+    compare.change(lambda on: (gr.update(visible=on), gr.update(visible=not on)), compare,
+                   [rating["compare_row"], rating["single_row"]], queue=False)
     for control in (left, right, compare, quant):
         control.change(on_select, [left, right, compare, quant, page_token], None, queue=False)
     left.change(api_snippets, [left], [api_curl, api_python], queue=False)
@@ -236,6 +243,81 @@ def api_snippets(spec: str | None) -> tuple[str, str]:
     from ..serve import DEFAULT_BASE_URL, snippets
 
     return snippets(DEFAULT_BASE_URL, spec or BASE_PREFIX + DEFAULT_MODEL)
+
+
+# ---- ratings: the core (workbench.ratings) does the work; this only wires the buttons --------
+COMPARE_BUTTONS = (("a", "chat.rate_a"), ("b", "chat.rate_b"), ("tie", "chat.rate_tie"),
+                   ("both_bad", "chat.rate_both_bad"))
+SINGLE_BUTTONS = (("up", "chat.rate_up"), ("down", "chat.rate_down"))
+
+
+def build_ratings(ctx: UIContext) -> dict:
+    from ..ratings import KINDS, ratings_datasets
+
+    loc = ctx.loc
+    out: dict = {"buttons": {}}
+    with loc(gr.Accordion(loc.t("chat.ratings"), open=True, elem_id="chat-ratings"), "chat.ratings"):
+        with gr.Row():
+            names = sorted(ratings_datasets(ctx.dataset_dir))
+            out["dataset"] = loc(gr.Dropdown(choices=names, value=names[0] if names else None,
+                                             allow_custom_value=True, elem_id="chat-rate-dataset", scale=2,
+                                             **loc.kwargs("chat.rate_dataset")), "chat.rate_dataset")
+            out["kind"] = loc(gr.Radio(choices=list(KINDS), value="preference", elem_id="chat-rate-kind",
+                                       scale=1, **loc.kwargs("chat.rate_kind")), "chat.rate_kind")
+            out["count"] = gr.Markdown("", elem_id="chat-rate-count")
+        with gr.Row(visible=True) as compare_row:
+            for verdict, key in COMPARE_BUTTONS:
+                out["buttons"][verdict] = loc(gr.Button(loc.t(key), elem_id=f"chat-rate-{verdict}"), key)
+        with gr.Row(visible=False) as single_row:
+            for verdict, key in SINGLE_BUTTONS:
+                out["buttons"][verdict] = loc(gr.Button(loc.t(key), elem_id=f"chat-rate-{verdict}"), key)
+            out["edited"] = loc(gr.Textbox(lines=2, elem_id="chat-rate-edited", scale=3,
+                                           **loc.kwargs("chat.rate_edited")), "chat.rate_edited")
+            out["buttons"]["edit"] = loc(gr.Button(loc.t("chat.rate_edit"), elem_id="chat-rate-edit"),
+                                         "chat.rate_edit")
+    out["compare_row"], out["single_row"] = compare_row, single_row
+    return out
+
+
+def wire_ratings(ctx: UIContext, rating: dict, inputs: list, describe) -> None:
+    """Each verdict button appends the rating to the chosen dataset and shows the new count.
+    `describe(left, right, compare, *settings)` names the two models and the settings."""
+    from .. import ratings
+
+    def counter(name, lang):
+        kinds = ratings.ratings_datasets(ctx.dataset_dir)
+        if not name or name not in kinds:
+            return locale.t("chat.rate_none", lang)
+        n = ratings.count(ctx.dataset_dir, name)
+        return locale.t("chat.rate_count", lang, name=name, kind=kinds[name], **n)
+
+    def on_rate(verdict, name, kind, edited, lang, pane_a, pane_b, left_spec, right_spec, compare_on, *settings):
+        model_a, model_b, gen = describe(left_spec, right_spec, compare_on, *settings)
+        try:
+            ratings.rate_panes(ctx.dataset_dir, name, kind, verdict, _plain(pane_a),
+                               _plain(pane_b) if compare_on else None, model_a, model_b, gen, edited)
+        except (ratings.RatingError, ValueError, OSError) as err:
+            return gr.update(), locale.t("chat.error", lang, message=err), gr.update()
+        names = sorted(ratings.ratings_datasets(ctx.dataset_dir))
+        return (gr.update(choices=names, value=name.strip()),
+                counter(name.strip(), lang) + " · " + locale.t("chat.rate_saved", lang),
+                "" if verdict == "edit" else gr.update())
+
+    common = [rating["dataset"], rating["kind"], rating["edited"], ctx.lang] + inputs
+    outputs = [rating["dataset"], rating["count"], rating["edited"]]
+    for verdict, button in rating["buttons"].items():
+        button.click(lambda *args, _v=verdict: on_rate(_v, *args), common, outputs,
+                     concurrency_id="chat-rate", concurrency_limit=1)
+    rating["dataset"].change(counter, [rating["dataset"], ctx.lang], rating["count"], queue=False)
+
+
+def _settings_dict(settings_of, settings) -> dict:
+    import dataclasses
+
+    try:
+        return dataclasses.asdict(settings_of(*settings))
+    except ValueError:
+        return {}
 
 
 def _newest_run(choices: list[str]) -> str:

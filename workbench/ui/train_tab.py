@@ -21,6 +21,7 @@ from ..progress import RunMonitor, format_duration
 from .context import UIContext
 from .form import config_from_values, control_value, field_control
 from . import method_panel
+from . import rl_view
 
 # fields placed in the tab's main rows; the rest go to the accordions by group
 MAIN_ROWS = [
@@ -30,6 +31,7 @@ MAIN_ROWS = [
 ]
 TOP_FIELDS = ["model_name_or_path", "template", "quantization_bit", "compute_type"]
 ACCORDIONS = [("train.lora", ["lora"]), ("train.method_options", ["method", "preference"]),
+              ("train.rl_options", ["rl"]),
               ("train.advanced", ["train", "schedule", "data", "model", "system"])]
 
 
@@ -113,6 +115,7 @@ def build(ctx: UIContext) -> None:
             hw_plots = [loc(gr.LinePlot(empty_curve(), x="seconds", y="value", color="series", height=200,
                                         elem_id=f"hw-{name}", **loc.kwargs(f"train.hw_{name}")), f"train.hw_{name}")
                         for name in HARDWARE_CHARTS]
+    rl_view.build(ctx, run_picker)  # grpo/rloo: reward, KL, completion length, sampled answers
     log_box = loc(gr.Textbox(lines=12, max_lines=12, autoscroll=True, interactive=False,
                              elem_id="train-log", **loc.kwargs("train.log")), "train.log")
     with loc(gr.Accordion(loc.t("jobs.run_details"), open=False, elem_id="train-run-details"), "jobs.run_details"):
@@ -150,6 +153,10 @@ def build(ctx: UIContext) -> None:
             cfg = read_config(data)
         except ConfigError as err:
             return error_md(lang, err), gr.update()
+        from ..rewards import precheck  # grpo/rloo: the reward model run and the prompts
+
+        if (problems := precheck(cfg)):
+            return error_md(lang, ConfigError(problems)), gr.update()
         # a typed output folder names the run; it always lands inside the saves folder
         wanted = safe_run_name(cfg.output_dir) if cfg.output_dir else None
         problems = check_before_start(cfg, ctx.saves / ctx.controller.unique_id(wanted or "new-run"))
