@@ -29,6 +29,9 @@ STAGES = {
     "kto": ("KTO on single answers labelled good or bad", "在标注好/坏的单个回答上做 KTO"),
     "rm": ("Reward model: a scalar head trained on preference pairs", "奖励模型：在偏好对上训练标量头"),
     "cls": ("Sequence classification on text + label rows", "在文本+标签数据上做序列分类"),
+    "grpo": ("GRPO: sample several answers per prompt, reward them (rules and/or an rm run), "
+             "reinforce the better ones", "GRPO：每个提示采样多个回答，用规则和/或 rm 运行打分，强化更好的回答"),
+    "rloo": ("RLOO: as grpo, with the leave-one-out baseline", "RLOO：同 grpo，使用留一法基线"),
 }
 PEFT_METHODS = ("lora", "ia3", "prompt_tuning", "prefix_tuning")
 MERGEABLE_METHODS = ("lora", "ia3")
