@@ -135,3 +135,28 @@ def test_workbench_chat_collects_ratings_with_the_same_verdicts(dataset_dir, tin
     assert "cli_kto holds 1 ratings" in out.stderr
     rows, _ = load_rows(dataset_dir, ["cli_kto"])
     assert rows[0]["label"] is False and rows[0]["messages"][-1]["content"] == "Hello?"
+
+
+def test_the_chat_tab_buttons_call_the_core_and_show_the_count(dataset_dir, tmp_path):
+    """The A-is-better button's handler, as the page calls it, appends a row and shows the count."""
+    from workbench.data import load_rows
+    from workbench.ui.app import create_app
+
+    app = create_app(lang="en", saves=tmp_path / "saves", dataset_dir=str(dataset_dir))
+    button = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "chat-rate-a")
+    handler = next(f for f in app.fns.values() if any(t[0] == button._id for t in f.targets))
+    pane_a = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]
+    pane_b = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "fish"}]
+    settings = ["", 32, 0.0, 0.9, 50, 1.0, 7]
+    out = handler.fn("tab_prefs", "preference", "", "en", pane_a, pane_b, "base:tiny", "run-1", True, *settings)
+    assert "1 ratings" in out[1] and "tab_prefs" in out[1], out
+    rows, _ = load_rows(dataset_dir, ["tab_prefs"])
+    assert (rows[0]["chosen"], rows[0]["rejected"]) == ("4", "fish")
+    raw = json.loads((dataset_dir / "uploads" / "tab_prefs.jsonl").read_text())
+    assert raw["model_a"] == "base:tiny" and raw["model_b"] == "run-1" and raw["settings"]["seed"] == 7
+    # a thumbs verdict on a pairs dataset is refused with the reason, nothing written
+    thumbs = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "chat-rate-up")
+    handler = next(f for f in app.fns.values() if any(t[0] == thumbs._id for t in f.targets))
+    out = handler.fn("tab_prefs", "preference", "", "en", pane_a, pane_b, "base:tiny", "run-1", False, *settings)
+    assert "KTO" in out[1]
+    assert len(load_rows(dataset_dir, ["tab_prefs"])[0]) == 1
