@@ -73,9 +73,21 @@ def test_rl_stage_trains_with_rule_rewards_and_logs_the_chart_and_samples(tiny_m
 
 
 def test_lora_grpo_keeps_one_copy_and_saves_a_plain_adapter(tiny_model_dir, data_dir, tmp_path):
+    import torch
+
+    from workbench import data, methods, models, stages
     from workbench.train import run
 
-    final = run(make_cfg(tiny_model_dir, data_dir, max_steps=1), tmp_path / "run", echo=False)
+    cfg = make_cfg(tiny_model_dir, data_dir, max_steps=1, beta=0.1)
+    # the reference is the base with the adapter off: trl keeps no second model
+    tokenizer = models.load_tokenizer(cfg.model_name_or_path)
+    examples, _ = data.tokenize_rows(tokenizer, data.load_splits(cfg).train, cfg)
+    model = methods.apply_method(models.load_causal_lm(cfg.model_name_or_path, "fp32"), cfg)
+    trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], str(tmp_path / "t"), torch.float32, [])
+    assert trainer.ref_model is None and trainer.beta == 0.1
+    assert examples[0]["prompt"].rstrip().endswith("assistant") and examples[0]["reference"] == "4"
+
+    final = run(cfg, tmp_path / "run", echo=False)
     assert (final / "adapter_config.json").is_file() and (final / "adapter_model.safetensors").is_file()
 
 
