@@ -10,7 +10,11 @@ Part `ratings`: ratings are collected through the core function the Chat tab cal
 grpo uses that rm run as its reward; `workbench eval`'s mean reward of base and tuned says
 whether the policy learned what the raters liked.
 
-    python scripts/demo_rl.py [--part skill|ratings] [--work /tmp/demo-rl]
+    python scripts/demo_rl.py [--part skill|ratings] [--work /tmp/demo-rl] [--grpo-steps N]
+                              [--grpo-batch N] [--beta B] [--sft-merged FOLDER] [--limit N]
+
+On a CPU shared with other work, OMP_NUM_THREADS=1 avoids thread oversubscription (measured
+here: a LoRA SFT step fell from ~130 s to ~6.5 s with load average ~18 on 2 cores).
 
 Prints a JSON summary with the figures and the wall times.
 """
@@ -84,10 +88,14 @@ def evaluate(run_dir: Path, limit: int | None = None) -> tuple[dict, float]:
     return report, time.time() - started
 
 
-def part_skill(work: Path, limit: int | None) -> dict:
+def part_skill(work: Path, limit: int | None, sft_merged: str | None = None) -> dict:
     sft_dir, grpo_dir = work / "sft", work / "grpo"
-    sft_wall = train(SFT, sft_dir)
-    merged = merge(sft_dir, work / "sft-merged")
+    sft_wall = 0.0
+    if sft_merged:  # reuse the merged model of an earlier SFT run of this script
+        merged = Path(sft_merged)
+    else:
+        sft_wall = train(SFT, sft_dir)
+        merged = merge(sft_dir, work / "sft-merged")
     grpo_wall = train({**GRPO, "model_name_or_path": str(merged)}, grpo_dir)
     report, eval_seconds = evaluate(grpo_dir, limit)
     return {"part": "skill", "rows": len(report["rows"]),
@@ -125,12 +133,11 @@ def part_ratings(work: Path, limit: int | None) -> dict:
         count = rate(dataset_dir, "date_ratings", "preference", verdict, prompt=prompt, history=[],
                      answers=(a, b), models=("base", "base"), settings=settings)["count"]
     rm_wall = train({"model_name_or_path": "SmolLM2-135M-Instruct", "dataset": "date_ratings",
-                     "stage": "rm", "finetuning_type": "lora", "max_steps": 24, "cutoff_len": 96,
+                     "stage": "rm", "finetuning_type": "lora", "max_steps": 16, "cutoff_len": 96,
                      "learning_rate": 1e-3, "per_device_train_batch_size": 4, "logging_steps": 4,
                      "save_steps": 1000}, work / "rm", dataset_dir)
     grpo_wall = train({**GRPO, "model_name_or_path": "SmolLM2-135M-Instruct", "reward_funcs": "",
-                       "reward_model": "rm", "max_steps": 20, "max_completion_length": 24},
-                      work / "grpo-rm", dataset_dir)
+                       "reward_model": "rm", "max_completion_length": 24}, work / "grpo-rm", dataset_dir)
     report, eval_seconds = evaluate(work / "grpo-rm", limit)
     return {"part": "ratings", "ratings": count, "rows": len(report["rows"]),
             "mean_reward_base": _reward(report, "base"), "mean_reward_tuned": _reward(report, "tuned"),
@@ -145,14 +152,24 @@ def main() -> int:
     parser.add_argument("--part", default="skill", choices=["skill", "ratings"])
     parser.add_argument("--work", default="/tmp/demo-rl", help="a fresh folder for the runs")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N test rows")
+    parser.add_argument("--grpo-steps", type=int, default=GRPO["max_steps"])
+    parser.add_argument("--grpo-batch", type=int, default=GRPO["per_device_train_batch_size"],
+                        help="answers per grpo step (num_generations 4 each prompt)")
+    parser.add_argument("--beta", type=float, default=GRPO["beta"])
+    parser.add_argument("--sft-merged", default=None, help="part skill: start grpo from this merged "
+                        "SFT model folder (from an earlier run of this script) instead of training one")
     args = parser.parse_args()
+    GRPO.update(max_steps=args.grpo_steps, per_device_train_batch_size=args.grpo_batch, beta=args.beta)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     work = Path(args.work).resolve() / args.part
     if work.exists() and any(work.iterdir()):
         raise SystemExit(f"{work} already holds runs: remove it or pass another --work")
     load = os.getloadavg()
     started = time.time()
-    summary = (part_skill if args.part == "skill" else part_ratings)(work, args.limit)
+    summary = part_skill(work, args.limit, args.sft_merged) if args.part == "skill" else \
+        part_ratings(work, args.limit)
+    summary["grpo"] = {k: GRPO[k] for k in ("max_steps", "per_device_train_batch_size", "num_generations",
+                                            "beta", "learning_rate", "max_completion_length")}
     summary.update(total_wall_seconds=round(time.time() - started, 1),
                    load_average_at_start=[round(x, 2) for x in load],
                    load_average_at_end=[round(x, 2) for x in os.getloadavg()])
