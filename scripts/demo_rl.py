@@ -131,7 +131,7 @@ def part_ratings(work: Path, limit: int | None) -> dict:
         a, b = (good, bad) if count % 2 else (bad, good)
         verdict = preferred(a, b)
         count = rate(dataset_dir, "date_ratings", "preference", verdict, prompt=prompt, history=[],
-                     answers=(a, b), models=("base", "base"), settings=settings)["count"]
+                     answers=(a, b), models=("base", "base"), settings=settings)["ratings"]
     rm_wall = train({"model_name_or_path": "SmolLM2-135M-Instruct", "dataset": "date_ratings",
                      "stage": "rm", "finetuning_type": "lora", "max_steps": 16, "cutoff_len": 96,
                      "learning_rate": 1e-3, "per_device_train_batch_size": 4, "logging_steps": 4,

@@ -31,6 +31,7 @@ import fcntl
 import json
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def rate(dataset_dir, name: str, kind: str, verdict: str, *, prompt: str, histor
         models = list(models) + [""] * (2 - len(models))
         meta = {"verdict": verdict, "answer_a": answers[0], "answer_b": answers[1] if len(answers) > 1 else None,
                 "model_a": models[0], "model_b": models[1] or None, "settings": settings or {},
-                "rating_id": f"{time.time():.6f}", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                "rating_id": uuid.uuid4().hex, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         rows, side = _rows_for(kind, verdict, turns, answers, models, edited, meta)
         if rows:
             _append(dataset_file(dataset_dir, name), rows)
