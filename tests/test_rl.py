@@ -66,6 +66,13 @@ def test_rl_stage_trains_with_rule_rewards_and_logs_the_chart_and_samples(tiny_m
     assert {"reward", "reward_std", "kl", "completion_length"} <= set(mon.rl)
     samples = read_samples(tmp_path / "run")
     assert samples and samples[-1]["step"] == 2
+    if stage == "grpo" and method == "lora":  # what the Train tab's RL panel draws and lists
+        from workbench.ui.rl_view import rl_frame, samples_frame
+
+        assert set(rl_frame(mon)["series"]) == {"reward", "reward_std", "kl", "completion_length"}
+        table = samples_frame(samples, "en")
+        assert list(table.columns) == ["step", "reward", "each reward", "prompt", "answer"]
+        assert len(table) == 2 * len(samples[-1]["samples"]) and table.iloc[0]["step"] == 2
     sample = samples[-1]["samples"][0]
     assert set(sample["rewards"]) == {"exact_match", "length"}
     assert sample["reward"] == pytest.approx(sample["rewards"]["exact_match"] + 0.5 * sample["rewards"]["length"])

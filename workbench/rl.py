@@ -72,6 +72,13 @@ class CompletionSamples(_samples_callback_base()):
             return
         prompts, completions = list(buffer["prompt"]), list(buffer["completion"])
         rewards = {name: list(values) for name, values in buffer["rewards"].items()}
+        # trl keeps these only to print them (log_completions, off here): empty them so that the
+        # next log shows only what was generated after this one
+        for key in ("prompt", "completion", "advantages"):
+            if hasattr(buffer.get(key), "clear"):
+                buffer[key].clear()
+        for values in buffer["rewards"].values():
+            values.clear()
         weights = dict(zip(self.spec.names, self.spec.weight_list()))
         n = len(completions)
         samples = []
