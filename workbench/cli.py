@@ -310,7 +310,8 @@ def _cmd_eval(args) -> int:
 
 def _reward_of_args(args):
     """A RewardSpec from --reward-funcs/--reward-model (None: a grpo/rloo run's own rewards)."""
-    from .rewards import RewardSpec, parse_weights, reward_run_problem, split_list
+    from .reward_rules import parse_weights, split_list
+    from .rewards import RewardSpec, reward_run_problem
 
     if not args.reward_funcs and not args.reward_model:
         return None

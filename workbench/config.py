@@ -693,10 +693,10 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
 
 def _rl_problems(cfg: RunConfig) -> list[str]:
     """Stages grpo/rloo: reward settings that cannot run (what needs files is checked by
-    workbench.rewards.precheck before a run starts)."""
+    workbench.rewards.precheck, part of the pre-run check)."""
     if cfg.stage not in ("grpo", "rloo"):
         return []
-    from .rewards import config_problems
+    from .reward_rules import config_problems
 
     return config_problems(cfg)
 

@@ -184,7 +184,7 @@ def examples_of(rows: list[dict]) -> list[Example]:
         elif row["kind"] == "classification":
             out.append(Example([{"role": "user", "content": row["text"]}], str(row["label"]), row))
         elif row["kind"] in ("preference", "kto"):  # e.g. rated answers: the preferred one
-            from .rewards import reference_of
+            from .reward_rules import reference_of
 
             out.append(Example(row["messages"], reference_of(row) or "", row))
         else:

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .config import RunConfig
+from .runs import choose_run_dir
 
 HUB_TIMEOUT_S = 3.0
 MIN_CHECKPOINT_BYTES = 64 * 2**20     # an adapter checkpoint, its optimizer state and some slack
@@ -34,6 +35,9 @@ def check_run(cfg: RunConfig, run_dir: str | Path | None = None) -> list[str]:
     if model:
         problems.append(model)
     problems += output_problems(cfg, run_dir)
+    from .rewards import precheck  # grpo/rloo: the reward model run and the prompts
+
+    problems += precheck(cfg)
     return problems
 
 
@@ -147,8 +151,6 @@ def hub_reachable() -> bool:
 # ---- the output folder -------------------------------------------------------------------
 def output_problems(cfg: RunConfig, run_dir: str | Path | None = None) -> list[str]:
     """The run folder can be created and written, and its disk has room for a checkpoint."""
-    from .train import choose_run_dir
-
     target = Path(run_dir or choose_run_dir(cfg)).expanduser().absolute()
     if target.exists() and not target.is_dir():
         return [f"output folder {target} is a file, not a folder"]

@@ -34,7 +34,8 @@ BASE_PREFIX = "base:"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 __all__ = ["BASE_PREFIX", "CHECKPOINT_PREFIX", "CONFIG_FILE", "EVENTS_FILE", "FINAL_DIR", "INCOMPLETE_PREFIX",
-           "JOB_FILE", "LOG_FILE", "STATE_FILE", "STOP_FILE", "RunRef", "checkpoint_step", "complete_checkpoints",
+           "JOB_FILE", "LOG_FILE", "STATE_FILE", "STOP_FILE", "RunRef", "checkpoint_step", "choose_run_dir",
+           "complete_checkpoints",
            "is_run_folder", "locate", "new_run_id", "read_config", "read_config_checked", "read_job_data",
            "resolve_run", "run_folders", "saves_root"]
 
@@ -49,6 +50,21 @@ def new_run_id(cfg) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dataset = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.datasets()[0])[:24]
     return f"{stamp}-{cfg.stage}-{cfg.finetuning_type}-{dataset}"
+
+
+def choose_run_dir(cfg) -> Path:
+    """The folder this run writes to. A folder that already holds a previous run's events is
+    never written over: unless resuming, the run goes to a fresh sibling folder."""
+    if not cfg.output_dir:
+        return saves_root() / new_run_id(cfg)
+    run_dir = Path(cfg.output_dir)
+    events = run_dir / EVENTS_FILE
+    if cfg.resume_from_checkpoint or not events.exists() or events.stat().st_size == 0:
+        return run_dir
+    n = 2
+    while (run_dir.parent / f"{run_dir.name}-r{n}").exists():
+        n += 1
+    return run_dir.parent / f"{run_dir.name}-r{n}"
 
 
 def checkpoint_step(name: str) -> int | None:

@@ -18,29 +18,14 @@ import warnings
 from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_config, save_config
-from .events import EVENTS_FILE, EventWriter
-from .runs import (FINAL_DIR, INCOMPLETE_PREFIX, STATE_FILE, STOP_FILE, checkpoint_step, complete_checkpoints,
-                   new_run_id, saves_root)
+from .events import EventWriter
+from .runs import (FINAL_DIR, INCOMPLETE_PREFIX, STATE_FILE, STOP_FILE, checkpoint_step, choose_run_dir,
+                   complete_checkpoints)
 
 
 class Aborted(Exception):
     """SIGTERM arrived, or a stop was asked for before training began: end now, saying so in
     events.jsonl."""
-
-
-def choose_run_dir(cfg: RunConfig) -> Path:
-    """The folder this run writes to. A folder that already holds a previous run's events is
-    never written over: unless resuming, the run goes to a fresh sibling folder."""
-    if not cfg.output_dir:
-        return saves_root() / new_run_id(cfg)
-    run_dir = Path(cfg.output_dir)
-    events = run_dir / EVENTS_FILE
-    if cfg.resume_from_checkpoint or not events.exists() or events.stat().st_size == 0:
-        return run_dir
-    n = 2
-    while (run_dir.parent / f"{run_dir.name}-r{n}").exists():
-        n += 1
-    return run_dir.parent / f"{run_dir.name}-r{n}"
 
 
 def set_aside_incomplete(run_dir: Path) -> list[Path]:
@@ -275,13 +260,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if not args.run_dir:  # a job the controller started was checked before it was queued
-        from .rewards import precheck
-
-        problems = precheck(cfg)
-        if problems:
-            print(f"error: {ConfigError(problems, args.config)}", file=sys.stderr)
-            return 2
     if args.run_dir is None:  # a run given a folder was checked by whoever made that folder
         problems = _check_before_run(cfg, args.debug)
         if problems:

@@ -220,7 +220,7 @@ def _tokenize_row(tokenizer, row: dict, cfg, template: str, cutoff: int, stats: 
 def _rl_example(tokenizer, row: dict, template: str, cutoff: int, stats: TokenStats):
     """Stages grpo/rloo: the rendered prompt the policy answers, and the reference answer
     that rule rewards compare with (rows without a prompt are dropped)."""
-    from ..rewards import prompt_of, reference_of
+    from ..reward_rules import prompt_of, reference_of
 
     turns = prompt_of(row)
     if not turns:

@@ -153,10 +153,6 @@ def build(ctx: UIContext) -> None:
             cfg = read_config(data)
         except ConfigError as err:
             return error_md(lang, err), gr.update()
-        from ..rewards import precheck  # grpo/rloo: the reward model run and the prompts
-
-        if (problems := precheck(cfg)):
-            return error_md(lang, ConfigError(problems)), gr.update()
         # a typed output folder names the run; it always lands inside the saves folder
         wanted = safe_run_name(cfg.output_dir) if cfg.output_dir else None
         problems = check_before_start(cfg, ctx.saves / ctx.controller.unique_id(wanted or "new-run"))
