@@ -97,6 +97,7 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
             demo.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
             if again_on_language:
                 language_switched.then(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
+    hide_api_description(demo)
     demo.wb_context = ctx  # tests and launch() reach the controller through this
     return demo
 
@@ -107,6 +108,15 @@ def folders_text(ctx: UIContext, lang: str) -> str:
 
     folders = ", ".join(f"`{folder}`" for folder in dataset_folders(ctx.dataset_dir))
     return locale.t("app.folders", lang, saves=ctx.saves, folders=folders)
+
+
+def hide_api_description(demo: gr.Blocks) -> None:
+    """Leave every event out of Gradio's API description: Gradio embeds that description in the
+    login page too, and it lists the choices of each dropdown (run, checkpoint and dataset names).
+    The page still calls its events; scripts use the `workbench` commands instead."""
+    for fn in demo.fns.values():
+        if fn.api_visibility == "public":
+            fn.api_visibility = "undocumented"
 
 
 def refresh_on_open(tab: gr.Tab, hook) -> None:
@@ -172,5 +182,5 @@ def launch(host: str = "127.0.0.1", port: int = 7860, lang: str = "en", auth: st
     demo.launch(server_name=host, server_port=port, share=False, auth=logins, max_file_size=MAX_UPLOAD,
                 show_error=True, prevent_thread_lock=not block, css=CSS, footer_links=[],
                 allowed_paths=[str(saves_path)],
-                app_kwargs={"middleware": [Middleware(Guard, uploads=uploads)]})
+                app_kwargs={"middleware": [Middleware(Guard, uploads=uploads, roots=[saves_path, uploads])]})
     return demo

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import urllib.parse
 import threading
 import time
 from collections import defaultdict, deque
@@ -52,14 +54,26 @@ class LoginLimiter:
                 self._failures.pop(next(iter(self._failures)))
 
 
-class Guard:
-    """ASGI middleware; Gradio's FastAPI app is built with it (launch's app_kwargs)."""
+LIMITER = LoginLimiter()  # one per process: every server of it counts the same addresses
 
-    def __init__(self, app, uploads: Path, max_request_mb: float = MAX_REQUEST_MB,
-                 min_free_mb: float = MIN_FREE_MB, limiter: LoginLimiter | None = None):
+
+class Guard:
+    """ASGI middleware; Gradio's FastAPI app is built with it (launch's app_kwargs).
+
+    roots: the folders files may be served from (the runs folder, the uploads folder)."""
+
+    def __init__(self, app, uploads: Path, roots: list[Path] | None = None, limiter: LoginLimiter | None = None):
         self.app, self.uploads = app, Path(uploads)
-        self.max_bytes, self.min_free = int(max_request_mb * MB), int(min_free_mb * MB)
-        self.limiter = limiter or LoginLimiter()
+        self.roots = [Path(os.path.realpath(r)) for r in (roots or [uploads])]
+        self.limiter = limiter or LIMITER
+
+    @property
+    def max_bytes(self) -> int:
+        return int(MAX_REQUEST_MB * MB)
+
+    @property
+    def min_free(self) -> int:
+        return int(MIN_FREE_MB * MB)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -70,6 +84,8 @@ class Guard:
         if method == "POST" and path.rstrip("/").endswith("/login"):
             return await self._login(scope, receive, send)
         if "/file=" in path:
+            if not self._servable(path.split("/file=", 1)[1]):
+                return await _reply(send, 403, "not a file of this workspace")
             return await self.app(scope, receive, _download_headers(send))
         return await self.app(scope, receive, send)
 
@@ -98,6 +114,14 @@ class Guard:
         except _TooLarge:
             return await _reply(send, 413, locale.t("upload.too_large", size=f"> {self.max_bytes / MB:g}",
                                                     limit=f"{self.max_bytes / MB:g}"))
+
+    def _servable(self, target: str) -> bool:
+        """A local file asked for by path resolves (after symlinks) inside the workspace."""
+        target = urllib.parse.unquote(target)
+        if "://" in target:
+            return False  # a URL: this server fetches nothing on a browser's behalf
+        real = os.path.realpath(target if os.path.isabs(target) else os.path.join(os.getcwd(), target))
+        return any(real == str(r) or real.startswith(str(r) + os.sep) for r in self.roots)
 
     def _free_bytes(self) -> int:
         folder = self.uploads
