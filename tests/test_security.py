@@ -365,3 +365,78 @@ def test_a_large_upload_previews_a_labelled_sample(server):
     result = attacker.call(attacker.event("data-check", "click"), **{"data-upload": file_data(path)})
     assert result["success"]
     assert "sampled: first 2000 rows of 20000" in result["text"]
+
+
+# ---- the rule itself, without a server -------------------------------------------------------------
+def test_confine_resolves_symlinks_and_names_the_key(tmp_path):
+    from workbench.confine import ConfinementError, Workspace, child, confine, run_folder
+
+    inside, outside = tmp_path / "ws", tmp_path / "outside"
+    inside.mkdir()
+    outside.mkdir()
+    (inside / "ok.json").write_text("[]")
+    (inside / "link").symlink_to(outside)
+    assert confine("ok.json", "file_name", [inside], base=inside) == (inside / "ok.json").resolve()
+    messages = set()
+    for value in ("../outside", str(outside), "link/x.json", "%2e%2e/outside", "", "a\x00b", str(outside / "nope")):
+        try:
+            confine(value, "file_name", [inside], base=inside)
+            assert value == "%2e%2e/outside"  # a literal folder name, inside
+        except ConfinementError as err:
+            assert str(err).startswith("'file_name'") and str(outside) not in str(err)
+            messages.add(str(err))
+    assert len(messages) <= 2  # existing and missing paths read the same
+    for name in ("..", ".hidden", "a/../..", "link", "/abs", "a/b/c"):
+        with pytest.raises(ConfinementError, match="'run'"):
+            run_folder(inside, name)
+    assert child(inside, "ok.json", "export") == inside / "ok.json"
+    workspace = Workspace(saves=inside, dataset_dirs=(inside,))
+    assert workspace.model("SmolLM2-135M-Instruct") == "SmolLM2-135M-Instruct"
+    assert workspace.model("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"  # a hub id
+    for local in (str(outside), "../outside", "~/models", "/etc"):
+        with pytest.raises(ConfinementError, match="--allow-local-models"):
+            workspace.model(local)
+    assert Workspace(saves=inside, dataset_dirs=(inside,), allow_local_models=True).model(str(outside))
+
+
+def test_the_cli_keeps_accepting_any_model_folder(tmp_path):
+    """Confinement is the browser's: a config the owner runs names any folder it likes."""
+    from workbench.config import RunConfig, from_dict
+
+    cfg = from_dict({"model_name_or_path": str(tmp_path / "my-model")})
+    assert isinstance(cfg, RunConfig) and cfg.model_name_or_path == str(tmp_path / "my-model")
+
+
+def test_yaml_budget_and_types(tmp_path):
+    from workbench.config import ConfigError, load_config
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [x, x]\nb: [*a, *a]\n")
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(bomb)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(deep)
+    assert "deep.yaml" in str(err.value)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("dataset: [[a, b], c]\nlearning_rate: {x: 1}\n")
+    with pytest.raises(ConfigError, match="'dataset' must be text") as err:
+        load_config(wrong)
+    assert "'learning_rate' must be a number" in str(err.value)
+
+
+def test_preview_sample_is_labelled_and_registering_checks_every_row(tmp_path, default_model_dir):
+    from workbench.config import RunConfig
+    from workbench.data import DataError, add_dataset
+    from workbench.data.inspect import inspect
+    from workbench.models import load_tokenizer
+
+    rows = [json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) for i in range(5000)]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(rows + ["{broken"]) + "\n")
+    result = inspect(RunConfig(), load_tokenizer(str(default_model_dir)), str(path), sample=100)
+    assert result.sampled == (100, 5001) and result.summary()["sampled"] == (100, 5001)
+    assert len(result.rows) == 100
+    with pytest.raises(DataError, match="line 5001"):  # the broken last row is found when registering
+        add_dataset(tmp_path / "data", "rows", path)
