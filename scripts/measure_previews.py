@@ -98,10 +98,12 @@ def time_two_users(files: dict[str, Path], folder: Path) -> None:
         upload_id = next(c["id"] for c in components.values() if c["props"].get("elem_id") == "data-upload")
         dep = next(d for d in config["dependencies"] if [check_id, "click"] in d["targets"])
 
-        def preview(path: Path, out: dict) -> None:
-            user = httpx.Client(base_url=url, timeout=600)
+        def upload(path: Path) -> str:
             with open(path, "rb") as handle:
-                stored = user.post("/gradio_api/upload", files=[("files", (path.name, handle))]).json()[0]
+                return client.post("/gradio_api/upload", files=[("files", (path.name, handle))]).json()[0]
+
+        def preview(path: Path, stored: str, out: dict) -> None:
+            user = httpx.Client(base_url=url, timeout=600)
             data_in = [{"path": stored, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
                        if i == upload_id else (None if components[i]["type"] in ("state", "file") else
                                                components[i]["props"].get("value")) for i in dep["inputs"]]
@@ -112,16 +114,20 @@ def time_two_users(files: dict[str, Path], folder: Path) -> None:
             with user.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
                 for line in stream.iter_lines():
                     if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
+                        out["text"] = line
                         break
             out["seconds"] = time.perf_counter() - started
 
+        small = upload(files["small"])
         for big in ("many", "long"):
+            stored = upload(files[big])  # both files are on the server before either preview starts
             first, second = {}, {}
-            worker = threading.Thread(target=preview, args=(files[big], first))
+            worker = threading.Thread(target=preview, args=(files[big], stored, first))
             worker.start()
             time.sleep(0.3)  # the big preview is running when the second user clicks
-            preview(files["small"], second)
+            preview(files["small"], small, second)
             worker.join()
+            assert "sampled" in first["text"], first["text"][:300]
             print(f"two users at once: preview of {files[big].name} {first['seconds']:.2f} s; a one-row preview "
                   f"sent 0.3 s later answered in {second['seconds']:.2f} s")
     finally:

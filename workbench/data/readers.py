@@ -85,30 +85,43 @@ def read_records(path: str | Path, text_split: str = "auto", limit: int | None =
     return records
 
 
+SAMPLE_BYTES = 1024 * 1024  # a preview's sample also stops at about this much text
+
+
 def _sample(path: Path, suffix: str, text_split: str, limit: int) -> tuple[list, int]:
-    """The first `limit` records and the file's record count, without parsing every row where
-    the format allows it (JSONL lines, CSV rows, Parquet batches)."""
+    """The first `limit` records (fewer when they hold more than SAMPLE_BYTES of text, at least
+    one) and the file's record count, without parsing every row where the format allows it
+    (JSONL lines, CSV rows, Parquet batches)."""
     try:
         if suffix == ".jsonl":
             return _sample_jsonl(path, limit)
         if suffix == ".csv":
-            return _sample_csv(path, limit)
-        if suffix == ".parquet":
-            return _sample_parquet(path, limit)
-        records = _read_json(path) if suffix == ".json" else _read_txt(path, text_split)
+            records, total = _sample_csv(path, limit)
+        elif suffix == ".parquet":
+            records, total = _sample_parquet(path, limit)
+        else:
+            records = _read_json(path) if suffix == ".json" else _read_txt(path, text_split)
+            records, total = records[:limit], len(records)
     except RecursionError:
         raise DataError("nested too deeply to read", str(path)) from None
-    return records[:limit], len(records)
+    kept, size = [], 0
+    for record in records:
+        size += len(str(record))
+        if kept and size > SAMPLE_BYTES:
+            break
+        kept.append(record)
+    return kept, total
 
 
 def _sample_jsonl(path: Path, limit: int) -> tuple[list, int]:
-    rows, total = [], 0
+    rows, total, size = [], 0, 0
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             total += 1
-            if len(rows) >= limit:
+            size += len(raw)
+            if len(rows) >= limit or (rows and size > SAMPLE_BYTES):
                 continue  # counted only
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
