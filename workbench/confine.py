@@ -119,20 +119,6 @@ class Workspace:
                                         "the server started with --allow-local-models)") from None
         return text
 
-    def dataset_names(self, value: str, dataset_dir) -> None:
-        """Every name is a dataset of the served folder whose files may be read."""
-        from .data.registry import local_dataset_names
-
-        try:
-            folder = self.dataset_dir(dataset_dir)
-        except ConfinementError:
-            return  # reported under dataset_dir
-        known = set(local_dataset_names(folder))
-        unknown = [n.strip() for n in str(value).split(",") if n.strip() and n.strip() not in known]
-        if unknown:
-            shown = ", ".join(repr(n[:64]) for n in unknown[:3])
-            raise ConfinementError("dataset", f"names no dataset of this server's dataset folder ({shown})")
-
     def check_config(self, cfg) -> list[str]:
         """Problems of a config built from a browser form or an uploaded YAML, one per key."""
         problems = []
@@ -143,7 +129,6 @@ class Workspace:
                   ("adapter_name_or_path", lambda v: [confine(p.strip(), "adapter_name_or_path", [self.saves],
                                                               base=self.saves) for p in str(v).split(",")]),
                   ("output_dir", lambda v: confine(v, "output_dir", [self.saves], base=self.saves))]
-        checks.append(("dataset", lambda v: self.dataset_names(v, getattr(cfg, "dataset_dir", None))))
         for key, check in checks:
             value = getattr(cfg, key, None)
             if value in (None, ""):

@@ -182,6 +182,17 @@ def local_dataset_names(dataset_dir: str | Path | None = None) -> list[str]:
     return names
 
 
+def unknown_datasets(dataset_dir: str | Path, value: str) -> str | None:
+    """A message when a comma-separated list names a dataset the folder does not offer (one
+    that is missing, lives on a hub, or leads out of the folder); None when all are offered."""
+    known = set(local_dataset_names(dataset_dir))
+    unknown = [n.strip() for n in str(value).split(",") if n.strip() and n.strip() not in known]
+    if not unknown:
+        return None
+    shown = ", ".join(repr(n[:64]) for n in unknown[:3])
+    return f"'dataset' names no dataset of this server's dataset folder ({shown})"
+
+
 def get_entry(dataset_dir: str | Path | None, name: str) -> DatasetEntry:
     registry = load_registry(dataset_dir)
     if name not in registry:

@@ -47,9 +47,20 @@ def config_from_values(values: dict[str, object], base: RunConfig | None = None,
             value = None
         data[name] = value
     cfg = from_dict(data)
-    if workspace is not None and (problems := workspace.check_config(cfg)):
+    if workspace is not None and (problems := workspace_problems(workspace, cfg)):
         raise ConfigError(problems)
     return cfg
+
+
+def workspace_problems(workspace, cfg) -> list[str]:
+    """What a config from a browser may not do: paths outside the workspace, datasets the
+    served folder does not offer."""
+    from ..data.registry import unknown_datasets
+
+    problems = workspace.check_config(cfg)
+    if not problems and cfg.dataset and (message := unknown_datasets(cfg.dataset_dir, cfg.dataset)):
+        problems.append(message)
+    return problems
 
 
 def control_value(name: str, value):

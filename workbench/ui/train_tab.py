@@ -20,7 +20,7 @@ from ..jobs import tail_log
 from ..runs import CONFIG_FILE, complete_checkpoints
 from ..progress import RunMonitor, format_duration
 from .context import UIContext
-from .form import config_from_values, control_value, field_control
+from .form import config_from_values, control_value, field_control, workspace_problems
 from . import method_panel
 
 # fields placed in the tab's main rows; the rest go to the accordions by group
@@ -242,7 +242,7 @@ def build(ctx: UIContext) -> None:
         name = PurePath(str(upload)).name if upload else ""
         try:
             cfg = load_config(upload)
-            if ctx.workspace is not None and (problems := ctx.workspace.check_config(cfg)):
+            if ctx.workspace is not None and (problems := workspace_problems(ctx.workspace, cfg)):
                 raise ConfigError(problems)
             if ctx.workspace is not None:
                 cfg.dataset_dir = ctx.workspace.dataset_dir(cfg.dataset_dir)
@@ -257,7 +257,7 @@ def build(ctx: UIContext) -> None:
         try:
             cfg = load_config(run_folder(ctx.saves, run_id) / CONFIG_FILE)
             cfg.output_dir = None
-            if ctx.workspace is not None and (problems := ctx.workspace.check_config(cfg)):
+            if ctx.workspace is not None and (problems := workspace_problems(ctx.workspace, cfg)):
                 raise ConfigError(problems)
         except (ConfigError, ConfinementError) as err:
             return [gr.skip()] * len(field_names) + [locale.t("jobs.bad_file", lang, name=run_id,
