@@ -221,6 +221,7 @@ NAME_CONTROLS = ["train-run", "export-run", "export-delete-name", "chat-left", "
                  "eval-dataset", "data-dataset", "field-dataset", "field-dataset_dir", "exp-runs", "gallery-run"]
 
 
+@pytest.mark.slow  # ~90 s: hundreds of requests, one per event, name and escape
 def test_tampered_names_are_refused_by_every_event(server):
     """Each event that reads a name control gets the classic escapes; the first event of each
     control gets the whole list."""
