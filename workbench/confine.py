@@ -81,9 +81,10 @@ class Workspace:
     uploads: Path | None = None
     allow_local_models: bool = False
     extra_model_roots: tuple[Path, ...] = field(default_factory=tuple)
+    read_roots: tuple[Path, ...] = field(default_factory=tuple)  # other folders datasets are read from
 
     def roots(self) -> list[Path]:
-        return [self.saves, *self.dataset_dirs] + ([self.uploads] if self.uploads else [])
+        return [self.saves, *self.dataset_dirs, *self.read_roots] + ([self.uploads] if self.uploads else [])
 
     def dataset_dir(self, value, key: str = "dataset_dir") -> str:
         """A served dataset folder, given as one of the served ones (or the same folder)."""
