@@ -72,7 +72,7 @@ def server(tmp_path_factory, default_model_dir):
     stale.parent.mkdir(parents=True)
     stale.write_text("[]")
 
-    previous = os.environ.get("GRADIO_TEMP_DIR")
+    previous, operator = os.environ.get("GRADIO_TEMP_DIR"), app_module.OPERATOR_UPLOADS
     app_module.OPERATOR_UPLOADS = None
     port = free_port()
     demo = app_module.launch(port=port, auth=f"{USER}:{PASSWORD}", saves=str(saves), dataset_dir=str(data),
@@ -83,6 +83,7 @@ def server(tmp_path_factory, default_model_dir):
     finally:
         demo.close()
         demo.wb_context.controller.stop_watcher()
+        app_module.OPERATOR_UPLOADS = operator
         if previous is None:
             os.environ.pop("GRADIO_TEMP_DIR", None)
         else:
