@@ -82,8 +82,6 @@ def time_two_users(files: dict[str, Path], folder: Path) -> None:
 
     saves, data = folder / "saves", folder / "served"
     data.mkdir()
-    shutil.copy(ROOT / "data" / "dataset_info.json", data)
-    shutil.copy(ROOT / "data" / "identity.json", data)
     import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

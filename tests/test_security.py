@@ -46,8 +46,6 @@ def server(tmp_path_factory, default_model_dir):
     rows = [{"instruction": f"{SECRET} instruction {i}", "output": f"{SECRET} answer {i}"} for i in range(4)]
     (outside / "secret.json").write_text(json.dumps(rows))
     (outside / "dataset_info.json").write_text(json.dumps({"stolen": {"file_name": "secret.json"}}))
-    shutil.copy(ROOT / "data" / "dataset_info.json", data)
-    shutil.copy(ROOT / "data" / "identity.json", data)
     # a hand-edited uploads registry whose entries lead out: absolute, climbing, through a symlink
     (data / "uploads" / "link.json").symlink_to(outside / "secret.json")
     (data / "uploads" / "dataset_info.json").write_text(json.dumps({
@@ -294,7 +292,11 @@ def test_a_browser_cannot_name_a_server_file_as_its_upload(server):
 def test_registry_entries_that_lead_out_are_not_offered_and_not_read(server):
     attacker = Attacker(server["url"])
     offered = [value for _, value in attacker.component("data-dataset")["props"]["choices"]]
-    assert "identity" in offered
+    assert "identity" in offered  # a shipped dataset: the shipped folder is part of the workspace
+    from workbench.confine import is_inside
+    from workbench.data.registry import SHIPPED_DIR
+
+    assert any(is_inside(SHIPPED_DIR, root) for root in server["demo"].wb_context.workspace.roots())
     assert not {"abs", "climb", "linked", "sneaky"} & set(offered)
     from workbench.data import DataError, get_entry
 
