@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import sys
 import tempfile
 import threading
@@ -70,7 +69,7 @@ def time_full_check(files: dict[str, Path], folder: Path) -> None:
     data = folder / "data"
     data.mkdir()
     started = time.perf_counter()
-    fmt, count = add_dataset(data, "million", files["many"])
+    _, count = add_dataset(data, "million", files["many"])
     print(f"register million.jsonl (every row checked): {count} rows in {time.perf_counter() - started:.2f} s, "
           f"peak RSS {peak_mb():.0f} MB")
 

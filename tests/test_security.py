@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +16,6 @@ import httpx
 import pytest
 
 from browser import free_port
-from conftest import ROOT
 
 SECRET = "TOPSECRET-7f3a"
 USER, PASSWORD = "alice", "correct-horse-battery"

@@ -25,7 +25,7 @@ log = logging.getLogger("workbench.security")
 MB = 1024 * 1024
 MAX_REQUEST_MB = 110          # one dataset file (100 MB) and the form around it
 # uploads stop when the disk would keep less than this (an operator may set another margin)
-MIN_FREE_MB = float(os.environ.get("WORKBENCH_MIN_FREE_MB", 1024))
+MIN_FREE_MB = float(os.environ.get("WORKBENCH_MIN_FREE_MB", "1024"))
 LOGIN_WINDOW_S = 60.0
 LOGIN_FAILURES = 5            # failures per address and window before 429
 
