@@ -26,7 +26,9 @@ def running_app(saves: Path, root: Path, extra_args: list[str] | None = None, en
     port = free_port()
     log = open(saves.parent / f"ui-{port}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "ui", "--port", str(port), "--saves", str(saves),
-                             "--dataset-dir", str(root / "data"), *(extra_args or [])],
+                             "--dataset-dir", str(root / "data"),
+                             # the tests' models are folders under pytest's tmp, outside the workspace
+                             "--allow-local-models", *(extra_args or [])],
                             cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/"

@@ -61,8 +61,10 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
         registry = json.loads((root / "data" / "uploads" / "dataset_info.json").read_text())
         assert registry["units"]["format"] == "alpaca"
 
+        # the registered file was copied into the dataset folder: the upload box is empty again
+        clear = "#data-upload button[aria-label*='Clear'], #data-upload button[aria-label*='clear']"
+        wait_until(lambda: page.locator(clear).count() == 0, 30, what="the upload box emptied")
         # a bad file: a clear message, nothing registered, the page keeps working
-        page.locator("#data-upload button[aria-label*='Clear'], #data-upload button[aria-label*='clear']").first.click()
         page.locator("#data-columns textarea, #data-columns input").first.fill("")
         page.locator("#data-upload input[type=file]").set_input_files(str(broken))
         wait_until(lambda: "⚠️" in page.inner_text("#data-upload-message"), 60, what="the error message")

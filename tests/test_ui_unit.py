@@ -60,8 +60,11 @@ def test_a_public_host_needs_a_login():
     with pytest.raises(SystemExit, match="without a login"):
         launch(host="0.0.0.0", block=False)
     assert read_auth("ann:secret", None) == [("ann", "secret")]
-    with pytest.raises(ValueError, match="user:password"):
+    with pytest.raises(SystemExit, match="user:password"):
         read_auth("ann", None)
+    with pytest.raises(SystemExit, match="non-empty password") as refused:
+        read_auth("alice:", None)
+    assert "Traceback" not in str(refused.value)
 
 
 def test_the_run_form_reads_datasets_from_the_folder_the_app_serves(tmp_path):

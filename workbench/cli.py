@@ -21,7 +21,7 @@ def _cmd_ui(args) -> int:
 
     auth = args.auth or os.environ.get("WORKBENCH_AUTH")  # lets a container get its login from the environment
     launch(host=args.host, port=args.port, lang=args.lang, auth=auth, auth_file=args.auth_file,
-           saves=args.saves, dataset_dir=args.dataset_dir)
+           saves=args.saves, dataset_dir=args.dataset_dir, allow_local_models=args.allow_local_models)
     return 0
 
 
@@ -408,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", default="en", choices=["en", "zh"])
     p.add_argument("--auth", default=None, metavar="USER:PASSWORD")
     p.add_argument("--auth-file", default=None, help="a file with one user:password per line")
+    p.add_argument("--allow-local-models", action="store_true",
+                   help="let the browser load model folders anywhere on this machine (default: only "
+                        "inside the workspace and the model cache)")
     p.add_argument("--saves", default=None, help="the runs folder (default: ./saves)")
     p.add_argument("--dataset-dir", default="data")
     p.set_defaults(func=_cmd_ui)

@@ -596,13 +596,17 @@ def coerce(name: str, value: Any) -> Any:
             return number
         if typ is str:
             if isinstance(value, (list, tuple)):  # dataset: [a, b] is accepted as "a,b"
+                if any(isinstance(v, (list, tuple, dict)) for v in value):
+                    raise ValueError
                 return ",".join(str(v) for v in value)
             if isinstance(value, (dict, bool)):
                 raise ValueError
             return str(value)
     except (TypeError, ValueError):
         kind = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}[typ]
-        raise ValueError(f"'{name}' must be {kind}, got {value!r}") from None
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValueError(f"'{name}' must be {kind}, got {shown}") from None
     raise TypeError(f"unsupported field type for {name}: {typ}")
 
 
@@ -810,16 +814,48 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
+MAX_CONFIG_BYTES = 1024 * 1024  # a run config is a few hundred bytes; anything this big is not one
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load without anchors and aliases: a config never needs them, and a few nested
+    aliases expand to gigabytes (the 'billion laughs')."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"aliases (*name) are not allowed in a config "
+                                 f"(line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: str | os.PathLike, max_bytes: int = MAX_CONFIG_BYTES):
+    """A YAML file's data, within a budget: size-capped, no aliases, no deep nesting.
+
+    Raises ConfigError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError([f"config file not found: {path}"])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        size = path.stat().st_size
+    except OSError:
+        raise ConfigError([f"config file not found: {path}"]) from None
+    if size > max_bytes:
+        raise ConfigError([f"the file is {size / 1024 / 1024:.1f} MB; a config may be at most "
+                           f"{max_bytes / 1024 / 1024:g} MB"], str(path))
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
     except yaml.YAMLError as err:
         raise ConfigError([f"not valid YAML: {err}"], str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError(["not UTF-8 text"], str(path)) from None
+    except RecursionError:
+        raise ConfigError(["nested too deeply to read"], str(path)) from None
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file not found: {path}"])
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError([f"expected a mapping of key: value, got {type(data).__name__}"], str(path))
     data.update(parse_overrides(overrides or []))

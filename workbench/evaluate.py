@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import DEFAULT_MODEL, RunConfig, atomic_write_text, from_dict
+from .confine import child, run_folder
 from .data import DataError, normalize, read_records
 from .data.registry import DatasetEntry
 
@@ -465,8 +466,8 @@ def result_dir(spec: str, root: Path) -> Path:
         model = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec[len(BASE_PREFIX):]).strip("-.") or "model"
         return Path(root) / BASE_RUNS_DIR / model / EVAL_DIR
     run_id, _, checkpoint = spec.partition("/")
-    folder = Path(root) / run_id / EVAL_DIR
-    return folder / checkpoint if checkpoint else folder
+    folder = run_folder(root, run_id) / EVAL_DIR
+    return child(folder, checkpoint, "checkpoint") if checkpoint else folder
 
 
 def result_name(dataset: str, split: str) -> str:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from .config import atomic_write_text
+from .confine import run_folder
 from .events import read_all
 from .evaluate import EVAL_DIR, Evaluator, examples_of, load_result, run_config_of, saved_results, split_rows
 from .runs import FINAL_DIR, checkpoint_step, complete_checkpoints, read_config
@@ -18,7 +19,7 @@ def loss_curves(root: Path, runs: list[str]) -> list[dict]:
     """One point per logged loss: run, step, loss, series ('train' or 'validation')."""
     points = []
     for run in runs:
-        for event in read_all(Path(root) / run):
+        for event in read_all(run_folder(root, run)):
             if event.get("type") == "log" and isinstance(event.get("loss"), (int, float)):
                 points.append({"run": run, "step": event["step"], "loss": float(event["loss"]),
                                "series": "train"})
@@ -35,7 +36,7 @@ def metrics_table(root: Path, runs: list[str]) -> list[dict]:
     """The saved evaluations of each run's final result (checkpoint evaluations left out)."""
     rows = []
     for run in runs:
-        for path in saved_results(Path(root) / run):
+        for path in saved_results(run_folder(root, run)):
             if path.parent != Path(root) / run / EVAL_DIR:
                 continue
             result = load_result(path)
@@ -46,7 +47,7 @@ def metrics_table(root: Path, runs: list[str]) -> list[dict]:
 
 def config_diff(root: Path, runs: list[str]) -> list[dict]:
     """Config keys whose values differ between the runs: {"key": k, run1: v1, run2: v2, ...}."""
-    configs = {run: read_config(Path(root) / run) for run in runs}
+    configs = {run: read_config(run_folder(root, run)) for run in runs}
     keys = sorted({k for c in configs.values() for k in c} - {"output_dir"})
     rows = []
     for key in keys:
@@ -58,7 +59,7 @@ def config_diff(root: Path, runs: list[str]) -> list[dict]:
 
 def checkpoint_specs(root: Path, run: str) -> list[str]:
     """Every complete checkpoint of a run, oldest first, then its final result."""
-    run_dir = Path(root) / run
+    run_dir = run_folder(root, run)
     specs = [f"{run}/{c.name}" for c in complete_checkpoints(run_dir)]
     if (run_dir / FINAL_DIR).is_dir():
         specs.append(run)
@@ -97,6 +98,6 @@ def sample_gallery(root: Path, run: str, prompts: list[str], evaluator: Evaluato
         if progress:
             progress(i + 1, len(specs), "gallery")
     gallery = {"run": run, "prompts": prompts, "rows": rows, "created": time.time()}
-    atomic_write_text(Path(root) / run / EVAL_DIR / GALLERY_FILE,
+    atomic_write_text(run_folder(root, run) / EVAL_DIR / GALLERY_FILE,
                       json.dumps(gallery, ensure_ascii=False, indent=2) + "\n")
     return gallery

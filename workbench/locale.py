@@ -354,6 +354,15 @@ STRINGS: dict[str, dict[str, str]] = {
                       "zh": "覆盖了同名的内置数据集（`{shipped}`）"},
     "train.cannot_start": {"en": "The run cannot start (nothing was created):",
                            "zh": "无法开始训练（未创建任何内容）："},
+    # ---- safe by default ----
+    "data.sampled": {"en": "sampled: first {shown} rows of {total} (registering and training check every row)",
+                     "zh": "抽样：共 {total} 行中的前 {shown} 行（注册和训练时会检查每一行）"},
+    "upload.too_large": {"en": "the upload is {size} MB in all, over the {limit} MB limit of one request",
+                         "zh": "本次上传共 {size} MB，超过单次请求 {limit} MB 的上限"},
+    "upload.disk_full": {"en": "the server is low on disk space; the upload was refused",
+                         "zh": "服务器磁盘空间不足，已拒绝上传"},
+    "login.too_many": {"en": "too many failed logins from this address; try again in a minute",
+                       "zh": "该地址登录失败次数过多，请一分钟后再试"},
 }
 
 

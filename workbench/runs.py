@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .confine import ConfinementError, run_folder
 from .events import EVENTS_FILE
 
 CONFIG_FILE = "config.yaml"
@@ -182,6 +183,11 @@ def resolve_run(spec: str, root: Path | None = None) -> RunRef:
     run_id, _, checkpoint = str(spec).partition("/")
     bad = not run_id or run_id.startswith(".") or "/" in checkpoint or "\\" in spec \
         or (checkpoint and checkpoint_step(checkpoint) is None)
+    if not bad:
+        try:  # after symlinks too: a link placed in the runs folder does not lead out of it
+            run_folder(root, str(spec))
+        except ConfinementError:
+            bad = True
     if bad or not (root / run_id).is_dir():
         raise ValueError(f"no such run: {spec} (looked in {root})")
     return RunRef(root, run_id, checkpoint)

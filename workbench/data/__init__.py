@@ -33,27 +33,53 @@ def placeholders_of(cfg) -> dict[str, str]:
 
 
 def load_dataset_file(dataset_dir, name: str, placeholders: dict | None = None,
-                      fmt: str | None = None) -> tuple[list[dict], list[dict]]:
-    """(rows, held-out test rows) of one registered dataset."""
+                      fmt: str | None = None, sample: int | None = None,
+                      totals: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """(rows, held-out test rows) of one registered dataset (the first `sample` of each when
+    given, their whole counts in `totals`)."""
     entry = get_entry(dataset_dir, name)
-    rows, fmt = _read_entry_file(entry.path(dataset_dir), entry, fmt, placeholders)
+    rows, fmt = _read_entry_file(entry.path(dataset_dir), entry, fmt, placeholders, sample, totals)
     test_rows: list[dict] = []
     test_path = entry.test_path(dataset_dir)
     if test_path is not None:
-        test_rows, _ = _read_entry_file(test_path, entry, fmt, placeholders)
+        test_rows, _ = _read_entry_file(test_path, entry, fmt, placeholders, sample, totals)
     return rows, test_rows
 
 
-def _read_entry_file(path, entry: DatasetEntry, fmt: str | None, placeholders: dict | None):
-    records = read_records(path, entry.text_split)
+def _read_entry_file(path, entry: DatasetEntry, fmt: str | None, placeholders: dict | None,
+                     sample: int | None = None, totals: dict | None = None):
+    records = clip_long_texts(read_records(path, entry.text_split, sample, totals), sample)
     records = apply_column_map(records, entry.column_map, str(path))
     fmt = fmt or entry_format(entry, records, str(path))
     return normalize(records, entry, fmt, str(path), placeholders), fmt
 
 
+# a preview's sample clips texts longer than this (far past any cutoff length in tokens), so a
+# single 10 MB row previews as fast as a short one; registering and training read them whole
+PREVIEW_TEXT_CHARS = 50_000
+
+
+def clip_long_texts(records: list, sample: int | None):
+    """Records of a preview sample with over-long string fields clipped (None: unchanged)."""
+    if sample is None:
+        return records
+
+    def clip(value):
+        if isinstance(value, str):
+            return value[:PREVIEW_TEXT_CHARS]
+        if isinstance(value, list):
+            return [clip(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clip(v) for k, v in value.items()}
+        return value
+
+    return [clip(r) for r in records]
+
+
 def read_file(path, fmt: str | None = None, column_map: str | dict | None = None,
               text_split: str = "auto", placeholders: dict | None = None,
-              max_mb: float | None = None) -> tuple[list[dict], str]:
+              max_mb: float | None = None, sample: int | None = None,
+              totals: dict | None = None) -> tuple[list[dict], str]:
     """(canonical rows, format) of a file that is not registered; every row is checked.
 
     fmt None detects the format; column_map renames file columns to standard ones."""
@@ -66,7 +92,7 @@ def read_file(path, fmt: str | None = None, column_map: str | dict | None = None
         check_size(path, max_mb)
     entry = DatasetEntry(name=path.stem, format=fmt, text_split=text_split,
                          column_map=parse_column_map(column_map))
-    records = read_records(path, text_split)
+    records = clip_long_texts(read_records(path, text_split, sample, totals), sample)
     records = apply_column_map(records, entry.column_map, str(path))
     fmt = fmt or detect_format(records, str(path))
     return normalize(records, entry, fmt, str(path), placeholders), fmt
@@ -92,10 +118,11 @@ def add_dataset(dataset_dir, name: str, path, fmt: str | None = None, column_map
 
 
 def load_rows(dataset_dir, names: list[str], placeholders: dict | None = None,
-              max_samples: int | None = None) -> tuple[list[dict], list[dict]]:
+              max_samples: int | None = None, sample: int | None = None,
+              totals: dict | None = None) -> tuple[list[dict], list[dict]]:
     rows, test_rows = [], []
     for name in names:
-        these, tests = load_dataset_file(dataset_dir, name, placeholders)
+        these, tests = load_dataset_file(dataset_dir, name, placeholders, sample=sample, totals=totals)
         if max_samples:
             these = these[:max_samples]
         for row in these + tests:

@@ -26,10 +26,12 @@ class Inspection:
     kind: str
     format: str | None
     cfg: object               # the config the statistics were taken under (its stage fits the rows)
+    sampled: tuple[int, int] | None = None  # (rows read, rows in the files) when only a sample was read
 
     def summary(self) -> dict:
         return {"kind": self.kind, "format": self.format, "stage": self.cfg.stage,
-                "cutoff_len": self.cfg.cutoff_len, "splits": self.splits.counts(), **self.stats.summary()}
+                "cutoff_len": self.cfg.cutoff_len, "splits": self.splits.counts(), **self.stats.summary(),
+                "sampled": self.sampled}
 
 
 def fitting_config(cfg, kind: str):
@@ -40,14 +42,16 @@ def fitting_config(cfg, kind: str):
 
 
 def load_source(cfg, source: str | None = None, fmt: str | None = None, column_map=None,
-                text_split: str = "auto") -> tuple[list[dict], list[dict], str | None]:
-    """(rows, fixed test rows, format) of a registered dataset (cfg.dataset) or of a file."""
+                text_split: str = "auto", sample: int | None = None,
+                totals: dict | None = None) -> tuple[list[dict], list[dict], str | None]:
+    """(rows, fixed test rows, format) of a registered dataset (cfg.dataset) or of a file;
+    with `sample`, only the first rows of each file (whole counts in `totals`)."""
     placeholders = placeholders_of(cfg)
     if source and is_file_source(cfg.dataset_dir, source):
-        rows, fmt = read_file(source, fmt, column_map, text_split, placeholders)
+        rows, fmt = read_file(source, fmt, column_map, text_split, placeholders, sample=sample, totals=totals)
         return rows[: cfg.max_samples] if cfg.max_samples else rows, [], fmt
     names = [source] if source else cfg.datasets()
-    rows, test_rows = load_rows(cfg.dataset_dir, names, placeholders, cfg.max_samples)
+    rows, test_rows = load_rows(cfg.dataset_dir, names, placeholders, cfg.max_samples, sample, totals)
     return rows, test_rows, registered_format(cfg.dataset_dir, names)
 
 
@@ -77,8 +81,11 @@ def is_file_source(dataset_dir, source: str) -> bool:
 
 
 def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, column_map=None,
-            text_split: str = "auto") -> Inspection:
-    rows, fixed_test, fmt = load_source(cfg, source, fmt, column_map, text_split)
+            text_split: str = "auto", sample: int | None = None) -> Inspection:
+    """What training would see; with `sample`, statistics of the first `sample` rows of each
+    file only (a preview that stays quick on any file), labelled as such."""
+    totals: dict = {}
+    rows, fixed_test, fmt = load_source(cfg, source, fmt, column_map, text_split, sample, totals)
     kind = rows[0]["kind"]
     cfg = fitting_config(cfg, kind)
     splits = split_rows(rows, cfg.val_size, cfg.test_size, cfg.seed, fixed_test)
@@ -86,7 +93,10 @@ def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, c
         for row in getattr(splits, name):
             row["split"] = name
     _, stats = tokenize_rows(tokenizer, splits.train, cfg)
-    return Inspection(rows + fixed_test, splits, stats, kind, fmt, cfg)
+    total = sum(totals.values())
+    sampled = (len(rows) + len(fixed_test), total) if sample is not None and total > len(rows) + len(fixed_test) \
+        else None
+    return Inspection(rows + fixed_test, splits, stats, kind, fmt, cfg, sampled)
 
 
 # ---- the exact text of one example ---------------------------------------------------------

@@ -50,11 +50,14 @@ def check_size(path: str | Path, max_mb: float = MAX_UPLOAD_MB) -> None:
                         str(path))
 
 
-def read_records(path: str | Path, text_split: str = "auto") -> list[dict]:
+def read_records(path: str | Path, text_split: str = "auto", limit: int | None = None,
+                 totals: dict | None = None) -> list[dict]:
     """Records of a JSON/JSONL/CSV/Parquet/TXT file.
 
     text_split applies to .txt: 'line' (one document per line), 'blank' (one per blank-line
-    separated block) or 'auto' (blocks when the file has blank lines, else lines)."""
+    separated block) or 'auto' (blocks when the file has blank lines, else lines).
+    limit: only the first `limit` records are parsed and returned (a preview's sample); the
+    file's whole record count is then put in totals[str(path)]."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", str(path))
@@ -62,9 +65,17 @@ def read_records(path: str | Path, text_split: str = "auto") -> list[dict]:
     if suffix not in SUPPORTED_SUFFIXES:
         raise DataError(f"unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}",
                         str(path))
-    reader = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv,
-              ".parquet": _read_parquet, ".txt": lambda p: _read_txt(p, text_split)}[suffix]
-    records = reader(path)
+    if limit is not None:
+        records, total = _sample(path, suffix, text_split, limit)
+        if totals is not None:
+            totals[str(path)] = total
+    else:
+        reader = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv,
+                  ".parquet": _read_parquet, ".txt": lambda p: _read_txt(p, text_split)}[suffix]
+        try:
+            records = reader(path)
+        except RecursionError:
+            raise DataError("nested too deeply to read", str(path)) from None
     if not records:
         raise DataError("the file has no rows", str(path))
     for index, record in enumerate(records, start=1):
@@ -72,6 +83,96 @@ def read_records(path: str | Path, text_split: str = "auto") -> list[dict]:
             raise DataError(f"each row must be an object with named fields, got "
                             f"{type(record).__name__}", str(path), index)
     return records
+
+
+SAMPLE_BYTES = 1024 * 1024  # a preview's sample also stops at about this much text
+
+
+def _sample(path: Path, suffix: str, text_split: str, limit: int) -> tuple[list, int]:
+    """The first `limit` records (fewer when they hold more than SAMPLE_BYTES of text, at least
+    one) and the file's record count, without parsing every row where the format allows it
+    (JSONL lines, CSV rows, Parquet batches)."""
+    try:
+        if suffix == ".jsonl":
+            return _sample_jsonl(path, limit)
+        if suffix == ".csv":
+            records, total = _sample_csv(path, limit)
+        elif suffix == ".parquet":
+            records, total = _sample_parquet(path, limit)
+        else:
+            records = _read_json(path) if suffix == ".json" else _read_txt(path, text_split)
+            records, total = records[:limit], len(records)
+    except RecursionError:
+        raise DataError("nested too deeply to read", str(path)) from None
+    kept, size = [], 0
+    for record in records:
+        size += len(str(record))
+        if kept and size > SAMPLE_BYTES:
+            break
+        kept.append(record)
+    return kept, total
+
+
+def _sample_jsonl(path: Path, limit: int) -> tuple[list, int]:
+    rows, total, size = [], 0, 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            total += 1
+            size += len(raw)
+            if len(rows) >= limit or (rows and size > SAMPLE_BYTES):
+                continue  # counted only
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"not UTF-8 text (line {number}); save the file as UTF-8", str(path)) from None
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataError(f"malformed JSON on line {number}, column {err.colno}: {err.msg}",
+                                str(path), number) from None
+    if total == 0:
+        raise DataError("the file is empty", str(path))
+    return rows, total
+
+
+def _sample_csv(path: Path, limit: int) -> tuple[list, int]:
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        head = handle.read(4096)
+        handle.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(head, delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.reader(handle, dialect)
+        kept, total = [], 0
+        try:
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                total += 1
+                if len(kept) <= limit:
+                    kept.append(row)
+        except csv.Error as err:
+            raise DataError(f"malformed CSV: {err}", str(path), reader.line_num) from None
+    text = io.StringIO()
+    csv.writer(text, dialect).writerows(kept)
+    # the kept rows are checked by the same code as a whole file
+    return _csv_records(text.getvalue(), path, dialect), max(0, total - 1)
+
+
+def _sample_parquet(path: Path, limit: int) -> tuple[list, int]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        total = parquet.metadata.num_rows
+        batch = next(parquet.iter_batches(batch_size=limit), None)
+    except Exception as err:  # pyarrow raises several error types for a damaged file
+        raise DataError(f"cannot read Parquet: {err}", str(path)) from None
+    rows = batch.to_pylist() if batch is not None else []
+    return [_plain(r) for r in rows], total
 
 
 def _read_json(path: Path) -> list:
@@ -122,6 +223,10 @@ def _read_csv(path: Path) -> list:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
+    return _csv_records(text, path, dialect)
+
+
+def _csv_records(text: str, path: Path, dialect) -> list:
     reader = csv.reader(io.StringIO(text), dialect)
     try:
         rows = list(reader)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import atomic_write_text
+from ..confine import ConfinementError, confine, reserved_name
 from .readers import DataError
 
 REGISTRY_FILE = "dataset_info.json"
@@ -57,6 +58,7 @@ class DatasetEntry:
     folder: str = ""          # sub-folder of dataset_dir the file names are relative to
     base: Path | None = None  # the folder its file names are relative to (set when read)
     replaces: Path | None = None  # the shipped registry file an entry of the same name came from
+    refused: str = ""         # why its files may not be read (they lead out of the dataset folder)
 
     @classmethod
     def from_json(cls, name: str, raw: dict) -> "DatasetEntry":
@@ -86,6 +88,21 @@ class DatasetEntry:
     def is_local(self) -> bool:
         return self.file_name is not None
 
+    def check_confined(self, dataset_dir: str | Path) -> None:
+        """Mark the entry refused when a file it names resolves outside its folder."""
+        root = self._folder(dataset_dir)
+        for key in ("file_name", "test_file_name"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            try:
+                if not isinstance(value, str):
+                    raise ConfinementError(key, "must be a file name")
+                confine(value, key, [root], base=root)
+            except ConfinementError as err:
+                self.refused = f"dataset '{self.name}': {err}"
+                return
+
 
 def _read_registry_file(path: Path) -> dict:
     if not path.is_file():
@@ -94,6 +111,8 @@ def _read_registry_file(path: Path) -> dict:
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise DataError(f"malformed JSON at line {err.lineno}: {err.msg}", str(path)) from None
+    except RecursionError:
+        raise DataError("nested too deeply to read", str(path)) from None
     if not isinstance(raw, dict):
         raise DataError("expected an object mapping dataset names to entries", str(path))
     return raw
@@ -140,6 +159,8 @@ def load_registry(dataset_dir: str | Path | None = None) -> dict[str, DatasetEnt
                 entry = DatasetEntry.from_json(name, raw)
                 entry.base, entry.folder = folder, UPLOADS
                 entries[name] = entry
+    for entry in entries.values():  # a hand-edited registry is held to the same rule
+        entry.check_confined(dataset_dir)
     return entries
 
 
@@ -156,9 +177,20 @@ def local_dataset_names(dataset_dir: str | Path | None = None) -> list[str]:
     names = []
     for name, entry in load_registry(dataset_dir).items():
         path = entry.path(dataset_dir)
-        if path is not None and path.exists():
+        if path is not None and not entry.refused and path.exists():
             names.append(name)
     return names
+
+
+def unknown_datasets(dataset_dir: str | Path, value: str) -> str | None:
+    """A message when a comma-separated list names a dataset the folder does not offer (one
+    that is missing, lives on a hub, or leads out of the folder); None when all are offered."""
+    known = set(local_dataset_names(dataset_dir))
+    unknown = [n.strip() for n in str(value).split(",") if n.strip() and n.strip() not in known]
+    if not unknown:
+        return None
+    shown = ", ".join(repr(n[:64]) for n in unknown[:3])
+    return f"'dataset' names no dataset of this server's dataset folder ({shown})"
 
 
 def get_entry(dataset_dir: str | Path | None, name: str) -> DatasetEntry:
@@ -166,6 +198,8 @@ def get_entry(dataset_dir: str | Path | None, name: str) -> DatasetEntry:
     if name not in registry:
         raise DataError(unknown_dataset_message(name, registry, dataset_dir))
     entry = registry[name]
+    if entry.refused:
+        raise DataError(entry.refused)
     if not entry.is_local():
         raise DataError(f"dataset '{name}' lives on a hub ({entry.hub_url}); this machine "
                         f"reads local files only: download it and register the file")
@@ -197,6 +231,9 @@ def check_name(dataset_dir: str | Path, name: str, overwrite: bool = False) -> N
     if not NAME_PATTERN.match(name or ""):
         raise DataError(f"dataset name {name!r} must start with a letter or digit and hold only "
                         f"letters, digits, '_', '.' or '-' (at most 64)")
+    if reserved_name(name):
+        raise DataError(f"dataset name {name!r} is reserved (it is the registry's own file); "
+                        f"choose another name")
     shipped = _read_registry_file(SHIPPED_DIR / REGISTRY_FILE)
     shipped.update(_read_registry_file(Path(dataset_dir) / REGISTRY_FILE))
     if name in shipped:

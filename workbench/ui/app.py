@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 from pathlib import Path
 
 import gradio as gr
 
 from .. import locale
 from ..chat import ChatEngine
+from ..confine import Workspace
 from ..jobs import JobController
 from ..runs import saves_root
 from . import chat_tab, data_tab, export_tab, train_tab
@@ -24,16 +26,46 @@ CSS = """
 .wb-msg { opacity: .8; }
 """
 MAX_UPLOAD = "100mb"
+UPLOADS_DIR = ".uploads"       # under the runs folder: Gradio's upload folder when the operator set none
+UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S = 600, 3600
+OPERATOR_UPLOADS = os.environ.get("GRADIO_TEMP_DIR")  # an upload folder the operator chose
+
+
+def upload_folder() -> str:
+    from gradio.utils import get_upload_folder
+
+    return get_upload_folder()
+
+
+def clear_uploads(folder: Path, dataset_dirs: list[Path]) -> None:
+    """At start-up: files left by earlier uploads, previews and interrupted registrations."""
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    for dataset_dir in dataset_dirs:
+        for leftover in (dataset_dir / "uploads").glob(".upload-*"):
+            leftover.unlink(missing_ok=True)
 
 
 def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: str = "data",
-               controller: JobController | None = None, engine: ChatEngine | None = None) -> gr.Blocks:
+               controller: JobController | None = None, engine: ChatEngine | None = None,
+               allow_local_models: bool = False) -> gr.Blocks:
     saves = Path(saves or saves_root()).expanduser().absolute()
     controller = controller or JobController(saves)
+    from ..data.registry import dataset_folders
+
+    # the served folder is the one a run's dataset_dir names; datasets are also read from the
+    # shipped folder (and ./data) beside it, so those are workspace too
+    workspace = Workspace(saves=saves, dataset_dirs=(Path(dataset_dir),), uploads=Path(upload_folder()),
+                          allow_local_models=allow_local_models, read_roots=tuple(dataset_folders(dataset_dir)))
     ctx = UIContext(loc=Localizer(lang), controller=controller, engine=engine or ChatEngine(),
-                    saves=saves, dataset_dir=dataset_dir)
+                    saves=saves, dataset_dir=dataset_dir, workspace=workspace)
     loc = ctx.loc
-    with gr.Blocks(title="Workbench") as demo:
+    # files a browser uploads are deleted an hour after they arrive (and all of them at start-up)
+    with gr.Blocks(title="Workbench", delete_cache=(UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S)) as demo:
         ctx.lang = gr.State(lang)
         with gr.Row():
             loc(gr.Markdown(loc.t("app.title")), "app.title")
@@ -65,6 +97,7 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
             demo.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
             if again_on_language:
                 language_switched.then(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
+    hide_api_description(demo)
     demo.wb_context = ctx  # tests and launch() reach the controller through this
     return demo
 
@@ -75,6 +108,15 @@ def folders_text(ctx: UIContext, lang: str) -> str:
 
     folders = ", ".join(f"`{folder}`" for folder in dataset_folders(ctx.dataset_dir))
     return locale.t("app.folders", lang, saves=ctx.saves, folders=folders)
+
+
+def hide_api_description(demo: gr.Blocks) -> None:
+    """Leave every event out of Gradio's API description: Gradio embeds that description in the
+    login page too, and it lists the choices of each dropdown (run, checkpoint and dataset names).
+    The page still calls its events; scripts use the `workbench` commands instead."""
+    for fn in demo.fns.values():
+        if fn.api_visibility == "public":
+            fn.api_visibility = "undocumented"
 
 
 def refresh_on_open(tab: gr.Tab, hook) -> None:
@@ -95,20 +137,27 @@ def is_loopback(host: str) -> bool:
 def read_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | None:
     """user:password pairs from --auth and/or a file with one user:password per line."""
     pairs = []
-    for text in ([auth] if auth else []) + (Path(auth_file).read_text().splitlines() if auth_file else []):
+    try:
+        lines = Path(auth_file).read_text().splitlines() if auth_file else []
+    except (OSError, UnicodeDecodeError) as err:
+        raise SystemExit(f"--auth-file: cannot read {auth_file}: {getattr(err, 'strerror', None) or err}") from None
+    for number, text in enumerate(([auth] if auth else []) + lines):
         text = text.strip()
         if not text or text.startswith("#"):
             continue
         user, sep, password = text.partition(":")
         if not sep or not user or not password:
-            raise ValueError("a login must be written user:password")
+            where = "--auth" if auth and number == 0 else f"--auth-file line {number + (0 if auth else 1)}"
+            # the password is never repeated back (it may be on a shared screen or in a log)
+            raise SystemExit(f"{where}: a login must be written user:password, with a user name and "
+                             f"a non-empty password")
         pairs.append((user, password))
     return pairs or None
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, lang: str = "en", auth: str | None = None,
            auth_file: str | None = None, saves: str | None = None, dataset_dir: str = "data",
-           block: bool = True):
+           block: bool = True, allow_local_models: bool = False):
     logins = read_auth(auth, auth_file)
     if not is_loopback(host) and not logins:
         raise SystemExit(f"refusing to serve on {host} without a login: pass --auth user:password "
@@ -118,10 +167,20 @@ def launch(host: str = "127.0.0.1", port: int = 7860, lang: str = "en", auth: st
     # exports are served straight from disk (no copy through Gradio's cache)
     gr.set_static_paths([str(saves_path)])
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo = create_app(lang=lang, saves=saves_path, dataset_dir=dataset_dir)
+    # uploads land in a folder of this workspace (not a /tmp/gradio other servers share), emptied now
+    os.environ["GRADIO_TEMP_DIR"] = OPERATOR_UPLOADS or str(saves_path / UPLOADS_DIR)
+    uploads = Path(upload_folder())
+    clear_uploads(uploads, [Path(dataset_dir)])
+    uploads.mkdir(parents=True, exist_ok=True)
+    demo = create_app(lang=lang, saves=saves_path, dataset_dir=dataset_dir, allow_local_models=allow_local_models)
     demo.wb_context.controller.start_watcher()
     demo.queue(default_concurrency_limit=1, max_size=64)
+    from starlette.middleware import Middleware
+
+    from .guard import Guard
+
     demo.launch(server_name=host, server_port=port, share=False, auth=logins, max_file_size=MAX_UPLOAD,
                 show_error=True, prevent_thread_lock=not block, css=CSS, footer_links=[],
-                allowed_paths=[str(saves_path)])
+                allowed_paths=[str(saves_path)],
+                app_kwargs={"middleware": [Middleware(Guard, uploads=uploads, roots=[saves_path, uploads])]})
     return demo

@@ -86,6 +86,9 @@ def build(ctx: UIContext):
         return {"run": "run", "none": None, "8": 8, "4": 4}[choice]
 
     def targets_of(left_spec, right_spec, compare_on, quant_choice):
+        for spec in (left_spec, right_spec):
+            if ctx.workspace is not None and spec and spec.startswith(BASE_PREFIX):
+                ctx.workspace.model(spec[len(BASE_PREFIX):])  # a browser names no folder outside
         return resolve_pair(model_spec(left_spec), model_spec(right_spec) if compare_on else None,
                             ctx.saves, quant_of(quant_choice))
 

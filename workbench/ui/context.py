@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..chat import ChatEngine
+from ..confine import Workspace
 from ..jobs import JobController
 from .i18n import Localizer
 
@@ -18,6 +19,7 @@ class UIContext:
     engine: ChatEngine
     saves: Path
     dataset_dir: str
+    workspace: Workspace | None = None    # what browser requests may touch (paths are confined to it)
     fields: dict[str, gr.components.Component] = field(default_factory=dict)
     lang: gr.State | None = None          # the session's language
     run_pickers: list[gr.Dropdown] = field(default_factory=list)  # refreshed when runs change

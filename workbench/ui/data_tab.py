@@ -7,6 +7,7 @@ the Train tab starts the run that was previewed."""
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -21,6 +22,9 @@ from .context import UIContext
 from .form import config_from_values, field_control
 
 PAGE = 10
+# a preview reads the first rows of each file only, so any file previews in a few seconds and
+# never holds the server long; registering and training still read and check every row
+PREVIEW_ROWS = 2000
 AUTO = "auto"
 MIRRORED = ["train_on_prompt", "cutoff_len", "val_size", "test_size", "seed", "identity_name", "identity_author"]
 UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet", ".txt"]
@@ -89,13 +93,14 @@ def build(ctx: UIContext) -> None:
         if "name" in src:  # names listed here come from the app's dataset folder
             values["dataset"], values["dataset_dir"] = src["name"], ctx.dataset_dir
         try:
-            cfg = config_from_values(values)
+            cfg = config_from_values(values, workspace=ctx.workspace)
             tokenizer = load_tokenizer(cfg.model_name_or_path)
             if "file" in src:
-                result = inspect(cfg, tokenizer, src["file"], src.get("format"), src.get("columns"),
-                                 src.get("text_split", "auto"))
+                path = str(ctx.workspace.upload_file(src["file"], "file")) if ctx.workspace else src["file"]
+                result = inspect(cfg, tokenizer, path, src.get("format"), src.get("columns"),
+                                 src.get("text_split", "auto"), sample=PREVIEW_ROWS)
             else:
-                result = inspect(cfg, tokenizer)
+                result = inspect(cfg, tokenizer, sample=PREVIEW_ROWS)
         except (ConfigError, DataError, ModelError, ValueError) as err:
             return (f"⚠️ {html.escape(str(err))}", gr.update(), pd.DataFrame(), gr.update(), gr.update(), "", None)
         state = (result.cfg, tokenizer, result.rows)
@@ -129,15 +134,18 @@ def build(ctx: UIContext) -> None:
         lang, path, name = data[ctx.lang], data[upload], (data[name_box] or "").strip()
         fmt = None if data[fmt_box] == AUTO else data[fmt_box]
         if not path:
-            return locale.t("data.no_file", lang), gr.update(), gr.update()
+            return locale.t("data.no_file", lang), gr.update(), gr.update(), gr.update()
         name = name or default_name(path)
         try:
+            if ctx.workspace is not None:
+                path = str(ctx.workspace.upload_file(path, "file"))
             fmt, count = add_dataset(ctx.dataset_dir, name, path, fmt, data[columns_box], data[split_box])
-        except DataError as err:
-            return f"⚠️ {html.escape(str(err))}", gr.update(), gr.update()
+        except (DataError, ValueError) as err:
+            return f"⚠️ {html.escape(str(err))}", gr.update(), gr.update(), gr.update()
+        forget_upload(ctx, path)
         choices = local_dataset_names(ctx.dataset_dir)
         text = locale.t("data.registered", lang, name=name, format=fmt, rows=count)
-        return text, gr.update(choices=choices, value=name), gr.update(choices=choices)
+        return text, gr.update(choices=choices, value=name), gr.update(choices=choices), None
 
     def on_page(number, state):
         if not state:
@@ -156,7 +164,7 @@ def build(ctx: UIContext) -> None:
     upload.upload(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])
     check.click(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])
     register.click(on_register, inputs={upload, name_box, fmt_box, columns_box, split_box, ctx.lang},
-                   outputs=[upload_msg, dataset, ctx.fields["dataset"]])
+                   outputs=[upload_msg, dataset, ctx.fields["dataset"], upload])
 
     # a knob changed here re-previews the same source and updates the run form's field (a text or
     # number box when editing ends: its input event does not fire for every way of typing)
@@ -177,6 +185,13 @@ def build(ctx: UIContext) -> None:
     prev_btn.click(lambda n: max(1, int(n or 1) - 1), [page], [page])
     next_btn.click(lambda n, s: min(pages(s[2]) if s else 1, int(n or 1) + 1), [page, session], [page])
     row_index.change(on_row, [row_index, session, ctx.lang], [trained_text])
+
+
+def forget_upload(ctx: UIContext, path: str) -> None:
+    """A registered file was copied into the dataset folder: the browser's upload is not needed."""
+    uploads = ctx.workspace.uploads if ctx.workspace else None
+    if uploads is not None and Path(path).is_relative_to(Path(os.path.realpath(uploads))):
+        Path(path).unlink(missing_ok=True)
 
 
 def describe(dataset_dir: str, name: str, cfg) -> str:
@@ -215,7 +230,10 @@ def summary_text(result, lang: str) -> str:
                     cutoff=s["cutoff_len"], max=s["max_length"], mean=s["mean_length"])
     if s["format"]:
         text = locale.t("data.detected", lang, format=s["format"]) + " · " + text
-    return text + " · " + locale.t("data.stage", lang, stage=s["stage"])
+    text += " · " + locale.t("data.stage", lang, stage=s["stage"])
+    if s.get("sampled"):
+        text += "\n\n*" + locale.t("data.sampled", lang, shown=s["sampled"][0], total=s["sampled"][1]) + "*"
+    return text
 
 
 def rows_frame(rows: list[dict], page_index: int) -> pd.DataFrame:

@@ -40,6 +40,11 @@ def build(ctx: UIContext):
     def evaluator():
         return Evaluator(engine=ctx.engine, root=ctx.saves)
 
+    def confined(spec):
+        """A base model named by a browser is a known model, a hub id or a workspace folder."""
+        if ctx.workspace is not None and spec and spec.startswith(BASE_PREFIX):
+            ctx.workspace.model(spec[len(BASE_PREFIX):])
+
     def progress_fn(progress, lang):
         def report(done, total, what):
             progress(done / max(total, 1), desc=f"{locale.t('eval.running', lang)}: {what} {done}/{total}")
@@ -49,6 +54,7 @@ def build(ctx: UIContext):
         if spec and spec.startswith(BASE_PREFIX) and not dataset_name:
             return locale.t("eval.need_dataset", lang), empty_rows(lang)
         try:
+            confined(spec)
             result = evaluate(spec, dataset_name or None, split_name, evaluator(),
                               progress_fn(progress, lang), int(rows or 0) or None)
         except (EvalError, ValueError, OSError) as err:
@@ -64,6 +70,7 @@ def build(ctx: UIContext):
         if not spec or spec.startswith(BASE_PREFIX):
             return locale.t("eval.need_run", lang), empty_rows(lang)
         try:
+            confined(spec)
             report = before_after(spec, dataset_name or None, split_name, evaluator(),
                                   progress_fn(progress, lang), int(rows or 0) or None)
         except (EvalError, ValueError, OSError) as err:
@@ -73,6 +80,7 @@ def build(ctx: UIContext):
     def on_gap(spec, dataset_name, rows, lang, progress=gr.Progress()):
         base = spec if spec and spec.startswith(BASE_PREFIX) else None
         try:
+            confined(spec)
             from ..evaluate import base_spec_of, run_config_of
 
             cfg = None if base else run_config_of(spec, ctx.saves)

@@ -41,13 +41,16 @@ def build(ctx: UIContext):
         selected = selected or []
         if not selected:
             return locale.t("exp.none", lang), None, None, None
-        points = loss_curves(ctx.saves, selected)
+        try:
+            points = loss_curves(ctx.saves, selected)
+            metrics, diff = metrics_table(ctx.saves, selected), config_diff(ctx.saves, selected)
+        except ValueError as err:  # a name that is not a run of this server
+            return f"⚠️ {err}", None, None, None
         # validation curves are drawn as their own line per run
         frame = pd.DataFrame([{"step": p["step"], "loss": p["loss"],
                                "run": p["run"] if p["series"] == "train" else f"{p['run']} (validation)"}
                               for p in points]) if points else None
-        return "", frame, pd.DataFrame(metrics_table(ctx.saves, selected)), \
-            pd.DataFrame(config_diff(ctx.saves, selected))
+        return "", frame, pd.DataFrame(metrics), pd.DataFrame(diff)
 
     def on_gallery(run, text, lang, progress=gr.Progress()):
         if not run:

@@ -14,6 +14,7 @@ import gradio as gr
 from .. import export, locale
 from ..chat import labelled_choices, not_generative_reason
 from ..runs import FINAL_DIR
+from ..confine import ConfinementError, run_folder
 from .context import UIContext
 
 FILE_ROUTE = "/gradio_api/file="
@@ -105,13 +106,21 @@ def build(ctx: UIContext):
     timer = gr.Timer(1.0)
 
     def run_dir(run_id):
-        return ctx.saves / run_id if run_id else None
+        """The run's folder; a name that is not a run of this server (a tampered request) is none."""
+        if not run_id:
+            return None
+        try:
+            folder = run_folder(ctx.saves, run_id)
+        except ConfinementError:
+            return None
+        return folder if "/" not in run_id and folder.is_dir() else None
 
     def names(run_id):
-        return [e.name for e in export.export_entries(run_dir(run_id))] if run_id else []
+        return [e.name for e in export.export_entries(run_dir(run_id))] if run_dir(run_id) else []
 
     def view(run_id, lang, message=None):
         """Everything that depends on the selected run: progress, latest download, list, delete names."""
+        run_id = run_id if run_dir(run_id) else None
         state = export.job_status(run_dir(run_id)) if run_id else None
         ready = latest_download(state, run_dir(run_id))
         out = [progress_html(state, lang),
@@ -123,7 +132,7 @@ def build(ctx: UIContext):
         return out
 
     def on_start(run_id, kind_name, dtype_name, shard_size, bits, qtype, lang):
-        if not run_id:
+        if not run_dir(run_id):
             return view(run_id, lang, locale.t("export.pick_run", lang))
         try:
             export.start_job(run_dir(run_id), kind_name, dtype=dtype_name, max_shard_size=shard_size,
@@ -133,13 +142,13 @@ def build(ctx: UIContext):
         return view(run_id, lang, locale.t("export.started", lang, kind=kind_name))
 
     def on_cancel(run_id, lang):
-        if not run_id:
+        if not run_dir(run_id):
             return view(run_id, lang, locale.t("export.pick_run", lang))
         export.cancel_job(run_dir(run_id))
         return view(run_id, lang, locale.t("export.cancelled", lang))
 
     def on_delete(run_id, name, lang):
-        if not run_id or not name:
+        if not run_dir(run_id) or not name:
             return view(run_id, lang, locale.t("export.pick_export", lang))
         try:
             export.delete_export(run_dir(run_id), name)
@@ -150,6 +159,7 @@ def build(ctx: UIContext):
     shown: dict = {}  # what each session last saw, so an idle tick sends nothing
 
     def on_tick(run_id, lang, request: gr.Request):
+        run_id = run_id if run_dir(run_id) else None
         state = export.job_status(run_dir(run_id)) if run_id else None
         key = (run_id, lang, state.get("time") if state else None, state.get("state") if state else None,
                tuple(names(run_id)))

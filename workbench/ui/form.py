@@ -35,9 +35,10 @@ def field_control(name: str, loc: Localizer, **overrides):
     return loc(control, f"field.{name}")
 
 
-def config_from_values(values: dict[str, object], base: RunConfig | None = None) -> RunConfig:
+def config_from_values(values: dict[str, object], base: RunConfig | None = None,
+                       workspace=None) -> RunConfig:
     """A validated RunConfig from control values (by field name); ConfigError lists every
-    problem, each naming its field."""
+    problem, each naming its field. With a workspace, every path in it must stay inside."""
     data = (base or RunConfig()).to_dict()
     for name, value in values.items():
         if isinstance(value, list):  # multiselect dropdowns (dataset)
@@ -45,7 +46,21 @@ def config_from_values(values: dict[str, object], base: RunConfig | None = None)
         if isinstance(value, str) and value.strip().lower() == NONE_CHOICE and name in FIELDS:
             value = None
         data[name] = value
-    return from_dict(data)
+    cfg = from_dict(data)
+    if workspace is not None and (problems := workspace_problems(workspace, cfg)):
+        raise ConfigError(problems)
+    return cfg
+
+
+def workspace_problems(workspace, cfg) -> list[str]:
+    """What a config from a browser may not do: paths outside the workspace, datasets the
+    served folder does not offer."""
+    from ..data.registry import unknown_datasets
+
+    problems = workspace.check_config(cfg)
+    if not problems and cfg.dataset and (message := unknown_datasets(cfg.dataset_dir, cfg.dataset)):
+        problems.append(message)
+    return problems
 
 
 def control_value(name: str, value):

@@ -43,7 +43,7 @@ def build(ctx: UIContext) -> None:
         lang = data[ctx.lang]
         values = {name_of[c]: v for c, v in data.items() if c in name_of}
         try:
-            cfg = config_from_values(values)
+            cfg = config_from_values(values, workspace=ctx.workspace)
             return render(estimate(cfg), cfg, lang)
         except ConfigError as err:
             return render_problem(locale.t("train.bad_config", lang), err.problems)

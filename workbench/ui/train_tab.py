@@ -14,12 +14,13 @@ import pandas as pd
 
 from .. import locale
 from ..config import FIELDS, ConfigError, load_config, save_config, to_yaml
+from ..confine import ConfinementError, run_folder
 from ..data import local_dataset_names
 from ..jobs import tail_log
 from ..runs import CONFIG_FILE, complete_checkpoints
 from ..progress import RunMonitor, format_duration
 from .context import UIContext
-from .form import config_from_values, control_value, field_control
+from .form import config_from_values, control_value, field_control, workspace_problems
 from . import method_panel
 from . import rl_view
 
@@ -74,12 +75,11 @@ def build(ctx: UIContext) -> None:
                 for chunk in range(0, len(names), 4):
                     with gr.Row():
                         for name in names[chunk:chunk + 4]:
-                            ctx.fields[name] = field_control(name, loc)
+                            ctx.fields[name] = dataset_dir_control(ctx) if name == "dataset_dir" \
+                                else field_control(name, loc)
                 placed |= set(names)
     missing = set(FIELDS) - set(ctx.fields)
     assert not missing, f"fields without a control: {missing}"
-    # runs read their datasets from the folder the app serves (--dataset-dir), as the Data tab does
-    ctx.fields["dataset_dir"].value = str(ctx.dataset_dir)
     method_panel.build(ctx)  # trainable share and memory estimate, before Start
 
     with gr.Row():
@@ -136,7 +136,7 @@ def build(ctx: UIContext) -> None:
 
     def read_config(data: dict):
         values = {name_of[c]: v for c, v in data.items() if c in name_of}
-        return config_from_values(values)
+        return config_from_values(values, workspace=ctx.workspace)
 
     def on_preview(data: dict):
         lang = data[ctx.lang]
@@ -183,6 +183,8 @@ def build(ctx: UIContext) -> None:
         return locale.t("train.resumed", lang, run=run_id), gr.update(choices=run_choices(ctx), value=run_id)
 
     def on_select(run_id, lang):
+        if run_id and not is_run_id(ctx, run_id):
+            run_id = None
         if not run_id:
             return (None, render_progress(None, lang), empty_curve(), empty_curve(), "", "", "",
                     *[empty_curve()] * len(HARDWARE_CHARTS))
@@ -195,6 +197,8 @@ def build(ctx: UIContext) -> None:
     def on_tick(run_id, mon: RunMonitor | None, shown_table, ids_shown, lang):
         """Once a second: new events of the selected run only; redraw what changed."""
         jobs = ctx.controller.jobs()  # one pass over the runs' job.json files per tick
+        if run_id and not is_run_id(ctx, run_id):
+            run_id = None
         table = runs_frame(ctx, lang, jobs)
         table_key = (lang, table.to_json())
         table_update = gr.skip() if table_key == shown_table else table
@@ -241,6 +245,10 @@ def build(ctx: UIContext) -> None:
         name = PurePath(str(upload)).name if upload else ""
         try:
             cfg = load_config(upload)
+            if ctx.workspace is not None and (problems := workspace_problems(ctx.workspace, cfg)):
+                raise ConfigError(problems)
+            if ctx.workspace is not None:
+                cfg.dataset_dir = ctx.workspace.dataset_dir(cfg.dataset_dir)
         except ConfigError as err:
             return [gr.skip()] * len(field_names) + [locale.t("jobs.bad_file", lang, name=name,
                                                               reason="; ".join(err.problems))]
@@ -250,10 +258,13 @@ def build(ctx: UIContext) -> None:
         if not run_id:
             return [gr.skip()] * len(field_names) + [locale.t("train.pick_run", lang)]
         try:
-            cfg = load_config(ctx.saves / run_id / CONFIG_FILE)
-        except ConfigError as err:
+            cfg = load_config(run_folder(ctx.saves, run_id) / CONFIG_FILE)
+            cfg.output_dir = None
+            if ctx.workspace is not None and (problems := workspace_problems(ctx.workspace, cfg)):
+                raise ConfigError(problems)
+        except (ConfigError, ConfinementError) as err:
             return [gr.skip()] * len(field_names) + [locale.t("jobs.bad_file", lang, name=run_id,
-                                                              reason="; ".join(err.problems))]
+                                                              reason="; ".join(getattr(err, "problems", [str(err)])))]
         cfg.output_dir, cfg.resume_from_checkpoint = None, None  # Start makes a new run of it
         return form_updates(cfg) + [locale.t("jobs.loaded_config", lang, name=run_id)]
 
@@ -274,6 +285,24 @@ def build(ctx: UIContext) -> None:
                outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table,
                         run_picker, shown_ids, *hw_plots],
                show_progress="hidden")
+
+
+def is_run_id(ctx: UIContext, run_id) -> bool:
+    """A name of a folder inside the runs folder (never a path that leads elsewhere)."""
+    try:
+        run_folder(ctx.saves, run_id)
+    except ConfinementError:
+        return False
+    return "/" not in run_id
+
+
+def dataset_dir_control(ctx: UIContext):
+    """The run's dataset folder: a choice among the folders this server serves, not free text
+    (runs read their datasets where the Data tab does)."""
+    served = [str(d) for d in ctx.workspace.dataset_dirs] if ctx.workspace else [str(ctx.dataset_dir)]
+    return ctx.loc(gr.Dropdown(choices=served, value=served[0], allow_custom_value=False,
+                               elem_id="field-dataset_dir", **ctx.loc.kwargs("field.dataset_dir")),
+                   "field.dataset_dir")
 
 
 # ---- rendering helpers (plain functions, tested without a browser) ----------------------
