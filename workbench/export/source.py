@@ -1,6 +1,7 @@
 """What a run produced, and that result as one float model (adapter merged into its base)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,44 @@ def load_merged(src: RunSource):
     merged = model.merge_and_unload()
     merged.config.name_or_path = src.base_model
     return merged
+
+
+def load_reference(src: RunSource):
+    """The trained model as the workbench runs it, in full precision: the base in fp32 with the
+    adapter applied (not merged), or a full run's weights in fp32. Exports are compared with it."""
+    from .. import models
+
+    if not src.is_adapter:
+        return models.load_causal_lm(str(src.folder), compute_type="fp32", device="cpu").eval()
+    from peft import PeftModel
+
+    base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu")
+    try:
+        return PeftModel.from_pretrained(base, str(src.folder)).eval()
+    except ValueError as err:
+        raise ExportError(f"cannot load the adapter in {src.folder}: {err}") from None
+
+
+SHORT_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def base_dtype(src: RunSource) -> str:
+    """The base model's own dtype (fp32/fp16/bf16): a known model's published one, else what its
+    config.json says; fp32 when nothing says."""
+    from .. import models
+
+    known = models.KNOWN_MODELS.get(src.base_model)
+    if known:
+        return known.dtype
+    for folder in [Path(src.base_model)] + ([] if src.is_adapter else [src.folder]):
+        try:
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        stored = str(config.get("dtype") or config.get("torch_dtype") or "")
+        if stored in SHORT_DTYPES:
+            return SHORT_DTYPES[stored]
+    return "fp32"
 
 
 STORED_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
