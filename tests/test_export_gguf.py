@@ -174,3 +174,16 @@ def test_export_tab_shows_sizes_before_starting_and_parity_in_colour(trained_lor
     beyond = parity_cell({"status": "beyond", "first_tokens_same": 1, "prompts": 5, "token_agreement": 0.1,
                           "max_diff": 3.0, "summary": "s"}, "zh")
     assert "#cf222e" in beyond and "差异" in beyond
+
+
+def test_parity_replays_the_runs_held_out_rows_else_built_in_prompts(tmp_path):
+    from workbench.export.source import RunSource
+
+    held_out = RunSource(tmp_path, tmp_path, {"dataset": "identity", "dataset_dir": str(ROOT / "data"),
+                                              "val_size": 5})
+    chats, origin = parity.parity_prompts(held_out)
+    assert origin == "held-out rows (validation)" and len(chats) == 5
+    assert all(chat[-1]["role"] == "user" for chat in chats)
+    chats, origin = parity.parity_prompts(RunSource(tmp_path, tmp_path, {"dataset": "identity",
+                                                                         "dataset_dir": str(ROOT / "data")}))
+    assert origin == "built-in prompts" and chats[0] == [{"role": "user", "content": parity.BUILTIN_PROMPTS[0]}]

@@ -97,7 +97,7 @@ def parity_prompts(src: RunSource) -> tuple[list[list[dict]], str]:
         data = {k: v for k, v in src.config.items() if k != "output_dir"}
         splits = _splits(from_dict(data))
         for name, rows in (("test", splits.test), ("validation", splits.validation)):
-            chats = [e.messages for e in examples_of([r for r in rows if r.get("kind", "chat") == "chat"])
+            chats = [e.messages for e in examples_of([r for r in rows if r.get("kind") == "conversation"])
                      if e.messages]
             if chats:
                 return chats[:N_PROMPTS], f"held-out rows ({name})"
