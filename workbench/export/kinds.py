@@ -8,8 +8,8 @@ from .card import write_card
 from .common import (BNB_BYTES, DTYPE_BYTES, DTYPES, GGUF_BYTES, GGUF_TYPES, MERGED_DTYPES, QUANT_BITS,
                      ExportError, ExportResult, Progress, check_disk_space, export_name, exports_dir,
                      no_progress, staged)
-from .source import (RunSource, base_dtype, estimated_parameters, load_merged, load_tokenizer,
-                     run_source)
+from .source import (RunSource, base_dtype, embedding_parameters, estimated_parameters, load_merged,
+                     load_tokenizer, run_source)
 
 
 def _param_bytes(model, bytes_per_param: float) -> int:
@@ -297,5 +297,7 @@ def expected_size(run_dir: Path, kind: str, dtype: str = "auto", quantize: str =
     if kind == "bnb":
         return int(params * BNB_BYTES.get(quantize, 1.0))
     if kind == "gguf":
-        return int(params * GGUF_BYTES.get(gguf_type, 2.0))
+        # under 4/5-bit types the token embedding is kept at q8_0 (see gguf_file._tensor_data)
+        wide = embedding_parameters(src) if gguf_type.startswith(("q4", "q5")) else 0
+        return int((params - wide) * GGUF_BYTES.get(gguf_type, 2.0) + wide * GGUF_BYTES["q8_0"])
     raise ExportError(f"unknown export kind '{kind}' (merged, adapter, bnb or gguf)")

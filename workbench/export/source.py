@@ -141,26 +141,38 @@ def base_dtype(src: RunSource) -> str:
 STORED_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
+def _weights_folder(src: RunSource) -> Path | None:
+    from .. import models
+
+    if not src.is_adapter:
+        return src.folder
+    try:
+        return Path(models.resolve_model_path(src.base_model))
+    except models.ModelError:
+        return None
+
+
+def _model_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def embedding_parameters(src: RunSource) -> int:
+    """Parameters of the token embedding (the exports keep it wider under 4/5-bit GGUF types)."""
+    folder = _weights_folder(src)
+    config = _model_config(folder) if folder else {}
+    return int(config.get("vocab_size") or 0) * int(config.get("hidden_size") or 0)
+
+
 def estimated_parameters(src: RunSource) -> int | None:
     """Parameters of the model to export, from the weight files on disk (no loading), or None
     when the base is not a local folder (a hub id not downloaded yet)."""
-    import json
-
-    from .. import models
-
-    if src.is_adapter:
-        try:
-            folder = Path(models.resolve_model_path(src.base_model))
-        except models.ModelError:
-            return None
-    else:
-        folder = src.folder
-    if not folder.is_dir():
+    folder = _weights_folder(src)
+    if folder is None or not folder.is_dir():
         return None
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        config = {}
+    config = _model_config(folder)
     stored = STORED_BYTES.get(str(config.get("dtype") or config.get("torch_dtype") or "float32"), 4)
     return size // stored if size else None
