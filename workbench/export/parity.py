@@ -89,7 +89,8 @@ def write_parity(folder: Path, report: ParityReport) -> None:
 # ---- prompts ---------------------------------------------------------------------------------
 def parity_prompts(src: RunSource) -> tuple[list[list[dict]], str]:
     """Up to five conversations to replay: the run's held-out rows (test, then validation) when
-    it has them, else the built-in prompts."""
+    it has them, else the built-in prompts (saying why)."""
+    why = "the run holds no rows out"
     try:
         from ..config import from_dict
         from ..evaluate import _splits, examples_of
@@ -101,9 +102,9 @@ def parity_prompts(src: RunSource) -> tuple[list[list[dict]], str]:
                      if e.messages]
             if chats:
                 return chats[:N_PROMPTS], f"held-out rows ({name})"
-    except Exception:  # noqa: BLE001 - a dataset that no longer loads falls back to the built-in set
-        pass
-    return [[{"role": "user", "content": p}] for p in BUILTIN_PROMPTS], "built-in prompts"
+    except Exception as err:  # noqa: BLE001 - a dataset that no longer loads falls back to the built-in set
+        why = f"its held-out rows did not load: {err}"
+    return [[{"role": "user", "content": p}] for p in BUILTIN_PROMPTS], f"built-in prompts ({why})"
 
 
 def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
