@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM
 from conftest import ROOT, as_f16_stores_it, run_cli
 from workbench import export, models
 from workbench.cli import main as cli_main
+from workbench.data.registry import SHIPPED_DIR
 
 IDS = torch.tensor([[1, 9690, 198, 2683, 359, 253, 5356, 2]])
 NEW_TOKENS = 8
@@ -26,7 +27,6 @@ PROBE = r'''
 import json, sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from peft import PeftModel
-from workbench.data.registry import SHIPPED_DIR
 specs = json.loads(open(sys.argv[1]).read())
 ids = torch.tensor(specs.pop("__ids__"))
 out = {}
