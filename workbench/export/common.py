@@ -19,7 +19,13 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 KINDS = ("merged", "adapter", "bnb", "gguf")
 QUANT_BITS = ("4bit", "8bit")
-GGUF_TYPES = ("f16", "q8_0")
+MERGED_DTYPES = ("auto",) + tuple(DTYPES)  # auto: the base model's own dtype
+# what the `gguf` package writes itself; k-quants (Q4_K_M...) need llama.cpp's own llama-quantize
+GGUF_TYPES = ("f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+# bytes per weight of each GGUF type (blocks of 32 values: scale(s) + packed values)
+GGUF_BYTES = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32,
+              "q5_0": 22 / 32, "q5_1": 24 / 32}
+BNB_BYTES = {"4bit": 0.56, "8bit": 1.06}  # per weight, with the scales; embeddings stay 16-bit
 SHARD_SIZES = ("500MB", "1GB", "2GB", "5GB", "10GB")
 MARGIN_BYTES = 64 * 2**20
 
@@ -40,6 +46,7 @@ class ExportResult:
     archive: Path | None
     kind: str = "merged"
     notes: list[str] = field(default_factory=list)
+    parity: dict | None = None  # the parity report (parity.json), when one was made
 
     def describe(self) -> str:
         return str(self.archive or self.folder)
@@ -85,6 +92,7 @@ def staged(target: Path, with_zip: bool = False):
     tmp.mkdir()
     try:
         yield tmp
+        match_file_modes(tmp)
         archive = target.with_name(target.name + ".zip")
         if with_zip:
             write_zip(tmp, tmp_zip, arc_root=target.name)
@@ -97,6 +105,15 @@ def staged(target: Path, with_zip: bool = False):
     finally:
         _remove(tmp)
         _remove(tmp_zip)
+
+
+def match_file_modes(folder: Path) -> None:
+    """Every written file gets the mode a plain new file gets (some writers create theirs 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
 
 
 def write_zip(folder: Path, archive: Path, arc_root: str | None = None) -> Path:

@@ -81,7 +81,7 @@ def start_job(run_dir: Path, kind: str, **options) -> dict:
     argv = [sys.executable, "-m", "workbench", "export", "--run", str(run_dir.resolve()),
             "--job-file", str(path.resolve())]
     if kind == "merged":
-        argv += ["--merge", "--dtype", options.get("dtype", "fp32")]
+        argv += ["--merge", "--dtype", options.get("dtype") or "auto"]
     elif kind == "bnb":
         argv += ["--quantize", options.get("quantize", "4bit")]
     elif kind == "gguf":

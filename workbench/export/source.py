@@ -1,6 +1,7 @@
 """What a run produced, and that result as one float model (adapter merged into its base)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,29 +100,79 @@ def load_merged(src: RunSource):
     return merged
 
 
+def load_reference(src: RunSource):
+    """The trained model as the workbench runs it, in full precision: the base in fp32 with the
+    adapter applied (not merged), or a full run's weights in fp32. Exports are compared with it."""
+    from .. import models
+
+    if not src.is_adapter:
+        return models.load_causal_lm(str(src.folder), compute_type="fp32", device="cpu").eval()
+    from peft import PeftModel
+
+    base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu")
+    try:
+        return PeftModel.from_pretrained(base, str(src.folder)).eval()
+    except ValueError as err:
+        raise ExportError(f"cannot load the adapter in {src.folder}: {err}") from None
+
+
+SHORT_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def base_dtype(src: RunSource) -> str:
+    """The base model's own dtype (fp32/fp16/bf16): a known model's published one, else what its
+    config.json says; fp32 when nothing says."""
+    from .. import models
+
+    known = models.KNOWN_MODELS.get(src.base_model)
+    if known:
+        return known.dtype
+    for folder in [Path(src.base_model)] + ([] if src.is_adapter else [src.folder]):
+        try:
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        stored = str(config.get("dtype") or config.get("torch_dtype") or "")
+        if stored in SHORT_DTYPES:
+            return SHORT_DTYPES[stored]
+    return "fp32"
+
+
 STORED_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def _weights_folder(src: RunSource) -> Path | None:
+    from .. import models
+
+    if not src.is_adapter:
+        return src.folder
+    try:
+        return Path(models.resolve_model_path(src.base_model))
+    except models.ModelError:
+        return None
+
+
+def _model_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def embedding_parameters(src: RunSource) -> int:
+    """Parameters of the token embedding (the exports keep it wider under 4/5-bit GGUF types)."""
+    folder = _weights_folder(src)
+    config = _model_config(folder) if folder else {}
+    return int(config.get("vocab_size") or 0) * int(config.get("hidden_size") or 0)
 
 
 def estimated_parameters(src: RunSource) -> int | None:
     """Parameters of the model to export, from the weight files on disk (no loading), or None
     when the base is not a local folder (a hub id not downloaded yet)."""
-    import json
-
-    from .. import models
-
-    if src.is_adapter:
-        try:
-            folder = Path(models.resolve_model_path(src.base_model))
-        except models.ModelError:
-            return None
-    else:
-        folder = src.folder
-    if not folder.is_dir():
+    folder = _weights_folder(src)
+    if folder is None or not folder.is_dir():
         return None
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        config = {}
+    config = _model_config(folder)
     stored = STORED_BYTES.get(str(config.get("dtype") or config.get("torch_dtype") or "float32"), 4)
     return size // stored if size else None

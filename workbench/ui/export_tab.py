@@ -42,7 +42,52 @@ def progress_html(state: dict | None, lang: str) -> str:
     return (f"<div class='wb-progress' data-status='{html.escape(kind)}'>"
             f"<div class='wb-bar'><div class='wb-fill' style='width:{100 * fraction:.0f}%'></div></div>"
             f"<div class='wb-meta'>{html.escape(state.get('kind') or '')}: {word} · {100 * fraction:.0f}%</div>"
-            f"<div class='wb-msg'>{message}</div></div>")
+            f"<div class='wb-msg'>{message}</div>"
+            + (f"<div class='wb-parity'>{html.escape(str(state['parity']))}</div>" if state.get("parity") else "")
+            + "</div>")
+
+
+PARITY_COLOURS = {"ok": "#1a7f37", "beyond": "#cf222e", "failed": "#cf222e", "unchecked": "#6e7781"}
+
+
+def parity_cell(report: dict | None, lang: str) -> str:
+    """The export's parity report in a few words, coloured by its verdict; the whole summary on hover."""
+    if not report:
+        return "—"
+    status = report.get("status", "unchecked")
+    word = locale.t(f"export.parity_{status}", lang)
+    if status in ("ok", "beyond"):
+        diff = report.get("max_diff")
+        word += " · " + locale.t("export.parity_short", lang, same=report.get("first_tokens_same"),
+                                 n=report.get("prompts"), agree=f"{100 * report.get('token_agreement', 0):.0f}")
+        if diff is not None:
+            word += f" · Δ{diff:.2g}"
+    return (f"<span class='export-parity' data-status='{html.escape(status)}' "
+            f"style='color:{PARITY_COLOURS.get(status, '#6e7781')};font-weight:600' "
+            f"title='{html.escape(str(report.get('summary', '')))}'>{html.escape(word)}</span>")
+
+
+def size_text(mb: float | None) -> str:
+    return "?" if mb is None else f"{mb:,.0f} MB" if mb >= 10 else f"{mb:,.1f} MB"
+
+
+def sizes_html(run_dir: Path | None, kind: str, dtype: str, bits: str, qtype: str, lang: str) -> str:
+    """The expected size of each choice of the selected kind, before anything starts (the chosen
+    one in bold)."""
+    if not run_dir:
+        return ""
+    options = {"merged": ("dtype", export.MERGED_DTYPES, dtype), "bnb": ("quantize", export.QUANT_BITS, bits),
+               "gguf": ("gguf_type", export.GGUF_TYPES, qtype), "adapter": (None, ("adapter",), "adapter")}
+    key, values, chosen = options.get(kind, (None, (), None))
+    parts = []
+    try:
+        for value in values:
+            size = export.expected_size(run_dir, kind, **({key: value} if key else {}))
+            text = f"{value} ≈ {size_text(size / 2**20 if size else None)}"
+            parts.append(f"<b>{html.escape(text)}</b>" if value == chosen else html.escape(text))
+    except (export.ExportError, OSError):
+        return ""
+    return f"<div id='export-size-line'>{locale.t('export.expected_size', lang)} {' · '.join(parts)}</div>"
 
 
 def list_html(run_dir: Path | None, lang: str) -> str:
@@ -55,9 +100,11 @@ def list_html(run_dir: Path | None, lang: str) -> str:
                            f"class='export-link' data-name='{html.escape(entry.name)}'>{html.escape(p.name)}</a>"
                            for p in entry.downloads) or "—"
         rows.append(f"<tr data-export='{html.escape(entry.name)}'><td>{html.escape(entry.name)}</td>"
-                    f"<td>{entry.kind}</td><td>{entry.size_mb:,.1f} MB</td><td>{links}</td></tr>")
+                    f"<td>{entry.kind}</td><td>{entry.size_mb:,.1f} MB</td><td>{links}</td>"
+                    f"<td>{parity_cell(export.read_parity(entry.folder), lang)}</td></tr>")
     head = "".join(f"<th>{locale.t(k, lang)}</th>" for k in
-                   ("export.col_name", "export.col_kind", "export.col_size", "export.col_download"))
+                   ("export.col_name", "export.col_kind", "export.col_size", "export.col_download",
+                    "export.col_parity"))
     return f"<table id='export-table'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -82,7 +129,7 @@ def build(ctx: UIContext):
                             **loc.kwargs("export.kind")), "export.kind")
         refresh = loc(gr.Button(loc.t("export.refresh"), scale=1, elem_id="export-refresh"), "export.refresh")
     with gr.Row():
-        dtype = loc(gr.Dropdown(choices=list(export.DTYPES), value="fp32", elem_id="export-dtype",
+        dtype = loc(gr.Dropdown(choices=list(export.MERGED_DTYPES), value="auto", elem_id="export-dtype",
                                 **loc.kwargs("export.dtype")), "export.dtype")
         shard = loc(gr.Dropdown(choices=list(export.SHARD_SIZES), value="2GB", allow_custom_value=True,
                                 elem_id="export-shard", **loc.kwargs("export.shard")), "export.shard")
@@ -90,6 +137,8 @@ def build(ctx: UIContext):
                                    visible=False, **loc.kwargs("export.quantize")), "export.quantize")
         gguf_type = loc(gr.Dropdown(choices=list(export.GGUF_TYPES), value="q8_0", elem_id="export-gguf",
                                     visible=False, **loc.kwargs("export.gguf")), "export.gguf")
+    sizes = gr.HTML(sizes_html(ctx.saves / runs[0] if runs else None, "merged", "auto", "4bit", "q8_0", loc.lang),
+                    elem_id="export-size")
     with gr.Row():
         start = loc(gr.Button(loc.t("export.merge"), variant="primary", elem_id="export-merge"), "export.merge")
         cancel = loc(gr.Button(loc.t("export.cancel"), variant="stop", elem_id="export-cancel"), "export.cancel")
@@ -182,6 +231,13 @@ def build(ctx: UIContext):
                 gr.update(visible=kind_name == "bnb"), gr.update(visible=kind_name == "gguf"))
 
     kind.change(on_kind, [kind], [dtype, shard, quantize, gguf_type], queue=False)
+
+    def on_choice(run_id, kind_name, dtype_name, bits, qtype, lang):
+        return sizes_html(run_dir(run_id), kind_name, dtype_name, bits, qtype, lang)
+
+    choice_inputs = [run, kind, dtype, quantize, gguf_type, ctx.lang]
+    for control in (run, kind, dtype, quantize, gguf_type):
+        control.change(on_choice, choice_inputs, [sizes], queue=False)
 
     def on_refresh(current):
         runs = finished_runs(ctx)
