@@ -94,11 +94,11 @@ def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, c
 # length and is never seen, "rejected" is the answer a preference pair ranks lower
 
 def example_spans(tokenizer, row: dict, cfg) -> list[tuple[str, str | None]]:
-    template, _ = chat_template_for(tokenizer, cfg.template)
+    template, _ = chat_template_for(tokenizer, cfg.template, cfg.enable_thinking)
     kind = row["kind"]
     if kind == "conversation" and cfg.stage != "pt":
         segments = conversation_segments(tokenizer, row["messages"], template, row.get("tools"),
-                                         cfg.train_on_prompt)
+                                         cfg.train_on_prompt, cfg.mask_history)
         tok = tokenize_segments(tokenizer, segments, UNLIMITED)
         return token_spans(tokenizer, tok.input_ids, tok.labels, cfg.cutoff_len)
     if kind in ("text", "conversation"):

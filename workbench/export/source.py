@@ -48,11 +48,27 @@ def run_source(run_dir: Path, checkpoint: str | None = None) -> RunSource:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ExportError(f"no such run folder: {run_dir}")
+    if not checkpoint and not (run_dir / "config.yaml").is_file() and (run_dir / "adapter_config.json").is_file():
+        return plain_adapter_source(run_dir)
     check_exportable(run_dir)
     folder = run_dir / (checkpoint or FINAL_DIR)
     if not folder.is_dir():
         raise ExportError(f"{folder} does not exist: the run has no saved result yet")
     return RunSource(run_dir, folder, read_config(run_dir))
+
+
+def plain_adapter_source(folder: Path) -> RunSource:
+    """Any PEFT adapter folder (not one of this project's runs): its base model is the one its
+    adapter_config.json names."""
+    import json
+
+    adapter = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    base = adapter.get("base_model_name_or_path")
+    if not base:
+        raise ExportError(f"{folder}: the adapter does not name its base model "
+                          f"(base_model_name_or_path in adapter_config.json)")
+    return RunSource(folder, folder, {"model_name_or_path": base,
+                                      "finetuning_type": str(adapter.get("peft_type", "lora")).lower()})
 
 
 def check_exportable(run_dir: Path) -> None:
