@@ -734,9 +734,9 @@ def check_value(name: str, value: Any) -> str | None:
     return None
 
 
-def unknown_key_message(key: str) -> str:
+def unknown_key_message(key: str, extra: typing.Iterable[str] = ()) -> str:
     # only a plausible typo earns a suggestion: a loose match misleads (plot_loss -> pref_loss)
-    known = list(FIELDS) + list(FOREIGN_KEYS)
+    known = list(FIELDS) + list(FOREIGN_KEYS) + list(extra)
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key '{key}'{hint}"
@@ -1248,7 +1248,7 @@ def load_tool_yaml(path: str | os.PathLike, allowed: tuple[str, ...],
         raise ConfigError([f"expected a mapping of key: value, got {type(data).__name__}"], str(path))
     known = {k: v for k, v in data.items() if k in allowed}
     rest, found, problems = translate_foreign_keys({k: v for k, v in data.items() if k not in allowed})
-    problems += [unknown_key_message(str(k)) for k in rest if k not in FIELDS]
+    problems += [unknown_key_message(str(k), allowed) for k in rest if k not in FIELDS]
     found += [f"{k}: a training key, not used here" for k in rest if k in FIELDS]
     if not known.get("model_name_or_path") and not known.get("adapter_name_or_path"):
         problems.append("'model_name_or_path' is missing")
