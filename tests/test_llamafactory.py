@@ -213,7 +213,7 @@ def test_check_prints_the_resolved_config_parameters_and_memory(tiny_model_dir, 
     assert "note: plot_loss" in out and "template: qwen3_nothink" in out
     assert "trainable parameters:" in out and "\nestimated peak memory:" in out
     assert "check passed" in out
-    assert not any(saves.iterdir()) and not (tmp_path / "saves").exists()
+    assert not any(saves.iterdir()) and not (tmp_path / "qwen3-4b").exists()
 
 
 @needs_samples
