@@ -322,3 +322,19 @@ def test_tool_yamls_refuse_unknown_keys_and_missing_features(tmp_path):
         load_tool_yaml(bad, CHAT_KEYS)
     text = str(err.value)
     assert "vLLM inference is not supported" in text and "did you mean 'temperature'" in text
+
+
+def test_continue_from_offers_finished_adapter_runs_and_checkpoints(trained_lora_run):
+    from types import SimpleNamespace
+
+    from workbench.ui.train_tab import continue_choices
+
+    saves = trained_lora_run.parent
+    ctx = SimpleNamespace(saves=saves, controller=SimpleNamespace(run_ids=lambda: [trained_lora_run.name]))
+    choices = dict(continue_choices(ctx))
+    name = trained_lora_run.name
+    assert choices[""] == ""  # a new adapter
+    assert choices[name] == str((trained_lora_run / "final").resolve())
+    assert choices[f"{name}/checkpoint-4"] == str((trained_lora_run / "checkpoint-4").resolve())
+    cfg = from_dict({"adapter_name_or_path": choices[f"{name}/checkpoint-4"]})
+    assert train.preflight(cfg) == [] or all("dataset" in p for p in train.preflight(cfg))
