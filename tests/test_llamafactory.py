@@ -336,5 +336,6 @@ def test_continue_from_offers_finished_adapter_runs_and_checkpoints(trained_lora
     assert choices[""] == ""  # a new adapter
     assert choices[name] == str((trained_lora_run / "final").resolve())
     assert choices[f"{name}/checkpoint-4"] == str((trained_lora_run / "checkpoint-4").resolve())
-    cfg = from_dict({"adapter_name_or_path": choices[f"{name}/checkpoint-4"]})
-    assert train.preflight(cfg) == [] or all("dataset" in p for p in train.preflight(cfg))
+    from workbench.methods import check_adapter
+
+    assert check_adapter(from_dict({"adapter_name_or_path": choices[f"{name}/checkpoint-4"]}))["r"] == 4

@@ -85,6 +85,7 @@ class Target:
     peft_type: str | None = None        # LORA, IA3, PROMPT_TUNING, ...
     template: str = "auto"              # the run's chat template setting
     run_quantization_bit: int | None = None  # what the run trained with
+    trust_remote_code: bool = False     # the model folder may run its own code when loaded
 
     @property
     def is_base(self) -> bool:
@@ -212,7 +213,8 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
     base = str(cfg.get("model_name_or_path") or DEFAULT_MODEL)
     run_quant = cfg.get("quantization_bit")
     quant = run_quant if quantization_bit == "run" else quantization_bit
-    common = dict(quantization_bit=quant, template=cfg.get("template") or "auto", run_quantization_bit=run_quant)
+    common = dict(quantization_bit=quant, template=cfg.get("template") or "auto", run_quantization_bit=run_quant,
+                  trust_remote_code=bool(cfg.get("trust_remote_code", False)))
     if (folder / "adapter_config.json").is_file():
         adapter = _adapter_config(folder)
         init = adapter.get("init_lora_weights")
@@ -336,8 +338,9 @@ class ChatEngine:
             if loaded is None:
                 self._evict_for_new()
                 source = target.model_dir or target.base_model
-                tokenizer = models.load_tokenizer(_tokenizer_source(target))
-                model = models.load_causal_lm(source, quantization_bit=target.quantization_bit)
+                tokenizer = models.load_tokenizer(_tokenizer_source(target), target.trust_remote_code)
+                model = models.load_causal_lm(source, quantization_bit=target.quantization_bit,
+                                              trust_remote_code=target.trust_remote_code)
                 model.eval()
                 _keep_4bit_weights_unpacked(model)
                 loaded = _Loaded(model, tokenizer, key[3] if key[0] == "shared" else key[0])

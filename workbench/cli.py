@@ -84,6 +84,8 @@ def _cmd_chat(args) -> int:
 def _chat_yaml(args):
     """(target, generation settings) from a LLaMA-Factory inference YAML; any plain PEFT adapter
     folder or run folder works as adapter_name_or_path."""
+    from dataclasses import replace
+
     from .chat import BASE_PREFIX, GenerationSettings, Target, folder_target
     from .config import CHAT_KEYS, load_tool_yaml
 
@@ -103,6 +105,7 @@ def _chat_yaml(args):
         target = folder_target(adapters[0], base, template, quant)
     else:
         target = Target(label=BASE_PREFIX + base, base_model=base, quantization_bit=quant, template=template)
+    target = replace(target, trust_remote_code=_yaml_true(data.get("trust_remote_code", False)))
     settings = GenerationSettings(
         system_prompt=args.system or str(data.get("default_system") or ""),
         max_new_tokens=int(data.get("max_new_tokens", args.max_new_tokens)),
@@ -293,7 +296,7 @@ def _data_inspect(args) -> int:
                          "dataset_dir": args.dataset_dir, "cutoff_len": args.cutoff_len,
                          "val_size": args.val_size, "test_size": args.test_size, "seed": args.seed,
                          "model_name_or_path": args.model or RunConfig().model_name_or_path})
-        tokenizer = load_tokenizer(cfg.model_name_or_path)
+        tokenizer = load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
     except (ConfigError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

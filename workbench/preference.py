@@ -88,7 +88,8 @@ def _reference_copy(cfg):
     """A frozen copy of the base model, loaded the way the policy was."""
     from . import models
 
-    ref = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type)
+    ref = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type,
+                                trust_remote_code=cfg.trust_remote_code)
     ref.requires_grad_(False)
     return ref.eval()
 
@@ -267,17 +268,19 @@ class RewardModel:
         if self.cfg.stage != "rm":
             raise PreferenceError(f"{run_dir} trained stage '{self.cfg.stage}', not a reward model "
                                   f"(stage rm)")
-        self.tokenizer = models.load_tokenizer(str(final))
+        self.tokenizer = models.load_tokenizer(str(final), self.cfg.trust_remote_code)
         self.template, _ = chat_template_for(self.tokenizer, self.cfg.template, self.cfg.enable_thinking)
         kwargs = reward_model_kwargs()
         if (final / "adapter_config.json").is_file():
             from peft import PeftModel
 
             base = models.load_causal_lm(self.cfg.model_name_or_path, self.cfg.compute_type,
+                                         trust_remote_code=self.cfg.trust_remote_code,
                                          device=device, **kwargs)
             model = PeftModel.from_pretrained(base, str(final))
         else:
-            model = models.load_causal_lm(str(final), self.cfg.compute_type, device=device, **kwargs)
+            model = models.load_causal_lm(str(final), self.cfg.compute_type, device=device,
+                                          trust_remote_code=self.cfg.trust_remote_code, **kwargs)
         model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model = model.eval()
         self.device = next(model.parameters()).device

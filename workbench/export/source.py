@@ -88,7 +88,7 @@ def load_tokenizer(src: RunSource):
     from .. import models
 
     return models.load_tokenizer(str(src.folder) if (src.folder / "tokenizer_config.json").is_file()
-                                 else src.base_model)
+                                 else src.base_model, bool(src.config.get("trust_remote_code", False)))
 
 
 def load_merged(src: RunSource):
@@ -99,13 +99,15 @@ def load_merged(src: RunSource):
     from .. import models
 
     if not src.is_adapter:
-        return models.load_causal_lm(str(src.folder), compute_type="fp32", device="cpu")
+        return models.load_causal_lm(str(src.folder), compute_type="fp32", device="cpu",
+                                     trust_remote_code=bool(src.config.get("trust_remote_code", False)))
     if not src.mergeable:
         raise ExportError(f"{src.method} adapters cannot be merged into the base; "
                           f"export the adapter instead (kind 'adapter')")
     from peft import PeftModel
 
-    base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu")
+    base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu",
+                                 trust_remote_code=bool(src.config.get("trust_remote_code", False)))
     try:
         model = PeftModel.from_pretrained(base, str(src.folder))
     except ValueError as err:
