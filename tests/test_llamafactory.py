@@ -339,3 +339,12 @@ def test_continue_from_offers_finished_adapter_runs_and_checkpoints(trained_lora
     from workbench.methods import check_adapter
 
     assert check_adapter(from_dict({"adapter_name_or_path": choices[f"{name}/checkpoint-4"]}))["r"] == 4
+
+
+@needs_samples
+def test_entries_without_formatting_show_as_alpaca():
+    from workbench.data.inspect import registered_format
+
+    assert registered_format(SAMPLES, ["identity"]) == "alpaca"
+    assert registered_format(SAMPLES, ["alpaca_en_demo"]) == "alpaca"
+    assert registered_format(SAMPLES, ["glaive_toolcall_en_demo"]) == "sharegpt"

@@ -62,7 +62,18 @@ def registered_format(dataset_dir, names: list[str]) -> str | None:
     try:
         return entry_format(entry, [{}])
     except DataError:
-        return None  # nothing declared: detected from the file's rows
+        pass
+    # nothing declared (LLaMA-Factory's entries without `formatting`): what the rows show,
+    # alpaca for instruction/input/output rows, exactly as training reads them
+    try:
+        from .formats import apply_column_map
+        from .readers import read_records
+
+        path = entry.path(dataset_dir)
+        records = apply_column_map(read_records(path, entry.text_split)[:20], entry.column_map, str(path))
+        return entry_format(entry, records, str(path))
+    except (DataError, OSError, TypeError):
+        return None
 
 
 def is_file_source(dataset_dir, source: str) -> bool:
