@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, SAMPLES, run_cli
 from workbench import cli, train
 from workbench.config import ConfigError, from_dict, load_tool_yaml, unknown_key_message, CHAT_KEYS
 
-SAMPLES = Path("/work/shared/samples/llamafactory")
 EXAMPLES = SAMPLES / "examples"
 needs_samples = pytest.mark.skipif(not EXAMPLES.is_dir(),
                                    reason=f"LLaMA-Factory samples not present at {EXAMPLES}")
