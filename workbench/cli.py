@@ -54,8 +54,6 @@ def _add_serve_parser(sub) -> None:
 
 
 def _cmd_chat(args) -> int:
-    import threading
-
     from .chat import BASE_PREFIX, GenerationSettings, resolve_target
     from .config import DEFAULT_MODEL, ConfigError
 
