@@ -15,6 +15,7 @@ def check_config(cfg: RunConfig, out=print) -> int:
     for line in to_yaml(cfg).splitlines():
         out(f"  {line}")
     problems += _preflight(cfg)
+    _processes(cfg, out)
     tokenizer = _tokenizer(cfg, problems)
     if tokenizer is not None:
         _template(cfg, tokenizer, out)
@@ -28,6 +29,16 @@ def check_config(cfg: RunConfig, out=print) -> int:
         return 1
     out("check passed: nothing was loaded or started")
     return 0
+
+
+def _processes(cfg: RunConfig, out) -> None:
+    from .distributed import process_count
+
+    count = process_count(cfg)
+    out(f"processes: {count}" + (f" ({cfg.distributed_engine})" if count > 1 else ""))
+    if count == 1 and cfg.distributed_engine != "ddp":
+        out(f"note: distributed_engine {cfg.distributed_engine} applies when several processes run "
+            f"(nproc_per_node); this run uses one")
 
 
 def _preflight(cfg: RunConfig) -> list[str]:
