@@ -197,7 +197,7 @@ def test_check_refuses_hub_only_and_media_datasets_before_a_run_folder_exists(tm
         result = run_cli("train", str(config), "--check")
         assert result.returncode == 1, result.stdout + result.stderr
         assert words in result.stdout and "check failed" in result.stdout
-        assert train.main([str(config)]) == 2  # a real start is refused the same way
+        assert train.main([str(config)]) == 1  # a real start is refused the same way
     assert not any(saves.iterdir()), "no run folder may be created"
 
 
@@ -263,10 +263,10 @@ def test_continuing_a_finished_run_trains_more(trained_lora_run, tiny_model_dir,
 
 def test_an_adapter_of_another_method_is_refused(trained_lora_run, tiny_model_dir, saves, write_config):
     config = write_config(finetuning_type="ia3", adapter_name_or_path=str(trained_lora_run))
-    assert train.main([str(config)]) == 2
+    assert train.main([str(config)]) == 1
     assert not any(saves.iterdir())
     missing = write_config("missing.yaml", adapter_name_or_path=str(saves / "nope"))
-    assert train.main([str(missing)]) == 2
+    assert train.main([str(missing)]) == 1
 
 
 def test_tokenized_path_prepares_data_only(write_config, saves, tmp_path):
