@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, SAMPLES, run_cli
+from conftest import SAMPLES, SHIPPED_DIR, run_cli
 from workbench import cli, train
 from workbench.config import ConfigError, from_dict, load_tool_yaml, unknown_key_message, CHAT_KEYS
 
@@ -253,7 +253,7 @@ def test_continuing_starts_from_the_saved_adapter_weights(trained_lora_run, tiny
 
 def test_continuing_a_finished_run_trains_more(trained_lora_run, tiny_model_dir, saves):
     cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(ROOT / "data"), "max_steps": 2, "cutoff_len": 64,
+                     "dataset_dir": str(SHIPPED_DIR), "max_steps": 2, "cutoff_len": 64,
                      "adapter_name_or_path": str(trained_lora_run)})
     final = train.run(cfg, saves / "more", echo=False)
     assert (final / "adapter_model.safetensors").is_file()
@@ -283,7 +283,7 @@ def test_do_predict_writes_generated_predictions(trained_lora_run, tiny_model_di
     config.write_text(yaml.safe_dump({
         "model_name_or_path": str(tiny_model_dir), "adapter_name_or_path": str(plain),
         "stage": "sft", "do_predict": True, "finetuning_type": "lora", "eval_dataset": "identity",
-        "dataset_dir": str(ROOT / "data"), "template": "smollm2", "cutoff_len": 64, "max_samples": 2,
+        "dataset_dir": str(SHIPPED_DIR), "template": "smollm2", "cutoff_len": 64, "max_samples": 2,
         "per_device_eval_batch_size": 1, "predict_with_generate": True, "overwrite_cache": True,
         "output_dir": str(saves / "predict")}))
     assert train.main([str(config)]) == 0
