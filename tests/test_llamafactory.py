@@ -347,3 +347,21 @@ def test_entries_without_formatting_show_as_alpaca():
     assert registered_format(SAMPLES, ["identity"]) == "alpaca"
     assert registered_format(SAMPLES, ["alpaca_en_demo"]) == "alpaca"
     assert registered_format(SAMPLES, ["glaive_toolcall_en_demo"]) == "sharegpt"
+
+
+def test_a_reward_model_starts_from_an_sft_adapter(trained_lora_run, tiny_model_dir):
+    import torch
+    from safetensors.torch import load_file
+
+    from workbench import methods, models
+    from workbench.preference import reward_model_kwargs
+
+    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "stage": "rm",
+                     "adapter_name_or_path": str(trained_lora_run)})
+    base = models.load_causal_lm(str(tiny_model_dir), "fp32", **reward_model_kwargs())
+    model = methods.apply_method(base, cfg)
+    saved = load_file(str(trained_lora_run / "final" / "adapter_model.safetensors"))
+    live = {n.replace(".default", ""): p for n, p in model.named_parameters()}
+    loaded = [k for k in saved if "lora_B" in k and k in live]
+    assert loaded and all(torch.equal(live[k].detach(), saved[k]) for k in loaded)
+    assert any("score" in n and p.requires_grad for n, p in model.named_parameters())

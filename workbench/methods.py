@@ -208,13 +208,39 @@ def continue_adapter(model, cfg):
     check_adapter(cfg)
     folder = adapter_folder(cfg.adapter_name_or_path)
     config = PeftConfig.from_pretrained(str(folder))
+    saved_task = config.task_type
     config.task_type = task_type_of(cfg)
     config.inference_mode = False
     try:
+        if saved_task != config.task_type:  # e.g. SFT adapter → reward model: a new head
+            return _adapter_for_new_task(model, config, folder)
         return PeftModel.from_pretrained(model, str(folder), config=config, is_trainable=True)
     except (ValueError, RuntimeError, KeyError) as err:
         raise MethodError(f"adapter_name_or_path: {folder} does not fit this model: "
                           f"{str(err).splitlines()[0]}") from None
+
+
+def _adapter_for_new_task(model, config, folder: Path):
+    """The adapter's weights in a fresh peft model of another task type (its new head, which
+    the saved adapter lacks, starts as the model made it)."""
+    import peft
+    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+
+    weights_file = folder / "adapter_model.safetensors"
+    if weights_file.is_file():
+        from safetensors.torch import load_file
+
+        weights = load_file(str(weights_file))
+    else:
+        import torch
+
+        weights = torch.load(str(folder / "adapter_model.bin"), map_location="cpu", weights_only=True)
+    peft_model = peft.get_peft_model(model, config)
+    # the new head is not in the saved adapter: it keeps the weights it was just given
+    for key, value in get_peft_model_state_dict(peft_model).items():
+        weights.setdefault(key, value)
+    set_peft_model_state_dict(peft_model, weights)
+    return peft_model
 
 
 def _freeze_all_but_last_layers(model, n_layers: int, modules: str):
