@@ -85,6 +85,7 @@ class Target:
     peft_type: str | None = None        # LORA, IA3, PROMPT_TUNING, ...
     template: str = "auto"              # the run's chat template setting
     run_quantization_bit: int | None = None  # what the run trained with
+    trust_remote_code: bool = False     # the model folder may run its own code when loaded
 
     @property
     def is_base(self) -> bool:
@@ -196,6 +197,12 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
         return Target(label=spec, base_model=spec[len(BASE_PREFIX):], quantization_bit=quant)
     ref = resolve_run(spec, root)
     run_dir = ref.run_dir
+    if not ref.checkpoint and not (run_dir / "config.yaml").is_file() and \
+            ((run_dir / "adapter_config.json").is_file() or (run_dir / "config.json").is_file()):
+        # a plain PEFT adapter (or model) folder, not one of this project's runs: its base is
+        # the one its adapter_config.json names
+        quant = None if quantization_bit == "run" else quantization_bit
+        return folder_target(run_dir, quantization_bit=quant)
     check_generative(run_dir)
     folder = ref.folder
     if not ref.checkpoint and (run_dir / "adapter_config.json").is_file():
@@ -206,7 +213,8 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
     base = str(cfg.get("model_name_or_path") or DEFAULT_MODEL)
     run_quant = cfg.get("quantization_bit")
     quant = run_quant if quantization_bit == "run" else quantization_bit
-    common = dict(quantization_bit=quant, template=cfg.get("template") or "auto", run_quantization_bit=run_quant)
+    common = dict(quantization_bit=quant, template=cfg.get("template") or "auto", run_quantization_bit=run_quant,
+                  trust_remote_code=bool(cfg.get("trust_remote_code", False)))
     if (folder / "adapter_config.json").is_file():
         adapter = _adapter_config(folder)
         init = adapter.get("init_lora_weights")
@@ -219,6 +227,32 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
     if not (folder / "config.json").is_file():
         raise ValueError(f"{spec}: {folder} holds neither an adapter nor a model")
     return Target(spec, base, model_dir=str(folder), **common)
+
+
+def folder_target(folder: str | Path, base_model: str | None = None, template: str = "auto",
+                  quantization_bit: int | None = None) -> Target:
+    """A target for any adapter or model folder, not only this project's runs: a plain PEFT
+    adapter folder (its base from `base_model`, else from its adapter_config.json), a run folder
+    (its final result) or a whole model folder."""
+    folder = Path(folder).expanduser()
+    if (folder / FINAL_DIR).is_dir() and not (folder / "adapter_config.json").is_file():
+        folder = folder / FINAL_DIR
+    if (folder / "adapter_config.json").is_file():
+        adapter = _adapter_config(folder)
+        base = base_model or adapter.get("base_model_name_or_path")
+        if not base:
+            raise ValueError(f"{folder}: the adapter does not say its base model; give "
+                             f"model_name_or_path")
+        init = adapter.get("init_lora_weights")
+        rewrites = isinstance(init, str) and init.lower().startswith(_BASE_REWRITING_INITS)
+        return Target(str(folder), base, adapter_dir=str(folder), quantization_bit=quantization_bit,
+                      exact_toggle=not rewrites, template=template,
+                      peft_type=str(adapter.get("peft_type") or "LORA").upper())
+    if (folder / "config.json").is_file():
+        return Target(str(folder), str(folder), model_dir=str(folder), quantization_bit=quantization_bit,
+                      template=template)
+    raise ValueError(f"{folder} holds neither a PEFT adapter (adapter_config.json) nor a model "
+                     f"(config.json)")
 
 
 def resolve_pair(left: str, right: str | None, root: Path | None = None,
@@ -304,8 +338,9 @@ class ChatEngine:
             if loaded is None:
                 self._evict_for_new()
                 source = target.model_dir or target.base_model
-                tokenizer = models.load_tokenizer(_tokenizer_source(target))
-                model = models.load_causal_lm(source, quantization_bit=target.quantization_bit)
+                tokenizer = models.load_tokenizer(_tokenizer_source(target), target.trust_remote_code)
+                model = models.load_causal_lm(source, quantization_bit=target.quantization_bit,
+                                              trust_remote_code=target.trust_remote_code)
                 model.eval()
                 _keep_4bit_weights_unpacked(model)
                 loaded = _Loaded(model, tokenizer, key[3] if key[0] == "shared" else key[0])

@@ -11,6 +11,7 @@ def _cmd_train(args) -> int:
     from . import train
 
     argv = [args.config] + [f"--set={s}" for s in args.set] + (["--debug"] if args.debug else [])
+    argv += ["--check"] if args.check else []
     return train.main(argv)
 
 
@@ -53,11 +54,16 @@ def _add_serve_parser(sub) -> None:
 
 
 def _cmd_chat(args) -> int:
-    import threading
+    from .chat import BASE_PREFIX, GenerationSettings, resolve_target
+    from .config import DEFAULT_MODEL, ConfigError
 
-    from .chat import BASE_PREFIX, ChatEngine, GenerationSettings, resolve_target
-    from .config import DEFAULT_MODEL
-
+    if args.config:  # a LLaMA-Factory inference YAML
+        try:
+            target, settings = _chat_yaml(args)
+        except (ValueError, ConfigError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return _chat_loop(args, target, settings)
     from .runs import locate
 
     root, spec = locate(args.run) if args.run else (None, BASE_PREFIX + (args.model or DEFAULT_MODEL))
@@ -70,6 +76,53 @@ def _cmd_chat(args) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    return _chat_loop(args, target, settings)
+
+
+def _chat_yaml(args):
+    """(target, generation settings) from a LLaMA-Factory inference YAML; any plain PEFT adapter
+    folder or run folder works as adapter_name_or_path."""
+    from dataclasses import replace
+
+    from .chat import BASE_PREFIX, GenerationSettings, Target, folder_target
+    from .config import CHAT_KEYS, load_tool_yaml
+
+    notes: list[str] = []
+    data = load_tool_yaml(args.config, CHAT_KEYS, notes)
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}", file=sys.stderr)
+    base = data.get("model_name_or_path")
+    template = str(data.get("template") or "auto")
+    if _yaml_true(data.get("enable_thinking", True)) is False and not template.endswith("_nothink"):
+        template += "_nothink"
+    quant = data.get("quantization_bit")
+    adapters = [a.strip() for a in str(data.get("adapter_name_or_path") or "").split(",") if a.strip()]
+    if len(adapters) > 1:
+        raise ValueError("adapter_name_or_path: several adapters at once are not supported; name one")
+    if adapters:
+        target = folder_target(adapters[0], base, template, quant)
+    else:
+        target = Target(label=BASE_PREFIX + base, base_model=base, quantization_bit=quant, template=template)
+    target = replace(target, trust_remote_code=_yaml_true(data.get("trust_remote_code", False)))
+    settings = GenerationSettings(
+        system_prompt=args.system or str(data.get("default_system") or ""),
+        max_new_tokens=int(data.get("max_new_tokens", args.max_new_tokens)),
+        temperature=float(data.get("temperature", args.temperature)),
+        top_p=float(data.get("top_p", args.top_p)), top_k=int(data.get("top_k", args.top_k)),
+        repetition_penalty=float(data.get("repetition_penalty", args.repetition_penalty)),
+        seed=args.seed).check()
+    return target, settings
+
+
+def _yaml_true(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def _chat_loop(args, target, settings) -> int:
+    import threading
+
+    from .chat import ChatEngine
+
     engine = ChatEngine()
     history: list[dict] = []
     prompts = [args.prompt] if args.prompt else None
@@ -148,9 +201,45 @@ def _stream_or_explain(engine, target, history, settings, stop):
         raise SystemExit(1) from None
 
 
+def _note_export_base(adapter: str, named: str | None) -> None:
+    """The merge uses the base the adapter was trained on; say so when the YAML names another."""
+    from .export.common import ExportError
+    from .export.source import run_source
+
+    try:
+        base = run_source(Path(adapter)).base_model if Path(adapter).is_dir() else None
+    except ExportError:
+        return
+    if named and base and str(named) != str(base):
+        print(f"note: model_name_or_path {named} differs from the adapter's own base {base}; the "
+              f"adapter's base is merged into", file=sys.stderr)
+
+
 def _cmd_export(args) -> int:
     from .export.cli import main
 
+    if args.config:  # a LLaMA-Factory merge YAML
+        from .config import EXPORT_KEYS, ConfigError, load_tool_yaml
+
+        notes: list[str] = []
+        try:
+            data = load_tool_yaml(args.config, EXPORT_KEYS, notes)
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        for note in dict.fromkeys(notes):
+            print(f"note: {note}", file=sys.stderr)
+        adapter = str(data.get("adapter_name_or_path") or "").strip()
+        if not adapter or "," in adapter:
+            print(f"error: {args.config}: name one adapter_name_or_path to merge (a run folder or any "
+                  f"PEFT adapter folder)", file=sys.stderr)
+            return 2
+        args.run, args.merge = adapter, True
+        args.out = args.out or data.get("export_dir")
+        _note_export_base(adapter, data.get("model_name_or_path"))
+    elif not args.run:
+        print("error: give --run RUN or a merge CONFIG.yaml", file=sys.stderr)
+        return 2
     return main(args)
 
 
@@ -205,7 +294,7 @@ def _data_inspect(args) -> int:
                          "dataset_dir": args.dataset_dir, "cutoff_len": args.cutoff_len,
                          "val_size": args.val_size, "test_size": args.test_size, "seed": args.seed,
                          "model_name_or_path": args.model or RunConfig().model_name_or_path})
-        tokenizer = load_tokenizer(cfg.model_name_or_path)
+        tokenizer = load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
     except (ConfigError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -400,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--debug", action="store_true", help="print the traceback of a failure")
+    p.add_argument("--check", action="store_true", help="validate and print the resolved config, "
+                   "trainable parameters and memory estimate; load no weights, start nothing")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("ui", help="serve the browser workbench")
@@ -416,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_ui)
 
     p = sub.add_parser("chat", help="chat with the base model or a run in the terminal")
+    p.add_argument("config", nargs="?", default=None,
+                   help="a LLaMA-Factory inference YAML (model_name_or_path, adapter_name_or_path, "
+                        "template, generation keys) instead of --run/--model")
     p.add_argument("--run", default=None, help="a run id or run/checkpoint-N (default: the base model)")
     p.add_argument("--model", default=None, help="the base model when no run is given")
     p.add_argument("--prompt", default=None, help="answer one prompt and exit")
@@ -442,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .export.cli import add_arguments as add_export_arguments
 
     add_export_arguments(p)
+    p.add_argument("config", nargs="?", default=None,
+                   help="a LLaMA-Factory merge YAML (model_name_or_path, adapter_name_or_path, export_dir)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("methods", help="list every method, stage and option")

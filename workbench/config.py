@@ -22,6 +22,12 @@ import yaml
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 
+# Template names: ours (auto, chatml, plain) and LLaMA-Factory's text-only ones; how each is
+# rendered is decided in data/templates.py.
+TEMPLATE_NAMES = ["auto", "chatml", "plain", "default", "empty", "llama2", "llama3", "llama4", "mistral",
+                  "qwen", "qwen2", "qwen3", "qwen3_nothink", "qwen3_5", "qwen3_5_nothink", "smollm",
+                  "smollm2", "gemma", "gemma3", "phi", "phi4", "deepseek3", "glm4", "yi", "zephyr"]
+
 GROUPS = ("model", "data", "method", "lora", "preference", "train", "schedule", "system", "rl")
 
 
@@ -64,11 +70,15 @@ class RunConfig:
               "embedded and works offline.",
               "已知模型名、Hugging Face Hub 上的模型 ID 或本地文件夹。默认模型已内置，可离线使用。"))
     template: str = knob(
-        "auto", group="model", choices=["auto", "chatml", "plain"],
+        "auto", group="model", choices=TEMPLATE_NAMES,
         label=("Chat template", "对话模板"),
         help=("How conversations become text. 'auto' uses the tokenizer's own template "
-              "(plain fallback if it has none).",
-              "对话如何转成文本。auto 使用分词器自带模板（没有则退回 plain）。"))
+              "(plain fallback if it has none); chatml and plain are built in; LLaMA-Factory's "
+              "names (llama3, qwen3, ...) use the tokenizer's own template and warn when it is of "
+              "another family; names ending in _nothink turn thinking off.",
+              "对话如何转成文本。auto 使用分词器自带模板（没有则退回 plain）；chatml 与 plain 为内置模板；"
+              "LLaMA-Factory 的模板名（llama3、qwen3 等）使用分词器自带模板，若其属于别的模型家族则给出警告；"
+              "以 _nothink 结尾的名称关闭思考模式。"))
     quantization_bit: int | None = knob(
         None, group="model", choices=[None, 4, 8],
         label=("Quantization bits", "量化位数"),
@@ -92,6 +102,18 @@ class RunConfig:
               "fp16 on GPUs, and fp32 on CPUs (bf16 is ~100x slower on CPUs without it).",
               "训练使用的数值类型。auto：支持 bf16 的 GPU 用 bf16，其他 GPU 用 fp16，CPU 用 fp32"
               "（没有原生 bf16 的 CPU 上 bf16 约慢 100 倍）。"))
+    trust_remote_code: bool = knob(
+        False, group="model",
+        label=("Trust remote code", "信任远程代码"),
+        help=("Allow a model or tokenizer folder to run its own Python code when loaded. Off by "
+              "default: turn it on only for models whose code you trust.",
+              "允许模型或分词器目录在加载时运行其自带的 Python 代码。默认关闭：只对信任其代码的模型开启。"))
+    enable_thinking: bool = knob(
+        True, group="model",
+        label=("Thinking", "思考模式"),
+        help=("For templates that have a thinking mode (Qwen3): keep it on. Off renders every "
+              "reply without a thinking block (template names ending in _nothink turn it off).",
+              "对带思考模式的模板（Qwen3）：保持开启。关闭后每条回复都不带思考块（以 _nothink 结尾的模板名会关闭它）。"))
 
     # ---- data --------------------------------------------------------------------------
     dataset: str = knob(
@@ -148,6 +170,28 @@ class RunConfig:
         label=("Assistant author", "助手作者"),
         help=("Replaces {{author}} in datasets such as identity.",
               "替换数据集（如 identity）中的 {{author}}。"))
+    eval_dataset: str = knob(
+        "", group="data",
+        label=("Validation dataset", "验证数据集"),
+        help=("Registered dataset(s) used for validation (and for do_predict) instead of a "
+              "val_size cut of the training data; comma-separated.",
+              "用作验证（以及 do_predict）的已注册数据集，代替从训练数据切出的 val_size；多个用逗号分隔。"))
+    default_system: str = knob(
+        "", group="data",
+        label=("Default system prompt", "默认系统提示"),
+        help=("A system message put before conversations that have none.",
+              "在没有系统消息的对话前加入的系统消息。"))
+    mask_history: bool = knob(
+        False, group="data",
+        label=("Train on last reply only", "只训练最后一轮回复"),
+        help=("In multi-turn conversations compute the loss on the last assistant reply only.",
+              "多轮对话中只在最后一条助手回复上计算损失。"))
+    tokenized_path: str = knob(
+        "", group="data",
+        label=("Tokenized data folder", "分词数据目录"),
+        help=("Prepare data only: tokenize the datasets, save them to this folder (datasets' "
+              "save_to_disk) and stop without loading the model or training.",
+              "只准备数据：对数据集分词后保存到该目录（datasets 的 save_to_disk），然后停止，不加载模型也不训练。"))
 
     # ---- method ------------------------------------------------------------------------
     stage: str = knob(
@@ -170,10 +214,11 @@ class RunConfig:
               "哪些参数可训练：lora（低秩适配器；配合量化即 QLoRA）、full（全参数）、freeze（仅最后 N 层）、"
               "bitfit（仅偏置）、ia3、prompt_tuning（软提示）、prefix_tuning（前缀）、head（仅分类头）。"))
     freeze_trainable_layers: int = knob(
-        2, group="method", min=1,
+        2, group="method", min=-100_000, max=100_000,
         label=("Trainable layers", "可训练层数"),
-        help=("Freeze tuning: train only the last N transformer layers.",
-              "冻结微调：只训练最后 N 个 Transformer 层。"))
+        help=("Freeze tuning: train only the last N transformer layers; a negative number -N "
+              "trains the first N layers instead.",
+              "冻结微调：只训练最后 N 个 Transformer 层；负数 -N 表示改为训练最前面的 N 层。"))
     freeze_trainable_modules: str = knob(
         "all", group="method",
         label=("Trainable modules", "可训练模块"),
@@ -186,6 +231,14 @@ class RunConfig:
         help=("Each layer below the top learns at this factor times the layer above it "
               "(1.0 = same rate everywhere).",
               "每往下一层，学习率乘以该系数（1.0 表示各层相同）。"))
+    adapter_name_or_path: str | None = knob(
+        None, group="method",
+        label=("Continue from", "继续自"),
+        help=("Start from an existing adapter instead of a new one: a finished run, one of its "
+              "checkpoints, or any PEFT adapter folder. Continues that adapter (more epochs, "
+              "other data, or the next stage such as DPO after SFT). Empty = a new adapter.",
+              "从已有适配器开始而不是新建：已完成的训练、它的某个检查点，或任意 PEFT 适配器目录。"
+              "继续训练该适配器（更多轮数、其他数据，或下一阶段，如 SFT 之后的 DPO）。留空表示新建适配器。"))
     num_virtual_tokens: int = knob(
         20, group="method", min=1, max=1024,
         label=("Virtual tokens", "虚拟 token 数"),
@@ -226,6 +279,11 @@ class RunConfig:
         label=("PiSSA initialisation", "PiSSA 初始化"),
         help=("Initialise adapters from the principal singular vectors of the weights.",
               "用权重的主奇异向量初始化适配器。"))
+    pissa_iter: int = knob(
+        -1, group="lora", min=-1, max=10_000,
+        label=("PiSSA iterations", "PiSSA 迭代次数"),
+        help=("PiSSA initialisation: fast SVD with this many iterations (e.g. 16); -1 = exact SVD.",
+              "PiSSA 初始化：用该迭代次数做快速 SVD（如 16）；-1 表示精确 SVD。"))
     loraplus_lr_ratio: float | None = knob(
         None, group="lora", min=1.0,
         label=("LoRA+ LR ratio", "LoRA+ 学习率比"),
@@ -407,6 +465,46 @@ class RunConfig:
         help=("Dropout probability inside the model (attention and hidden layers) while "
               "training. Empty = the model's own setting.",
               "训练时模型内部（注意力与隐藏层）的 dropout 概率。留空表示沿用模型自身设置。"))
+    do_train: bool = knob(
+        True, group="train",
+        label=("Train", "训练"),
+        help=("Train the model. Off with do_predict: only predict (an evaluation with the base "
+              "model or adapter_name_or_path); off with tokenized_path: only prepare the data.",
+              "训练模型。关闭并开启 do_predict：只做预测（用基座模型或 adapter_name_or_path 评估）；"
+              "关闭并设置 tokenized_path：只准备数据。"))
+    do_predict: bool = knob(
+        False, group="train",
+        label=("Predict after training", "训练后预测"),
+        help=("Evaluate on eval_dataset (or the test split) after training, or instead of it when "
+              "nothing is trained (do_train: false), writing a predictions file.",
+              "训练后（或在不训练时，do_train: false）在 eval_dataset（或测试集）上评估，并写出预测文件。"))
+    predict_with_generate: bool = knob(
+        False, group="train",
+        label=("Predict by generating", "预测时生成"),
+        help=("With do_predict: generate each reply and score it against the reference "
+              "(BLEU/ROUGE), besides the loss.",
+              "配合 do_predict：逐条生成回复并与参考答案比较打分（BLEU/ROUGE），另计损失。"))
+    dataloader_num_workers: int = knob(
+        0, group="train", min=0, max=256,
+        label=("Data loader workers", "数据加载进程数"),
+        help=("Worker processes that feed batches to the trainer (Trainer option; 0 = in the "
+              "training process).", "为训练器准备批数据的子进程数（Trainer 选项；0 表示在训练进程内）。"))
+    ddp_timeout: int = knob(
+        1800, group="train", min=1, max=2**31 - 1,
+        label=("Process group timeout (s)", "进程组超时（秒）"),
+        help=("Seconds several training processes wait for each other before giving up "
+              "(Trainer option).", "多个训练进程相互等待的最长秒数（Trainer 选项）。"))
+    save_only_model: bool = knob(
+        False, group="train",
+        label=("Checkpoints without optimizer", "检查点不含优化器"),
+        help=("Checkpoints keep only the model, not the optimizer and scheduler: smaller, but a "
+              "run cannot resume from them (Trainer option).",
+              "检查点只保存模型，不含优化器与调度器：更小，但无法从中恢复训练（Trainer 选项）。"))
+    run_name: str = knob(
+        "", group="train",
+        label=("Run name", "运行名称"),
+        help=("Name shown by experiment trackers (Trainer option). Empty = the run folder's name.",
+              "实验跟踪工具中显示的名称（Trainer 选项）。留空表示用训练目录名。"))
 
     # ---- schedule ----------------------------------------------------------------------
     lr_scheduler_type: str = knob(
@@ -466,6 +564,19 @@ class RunConfig:
         help=("At the end, final/ gets the weights of the best checkpoint instead of the last "
               "step (needs a validation split).",
               "训练结束时 final/ 保存最佳检查点的权重，而不是最后一步的（需要验证集）。"))
+
+    eval_strategy: str | None = knob(
+        None, group="schedule", choices=[None, "no", "steps", "epoch"],
+        label=("Validate when", "验证时机"),
+        help=("When to validate (Trainer option): steps, epoch or no. Empty = every eval_steps "
+              "when there is a validation split.",
+              "何时验证（Trainer 选项）：steps、epoch 或 no。留空表示存在验证集时每 eval_steps 步验证。"))
+    save_strategy: str = knob(
+        "steps", group="schedule", choices=["no", "steps", "epoch"],
+        label=("Save when", "保存时机"),
+        help=("When to write checkpoints (Trainer option): every save_steps, every epoch, or no "
+              "checkpoints (the final result is always saved).",
+              "何时写检查点（Trainer 选项）：每 save_steps 步、每轮，或不写（最终结果总会保存）。"))
 
     # ---- system ------------------------------------------------------------------------
     report_to: str | None = knob(
@@ -627,17 +738,28 @@ def check_value(name: str, value: Any) -> str | None:
     return None
 
 
-def unknown_key_message(key: str) -> str:
-    close = difflib.get_close_matches(key, FIELDS.keys(), n=1, cutoff=0.6)
+def unknown_key_message(key: str, extra: typing.Iterable[str] = ()) -> str:
+    # only a plausible typo earns a suggestion: a loose match misleads (plot_loss -> pref_loss)
+    known = list(FIELDS) + list(FOREIGN_KEYS) + list(extra)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key '{key}'{hint}"
 
 
-def from_dict(data: dict[str, Any], source: str | None = None) -> RunConfig:
-    """Build a validated RunConfig; unknown keys and bad values are all reported at once."""
+def from_dict(data: dict[str, Any], source: str | None = None,
+              notes: list[str] | None = None) -> RunConfig:
+    """Build a validated RunConfig; unknown keys and bad values are all reported at once.
+
+    LLaMA-Factory's keys are translated first; what they change nothing about is appended to
+    `notes` (when given) for the caller to print."""
     if not isinstance(data, dict):
         raise ConfigError([f"expected a mapping of key: value, got {type(data).__name__}"], source)
-    problems: list[str] = []
+    if looks_like_token_file(data):
+        raise ConfigError(["this is a list of new special tokens, not a run config: adding tokens "
+                           "to the vocabulary is not supported by this project"], source)
+    data, found_notes, problems = translate_foreign_keys(data)
+    if notes is not None:
+        notes.extend(found_notes)
     values: dict[str, Any] = {}
     for key, raw in data.items():
         if key not in FIELDS:
@@ -687,6 +809,22 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
     if cfg.val_size and cfg.val_size < 1 and cfg.test_size and cfg.test_size < 1 \
             and cfg.val_size + cfg.test_size >= 1:
         problems.append("'val_size' + 'test_size' leave no rows to train on")
+    if cfg.freeze_trainable_layers == 0:
+        problems.append("'freeze_trainable_layers' is 0: use N for the last N layers or -N for the "
+                        "first N")
+    if cfg.adapter_name_or_path and cfg.finetuning_type not in ("lora", "ia3", "prompt_tuning",
+                                                                "prefix_tuning"):
+        problems.append(f"'adapter_name_or_path' continues an adapter; finetuning_type "
+                        f"'{cfg.finetuning_type}' trains no adapter (to continue a full or freeze "
+                        f"run, set model_name_or_path to its result folder)")
+    if not cfg.do_train and not cfg.do_predict and not cfg.tokenized_path:
+        problems.append("'do_train' is false and neither do_predict nor tokenized_path is set: "
+                        "there is nothing to do")
+    if cfg.predict_with_generate and not cfg.do_predict:
+        problems.append("'predict_with_generate' needs 'do_predict: true'")
+    if cfg.eval_strategy in ("steps", "epoch") and not (cfg.val_size or cfg.eval_dataset):
+        problems.append(f"'eval_strategy' is {cfg.eval_strategy} but there is no validation data "
+                        f"(set val_size or eval_dataset)")
     if cfg.max_steps == 0:
         problems.append("'max_steps' is 0: use -1 to train by epochs or a positive count")
     problems += _preference_problems(cfg)
@@ -755,7 +893,7 @@ def _method_problems(cfg: RunConfig) -> list[str]:
     if cfg.stage == "cls" and cfg.packing:
         problems.append("'packing' joins conversations or documents; stage 'cls' classifies one "
                         "text per row (leave packing empty)")
-    if cfg.eval_steps is not None and not cfg.val_size:
+    if cfg.eval_steps is not None and not cfg.val_size and not cfg.eval_dataset:
         problems.append("'eval_steps' is set but 'val_size' is 0: there is no validation split "
                         "to evaluate")
     problems += _best_model_problems(cfg)
@@ -800,6 +938,264 @@ def _best_model_problems(cfg: RunConfig) -> list[str]:
     if not cfg.metric_for_best_model.strip():
         problems.append("'metric_for_best_model' is empty: name a validation metric such as eval_loss")
     return problems
+
+
+# ---- keys written the LLaMA-Factory way ---------------------------------------------------
+# Every key of a LLaMA-Factory training, inference or merge YAML has one meaning here: an alias
+# that sets one of the fields above, a note (accepted; it changes nothing on this project), or a
+# feature this project does not have (refused, naming the feature).
+
+def _true(value) -> bool:
+    return coerce_bool(value)
+
+
+def coerce_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE or text in _NONE:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _engine_of_deepspeed(value) -> str:
+    """A DeepSpeed JSON file (its zero_optimization.stage) or a stage name → distributed_engine."""
+    import json
+    import re
+
+    text = str(value).strip()
+    stage = None
+    path = Path(text).expanduser()
+    if path.is_file():
+        try:
+            stage = (json.loads(path.read_text(encoding="utf-8")).get("zero_optimization") or {}).get("stage")
+        except (ValueError, OSError, AttributeError):
+            raise ValueError(f"{text} is not a readable DeepSpeed JSON file") from None
+    if stage is None:  # LLaMA-Factory's own files are named ds_z0/z2/z3(_offload)_config.json
+        match = re.search(r"(?:zero|z)_?([0-3])", path.name.lower())
+        if not match:
+            raise ValueError(f"cannot tell the ZeRO stage of {text!r} (a JSON file with "
+                             f"zero_optimization.stage, or a name such as zero2 / ds_z3_config.json)")
+        stage = int(match.group(1))
+    return {0: "ddp", 1: "deepspeed_zero2", 2: "deepspeed_zero2", 3: "deepspeed_zero3"}[int(stage)]
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """One LLaMA-Factory key: `field` + `convert` for an alias (convert returns None to leave the
+    field alone), `note` for a key accepted without effect, `feature` for one refused."""
+    field: str | None = None
+    convert: typing.Callable[[Any], Any] | None = None
+    note: str = ""
+    feature: str = ""
+    when: typing.Callable[[Any], bool] = lambda value: True  # refused/noted only for such values
+
+
+def _alias(name: str, convert=None, note: str = "") -> ForeignKey:
+    return ForeignKey(field=name, convert=convert or (lambda v: v), note=note)
+
+
+def _noted(text: str, when=lambda v: True) -> ForeignKey:
+    return ForeignKey(note=text, when=when)
+
+
+def _refused(feature: str, when=lambda v: True) -> ForeignKey:
+    return ForeignKey(feature=feature, when=when)
+
+
+_IF_TRUE = _true
+_NOT_NONE = lambda v: v not in (None, "", False)  # noqa: E731 - a tiny predicate
+MULTIMODAL = "multimodal (image, video, audio) training"
+
+FOREIGN_KEYS: dict[str, ForeignKey] = {
+    # aliases of fields above
+    "bf16": _alias("compute_type", lambda v: "bf16" if _true(v) else None),
+    "fp16": _alias("compute_type", lambda v: "fp16" if _true(v) else None),
+    "pure_bf16": _alias("compute_type", lambda v: "bf16" if _true(v) else None,
+                        note="pure_bf16: compute_type bf16 (the optimizer keeps its own precision)"),
+    "warmup_ratio": _alias("warmup_steps", lambda v: _fraction(v, "warmup_ratio")),
+    "gradient_checkpointing": _alias("activation_checkpointing", _true),
+    "disable_gradient_checkpointing": _alias("activation_checkpointing", lambda v: not _true(v)),
+    "dpo_label_smoothing": _alias("pref_label_smoothing"),
+    "deepspeed": _alias("distributed_engine", lambda v: _engine_of_deepspeed(v) if _NOT_NONE(v) else None),
+    "fsdp": _alias("distributed_engine", lambda v: "fsdp" if v not in (None, "", False, []) else None),
+    "quantization_method": ForeignKey(note="", when=lambda v: str(v).lower() != "bnb",
+                                      feature="quantization methods other than bitsandbytes (bnb)"),
+    # accepted; nothing to do on this project
+    "overwrite_output_dir": _noted("overwrite_output_dir: a run never writes over another run's "
+                                   "events; a used output_dir gets a fresh sibling folder"),
+    "overwrite_cache": _noted("overwrite_cache: tokenized data is cached by its inputs, so any change "
+                              "re-tokenizes"),
+    "plot_loss": _noted("plot_loss: the loss charts always exist (Train tab, events.jsonl)"),
+    "preprocessing_num_workers": _noted("preprocessing_num_workers: data is tokenized in the "
+                                        "training process"),
+    "flash_attn": _noted("flash_attn: the model's default attention (sdpa) is used",
+                         when=lambda v: str(v).lower() not in ("auto", "sdpa", "disabled", "none")),
+    "enable_liger_kernel": _noted("enable_liger_kernel: Liger kernels are not available here; "
+                                  "the standard layers are used", when=_IF_TRUE),
+    "use_unsloth": _noted("use_unsloth: Unsloth is not available here; peft's LoRA is used",
+                          when=_IF_TRUE),
+    "use_unsloth_gc": _noted("use_unsloth_gc: plain activation checkpointing is used", when=_IF_TRUE),
+    "gradient_checkpointing_kwargs": _noted("gradient_checkpointing_kwargs: checkpointing is "
+                                            "always non-reentrant here"),
+    "use_reentrant_gc": _noted("use_reentrant_gc: checkpointing is always non-reentrant here"),
+    "fsdp_transformer_layer_cls_to_wrap": _noted("fsdp_transformer_layer_cls_to_wrap: FSDP wraps "
+                                                 "the model's decoder layers itself"),
+    "pissa_convert": _noted("pissa_convert: a PiSSA adapter is always saved as a plain LoRA of the "
+                            "original base"),
+    "infer_backend": _noted("infer_backend: replies are generated with transformers",
+                            when=lambda v: str(v).lower() != "huggingface"),
+    "ignore_pad_token_for_loss": _noted("ignore_pad_token_for_loss: padding never carries loss here"),
+    "save_safetensors": _noted("save_safetensors: results are always saved as safetensors"),
+    "print_param_status": _noted("print_param_status: the trainable parameter count is printed"),
+    "compute_accuracy": _noted("compute_accuracy: validation reports the loss"),
+    "ddp_find_unused_parameters": _noted("ddp_find_unused_parameters: left to the Trainer"),
+    "include_num_input_tokens_seen": _noted("include_num_input_tokens_seen: tokens are always counted"),
+    "upcast_layernorm": _noted("upcast_layernorm: layer norms run at the compute type"),
+    "upcast_lmhead_output": _noted("upcast_lmhead_output: the loss is computed in fp32"),
+    "export_legacy_format": _noted("export_legacy_format: exports are always safetensors"),
+    "export_device": _noted("export_device: merging runs on the CPU"),
+    "export_size": _noted("export_size: the merged model is saved as transformers shards it"),
+    "low_cpu_mem_usage": _noted("low_cpu_mem_usage: transformers' default loading is used"),
+    "disable_tqdm": _noted("disable_tqdm: progress goes to events.jsonl and the log, never tqdm"),
+    "tool_format": _noted("tool_format: tool calls are rendered by the chat template", when=_NOT_NONE),
+    # features this project does not have
+    "use_galore": _refused("GaLore", _IF_TRUE),
+    "use_apollo": _refused("APOLLO", _IF_TRUE),
+    "use_badam": _refused("BAdam", _IF_TRUE),
+    "use_muon": _refused("the Muon optimizer", _IF_TRUE),
+    "use_adam_mini": _refused("Adam-mini", _IF_TRUE),
+    "use_llama_pro": _refused("LLaMA Pro (block expansion)", _IF_TRUE),
+    "mixture_of_depths": _refused("mixture of depths", _NOT_NONE),
+    "use_asft_loss": _refused("the ASFT loss", _IF_TRUE),
+    "use_dft_loss": _refused("the DFT loss", _IF_TRUE),
+    "use_eaft_loss": _refused("the EAFT loss", _IF_TRUE),
+    "fp8": _refused("FP8 training", _IF_TRUE),
+    "use_ray": _refused("Ray", _IF_TRUE),
+    "use_kt": _refused("KTransformers", _IF_TRUE),
+    "use_mca": _refused("Megatron (mcore adapter)", _IF_TRUE),
+    "streaming": _refused("streaming datasets", _IF_TRUE),
+    "neat_packing": _refused("neat packing (packing without cross-attention)", _IF_TRUE),
+    "rope_scaling": _refused("RoPE scaling", _NOT_NONE),
+    "shift_attn": _refused("shift short attention", _IF_TRUE),
+    "train_from_scratch": _refused("training from scratch", _IF_TRUE),
+    "create_new_adapter": _refused("stacking a new adapter on an existing one (the adapter is "
+                                   "continued instead)", _IF_TRUE),
+    "additional_target": _refused("extra trainable modules beside LoRA (additional_target)", _NOT_NONE),
+    "export_quantization_bit": _refused("quantizing a merged export with GPTQ", _NOT_NONE),
+    "export_hub_model_id": _refused("uploading to a hub", _NOT_NONE),
+    "add_tokens": _refused("adding tokens to the vocabulary", _NOT_NONE),
+    "add_special_tokens": _refused("adding tokens to the vocabulary", _NOT_NONE),
+    "new_special_tokens_config": _refused("adding tokens to the vocabulary", _NOT_NONE),
+    "freeze_vision_tower": _refused(MULTIMODAL),
+    "freeze_multi_modal_projector": _refused(MULTIMODAL),
+    "freeze_language_model": _refused(MULTIMODAL),
+    "use_audio_in_video": _refused(MULTIMODAL),
+    "crop_to_patches": _refused(MULTIMODAL),
+    "vllm_maxlen": _refused("vLLM inference"),
+    "reward_model": _refused("PPO", _NOT_NONE),
+}
+
+# families of keys: every key with one of these prefixes belongs to the feature
+FOREIGN_PREFIXES: dict[str, str] = {
+    "galore_": "GaLore", "apollo_": "APOLLO", "badam_": "BAdam", "muon_": "the Muon optimizer",
+    "oft_": "OFT (orthogonal fine-tuning)", "ray_": "Ray", "fp8_": "FP8 training",
+    "asft_": "the ASFT loss", "image_": MULTIMODAL, "video_": MULTIMODAL, "audio_": MULTIMODAL,
+    "ppo_": "PPO", "kt_": "KTransformers", "vllm_": "vLLM inference", "sglang_": "SGLang inference",
+    "swanlab_": "SwanLab tracking", "freeze_extra_": "freeze tuning of extra modules",
+    "loraplus_lr_embedding": "LoRA+ embedding learning rates",
+}
+
+# values of our own fields that name a LLaMA-Factory feature this project does not have
+FOREIGN_VALUES: dict[tuple[str, str], str] = {
+    ("finetuning_type", "oft"): "OFT (orthogonal fine-tuning)",
+    ("stage", "ppo"): "PPO", ("stage", "kto_pair"): "KTO with pairs",
+    ("template", "qwen2_vl"): MULTIMODAL, ("template", "qwen3_vl"): MULTIMODAL,
+    ("template", "qwen3_vl_nothink"): MULTIMODAL, ("template", "moss_vl"): MULTIMODAL,
+    ("template", "llava"): MULTIMODAL, ("template", "mllama"): MULTIMODAL,
+    ("template", "qwen2_omni"): MULTIMODAL, ("template", "gemma3n"): MULTIMODAL,
+    ("pref_loss", "orpo_mix"): "ORPO mixed with SFT",
+}
+
+
+def _fraction(value, name: str) -> float:
+    number = float(value)
+    if not 0 <= number < 1:
+        raise ValueError(f"'{name}' must be a fraction in [0, 1), got {value!r}")
+    return number
+
+
+def foreign_feature(key: str, value: Any) -> str | None:
+    """The name of the unsupported feature a key (or a field's value) asks for, else None."""
+    rule = FOREIGN_KEYS.get(key)
+    if rule is not None:
+        return rule.feature if rule.feature and rule.when(value) else None
+    for prefix, feature in FOREIGN_PREFIXES.items():
+        if key.startswith(prefix) and key not in FIELDS:
+            return feature
+    if isinstance(value, str):
+        return FOREIGN_VALUES.get((key, value.strip().lower()))
+    return None
+
+
+def translate_foreign_keys(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(data with aliases applied and noted keys removed, notes, problems)."""
+    out: dict[str, Any] = {}
+    notes, problems, set_by = [], [], {}
+    refused: dict[str, list[str]] = {}  # feature → the keys that ask for it
+    for key, value in data.items():
+        key = str(key)
+        feature = foreign_feature(key, value)
+        if feature:
+            refused.setdefault(feature, []).append(key)
+            continue
+        rule = FOREIGN_KEYS.get(key)
+        if rule is None:
+            out[key] = value
+            continue
+        if rule.field is None:
+            if rule.note and rule.when(value):
+                notes.append(rule.note)
+            continue
+        try:
+            converted = rule.convert(value)
+        except (TypeError, ValueError) as err:
+            problems.append(f"'{key}': {err}")
+            continue
+        if rule.note:
+            notes.append(rule.note)
+        if converted is None:
+            continue
+        prior = set_by.get(rule.field)
+        if rule.field in data and str(data[rule.field]).strip().lower() != str(converted).lower():
+            problems.append(f"'{key}' means {rule.field}: {converted}, but '{rule.field}' is "
+                            f"{data[rule.field]!r}")
+        elif prior is not None and prior[1] != converted:
+            problems.append(f"'{key}' means {rule.field}: {converted}, but '{prior[0]}' means "
+                            f"{rule.field}: {prior[1]}")
+        else:
+            set_by[rule.field] = (key, converted)
+            out.setdefault(rule.field, converted)
+    for feature, keys in refused.items():
+        problems.insert(0, f"{feature} is not supported by this project "
+                           f"(asked for by {', '.join(repr(k) for k in keys)})")
+    if _safe_true(data.get("do_predict")) and "do_train" not in data:
+        out["do_train"] = False  # LLaMA-Factory trains only when told to: a predict YAML predicts
+    return out, notes, problems
+
+
+def _safe_true(value) -> bool:
+    try:
+        return _true(value)
+    except ValueError:
+        return False
+
+
+def looks_like_token_file(data: dict[str, Any]) -> bool:
+    """LLaMA-Factory's multi-token definition files map new special tokens to descriptions."""
+    return bool(data) and all(str(k).startswith("<") and str(k).endswith(">") for k in data)
 
 
 # ---- YAML and overrides -------------------------------------------------------------------
@@ -851,7 +1247,8 @@ def read_yaml(path: str | os.PathLike, max_bytes: int = MAX_CONFIG_BYTES):
         raise ConfigError(["nested too deeply to read"], str(path)) from None
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None,
+                notes: list[str] | None = None) -> RunConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError([f"config file not found: {path}"])
@@ -859,7 +1256,40 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     if not isinstance(data, dict):
         raise ConfigError([f"expected a mapping of key: value, got {type(data).__name__}"], str(path))
     data.update(parse_overrides(overrides or []))
-    return from_dict(data, source=str(path))
+    return from_dict(data, source=str(path), notes=notes)
+
+
+# keys of LLaMA-Factory's inference (`chat`) and merge (`export`) YAMLs that this project uses
+GENERATION_KEYS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty",
+                   "default_system", "do_sample", "num_beams", "length_penalty", "skip_special_tokens")
+CHAT_KEYS = ("model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code",
+             "quantization_bit", "enable_thinking", "infer_dtype", "stage", "finetuning_type",
+             *GENERATION_KEYS)
+EXPORT_KEYS = ("model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code",
+               "export_dir", "stage", "finetuning_type", "enable_thinking")
+
+
+def load_tool_yaml(path: str | os.PathLike, allowed: tuple[str, ...],
+                   notes: list[str] | None = None) -> dict[str, Any]:
+    """A LLaMA-Factory inference or merge YAML as a dict of the `allowed` keys; keys with a
+    note are noted, features this project lacks and unknown keys refused (ConfigError)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file not found: {path}"])
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"expected a mapping of key: value, got {type(data).__name__}"], str(path))
+    known = {k: v for k, v in data.items() if k in allowed}
+    rest, found, problems = translate_foreign_keys({k: v for k, v in data.items() if k not in allowed})
+    problems += [unknown_key_message(str(k), allowed) for k in rest if k not in FIELDS]
+    found += [f"{k}: a training key, not used here" for k in rest if k in FIELDS]
+    if not known.get("model_name_or_path") and not known.get("adapter_name_or_path"):
+        problems.append("'model_name_or_path' is missing")
+    if problems:
+        raise ConfigError(problems, str(path))
+    if notes is not None:
+        notes.extend(found)
+    return known
 
 
 def to_yaml(cfg: RunConfig, full: bool = False) -> str:

@@ -62,6 +62,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "phase.loading_model": {"en": "loading the model", "zh": "加载模型"},
     "phase.training": {"en": "training", "zh": "训练中"},
     "phase.saving": {"en": "saving the result", "zh": "保存结果"},
+    "phase.predicting": {"en": "predicting (do_predict)", "zh": "预测中（do_predict）"},
     "phase.done": {"en": "done", "zh": "完成"},
     "status.queued": {"en": "Queued", "zh": "排队中"},
     "status.running": {"en": "Running", "zh": "运行中"},

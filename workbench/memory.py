@@ -72,14 +72,14 @@ class EstimateError(RuntimeError):
 
 
 # ---- the model on the meta device -----------------------------------------------------------
-def model_config(name: str):
+def model_config(name: str, trust_remote_code: bool = False):
     """The model's config (a local folder, a known name, or a hub id when a hub is reachable)."""
     from transformers import AutoConfig
 
     from .models import resolve_model_path
 
     try:
-        return AutoConfig.from_pretrained(resolve_model_path(name))
+        return AutoConfig.from_pretrained(resolve_model_path(name), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise EstimateError(f"cannot read the config of '{name}': {text}") from None
@@ -101,6 +101,13 @@ def meta_model(cfg, config):
     # which parameters train, so they are left out of the shape-only model
     shape_cfg = copy.copy(cfg)
     shape_cfg.pissa_init, shape_cfg.quantization_bit, shape_cfg.dropout = False, None, None
+    if getattr(cfg, "adapter_name_or_path", None):  # a continued adapter has its own shape
+        shape_cfg.adapter_name_or_path = None
+        adapter = methods.read_adapter_config(cfg.adapter_name_or_path)
+        shape_cfg.lora_rank = adapter.get("r") or shape_cfg.lora_rank
+        targets = adapter.get("target_modules")
+        if isinstance(targets, list):
+            shape_cfg.lora_target = ",".join(targets)
     with torch.device("meta"):
         if cfg.stage in HEAD_OUTPUTS:
             config = copy.copy(config)
@@ -238,7 +245,7 @@ def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
     from .methods import PEFT_METHODS, count_parameters
     from .models import device_type
 
-    config = config or model_config(cfg.model_name_or_path)
+    config = config or model_config(cfg.model_name_or_path, getattr(cfg, "trust_remote_code", False))
     device = device or device_type()
     model = meta_model(cfg, config)
     summary = count_parameters(model)

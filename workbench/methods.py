@@ -88,7 +88,15 @@ def lora_config(cfg, task_type: str = "CAUSAL_LM"):
     return LoraConfig(
         r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank, lora_dropout=cfg.lora_dropout,
         target_modules=target_modules, use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
-        init_lora_weights="pissa" if cfg.pissa_init else True, task_type=task_type, bias="none")
+        init_lora_weights=_lora_init(cfg), task_type=task_type, bias="none")
+
+
+def _lora_init(cfg):
+    if not cfg.pissa_init:
+        return True
+    iterations = getattr(cfg, "pissa_iter", -1)
+    # fast SVD with a few iterations (LLaMA-Factory's pissa_iter); -1 is the exact SVD
+    return f"pissa_niter_{iterations}" if iterations and iterations > 0 else "pissa"
 
 
 def task_type_of(cfg) -> str:
@@ -125,6 +133,8 @@ def apply_method(model, cfg):
         if cfg.quantization_bit is not None:
             model = peft.prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=cfg.activation_checkpointing)
+        if getattr(cfg, "adapter_name_or_path", None):
+            return continue_adapter(model, cfg)
         try:
             return peft.get_peft_model(model, peft_config(cfg, task_type_of(cfg)))
         except ValueError as err:
@@ -150,22 +160,107 @@ def apply_method(model, cfg):
     raise MethodError(f"finetuning_type '{kind}' is not supported for this stage")
 
 
+# ---- starting from an existing adapter -------------------------------------------------------
+ADAPTER_CONFIG = "adapter_config.json"
+PEFT_TYPE_OF_METHOD = {"lora": "LORA", "ia3": "IA3", "prompt_tuning": "PROMPT_TUNING",
+                       "prefix_tuning": "PREFIX_TUNING"}
+
+
+def adapter_folder(spec: str) -> Path:
+    """The folder holding adapter_config.json for a run folder (its final result), a checkpoint,
+    or any plain PEFT adapter folder."""
+    path = Path(spec).expanduser()
+    for candidate in (path, path / "final"):
+        if (candidate / ADAPTER_CONFIG).is_file():
+            return candidate
+    if not path.exists():
+        raise MethodError(f"adapter_name_or_path: {path} does not exist")
+    raise MethodError(f"adapter_name_or_path: {path} holds no {ADAPTER_CONFIG} (neither a PEFT "
+                      f"adapter folder nor a finished adapter run)")
+
+
+def read_adapter_config(spec: str) -> dict:
+    import json
+
+    folder = adapter_folder(spec)
+    try:
+        return json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise MethodError(f"adapter_name_or_path: {folder / ADAPTER_CONFIG} is not readable: {err}") from None
+
+
+def check_adapter(cfg) -> dict:
+    """The adapter's config, after checking it is the config's method (same family)."""
+    config = read_adapter_config(cfg.adapter_name_or_path)
+    wanted = PEFT_TYPE_OF_METHOD.get(cfg.finetuning_type)
+    if config.get("peft_type") != wanted:
+        raise MethodError(f"adapter_name_or_path: {cfg.adapter_name_or_path} is a "
+                          f"{config.get('peft_type')} adapter; finetuning_type '{cfg.finetuning_type}' "
+                          f"continues only {wanted} adapters")
+    return config
+
+
+def continue_adapter(model, cfg):
+    """Load the adapter trainable, as the model's only adapter. A causal-LM adapter continued by
+    stage rm becomes a sequence-classification one (its new head trains with it)."""
+    from peft import PeftConfig, PeftModel
+
+    check_adapter(cfg)
+    folder = adapter_folder(cfg.adapter_name_or_path)
+    config = PeftConfig.from_pretrained(str(folder))
+    saved_task = config.task_type
+    config.task_type = task_type_of(cfg)
+    config.inference_mode = False
+    try:
+        if saved_task != config.task_type:  # e.g. SFT adapter → reward model: a new head
+            return _adapter_for_new_task(model, config, folder)
+        return PeftModel.from_pretrained(model, str(folder), config=config, is_trainable=True)
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise MethodError(f"adapter_name_or_path: {folder} does not fit this model: "
+                          f"{str(err).splitlines()[0]}") from None
+
+
+def _adapter_for_new_task(model, config, folder: Path):
+    """The adapter's weights in a fresh peft model of another task type (its new head, which
+    the saved adapter lacks, starts as the model made it)."""
+    import peft
+    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+
+    weights_file = folder / "adapter_model.safetensors"
+    if weights_file.is_file():
+        from safetensors.torch import load_file
+
+        weights = load_file(str(weights_file))
+    else:
+        import torch
+
+        weights = torch.load(str(folder / "adapter_model.bin"), map_location="cpu", weights_only=True)
+    peft_model = peft.get_peft_model(model, config)
+    # the new head is not in the saved adapter: it keeps the weights it was just given
+    for key, value in get_peft_model_state_dict(peft_model).items():
+        weights.setdefault(key, value)
+    set_peft_model_state_dict(peft_model, weights)
+    return peft_model
+
+
 def _freeze_all_but_last_layers(model, n_layers: int, modules: str):
     layers = decoder_layers(model)
-    if n_layers > len(layers):
+    if abs(n_layers) > len(layers):
         raise MethodError(f"freeze_trainable_layers is {n_layers} but the model has {len(layers)} layers")
     wanted = None if modules.strip() in ("", "all") else [m.strip() for m in modules.split(",") if m.strip()]
     for param in model.parameters():
         param.requires_grad_(False)
     matched = 0
-    for layer in list(layers)[-n_layers:]:
+    # N trains the last N layers; -N the first N (LLaMA-Factory's convention)
+    chosen = list(layers)[-n_layers:] if n_layers > 0 else list(layers)[:-n_layers]
+    for layer in chosen:
         for name, param in layer.named_parameters():
             if wanted is None or any(name == m or name.startswith(m + ".") for m in wanted):
                 param.requires_grad_(True)
                 matched += 1
     if matched == 0:
-        raise MethodError(f"freeze_trainable_modules '{modules}' matches nothing in the last "
-                          f"{n_layers} layers")
+        raise MethodError(f"freeze_trainable_modules '{modules}' matches nothing in the "
+                          f"{len(chosen)} trainable layers")
     return model
 
 

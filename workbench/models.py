@@ -177,14 +177,14 @@ def bnb_config(quantization_bit: int | None, quantization_type: str = "nf4",
 
 
 # ---- loading -----------------------------------------------------------------------------
-def load_tokenizer(name: str):
+def load_tokenizer(name: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     folder = Path(name).expanduser()
     # a run's result folder carries the tokenizer without a model config
     path = str(folder) if (folder / "tokenizer_config.json").is_file() else resolve_model_path(name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as err:
         raise ModelError(f"cannot load the tokenizer of '{name}': {first_line(err)}") from None
     if tokenizer.pad_token is None:
@@ -194,7 +194,7 @@ def load_tokenizer(name: str):
 
 def load_causal_lm(name: str, compute_type: str = "auto", quantization_bit: int | None = None,
                    quantization_type: str = "nf4", double_quantization: bool = True,
-                   device: str | None = None, model_class=None, **extra):
+                   device: str | None = None, model_class=None, trust_remote_code: bool = False, **extra):
     """Load a model for training or inference, on `device` (default: the best available)."""
     from transformers import AutoModelForCausalLM
 
@@ -203,6 +203,8 @@ def load_causal_lm(name: str, compute_type: str = "auto", quantization_bit: int 
     device = device or device_type()
     dtype = pick_compute_dtype(compute_type, device)
     kwargs = dict(dtype=dtype, **extra)
+    if trust_remote_code:  # only when asked: a model folder's own code runs at load time
+        kwargs["trust_remote_code"] = True
     quant = bnb_config(quantization_bit, quantization_type, double_quantization, dtype)
     if quant is not None:
         kwargs["quantization_config"] = quant

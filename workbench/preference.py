@@ -88,7 +88,8 @@ def _reference_copy(cfg):
     """A frozen copy of the base model, loaded the way the policy was."""
     from . import models
 
-    ref = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type)
+    ref = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type,
+                                trust_remote_code=cfg.trust_remote_code)
     ref.requires_grad_(False)
     return ref.eval()
 
@@ -176,13 +177,46 @@ def reward_input_ids(tokenizer, prompt: str, answer: str, cutoff_len: int) -> li
     return ids[:cutoff_len]
 
 
+def split_budget(prompt_len: int, answer_len: int, cutoff_len: int) -> tuple[int, int]:
+    """(prompt tokens, answer tokens) kept when both do not fit: a short side keeps all of its
+    tokens, otherwise each keeps its share of the cutoff, so the answers are never cut away
+    entirely by a long prompt."""
+    if prompt_len + answer_len <= cutoff_len:
+        return prompt_len, answer_len
+    if answer_len * 2 < cutoff_len:
+        answer_max = cutoff_len
+    elif prompt_len * 2 < cutoff_len:
+        answer_max = cutoff_len - prompt_len
+    else:
+        answer_max = int(cutoff_len * answer_len / (prompt_len + answer_len))
+    answer_keep = min(answer_max, answer_len)
+    return min(cutoff_len - answer_keep, prompt_len), answer_keep
+
+
+def pair_input_ids(tokenizer, prompt: str, chosen: str, rejected: str,
+                   cutoff_len: int) -> tuple[list[int], list[int]]:
+    """Token ids of (prompt + chosen, prompt + rejected), the prompt and both answers cut in
+    proportion so that the two sequences still differ where the answers do."""
+    def encode(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    prompt_ids = encode(prompt)
+    chosen_ids = encode(_ends_with_eos(chosen, tokenizer.eos_token))
+    rejected_ids = encode(_ends_with_eos(rejected, tokenizer.eos_token))
+    keep_prompt, keep_answer = split_budget(len(prompt_ids), max(len(chosen_ids), len(rejected_ids)),
+                                            cutoff_len)
+    head = prompt_ids[:keep_prompt]
+    return head + chosen_ids[:keep_answer], head + rejected_ids[:keep_answer]
+
+
 def _pair_ids(ds, tokenizer, cutoff_len):
     if ds is None:
         return None
 
     def encode(example):
-        return {"chosen_ids": reward_input_ids(tokenizer, example["prompt"], example["chosen"], cutoff_len),
-                "rejected_ids": reward_input_ids(tokenizer, example["prompt"], example["rejected"], cutoff_len)}
+        chosen, rejected = pair_input_ids(tokenizer, example["prompt"], example["chosen"],
+                                          example["rejected"], cutoff_len)
+        return {"chosen_ids": chosen, "rejected_ids": rejected}
     return ds.map(encode, remove_columns=ds.column_names)
 
 
@@ -234,17 +268,19 @@ class RewardModel:
         if self.cfg.stage != "rm":
             raise PreferenceError(f"{run_dir} trained stage '{self.cfg.stage}', not a reward model "
                                   f"(stage rm)")
-        self.tokenizer = models.load_tokenizer(str(final))
-        self.template, _ = chat_template_for(self.tokenizer, self.cfg.template)
+        self.tokenizer = models.load_tokenizer(str(final), self.cfg.trust_remote_code)
+        self.template, _ = chat_template_for(self.tokenizer, self.cfg.template, self.cfg.enable_thinking)
         kwargs = reward_model_kwargs()
         if (final / "adapter_config.json").is_file():
             from peft import PeftModel
 
             base = models.load_causal_lm(self.cfg.model_name_or_path, self.cfg.compute_type,
+                                         trust_remote_code=self.cfg.trust_remote_code,
                                          device=device, **kwargs)
             model = PeftModel.from_pretrained(base, str(final))
         else:
-            model = models.load_causal_lm(str(final), self.cfg.compute_type, device=device, **kwargs)
+            model = models.load_causal_lm(str(final), self.cfg.compute_type, device=device,
+                                          trust_remote_code=self.cfg.trust_remote_code, **kwargs)
         model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model = model.eval()
         self.device = next(model.parameters()).device

@@ -38,6 +38,24 @@ def check_run(cfg: RunConfig, run_dir: str | Path | None = None) -> list[str]:
     from .rewards import precheck  # grpo/rloo: the reward model run and the prompts
 
     problems += precheck(cfg)
+    return problems + continuation_problems(cfg) if not problems else problems
+
+
+def continuation_problems(cfg: RunConfig) -> list[str]:
+    """What LLaMA-Factory's keys add: media datasets and eval_dataset that do not resolve, an
+    adapter to continue that is missing or of another method."""
+    from . import data, methods
+
+    problems = []
+    try:
+        data.check_datasets(cfg)
+    except data.DataError as err:
+        problems.append(str(err))
+    if cfg.adapter_name_or_path:
+        try:
+            methods.check_adapter(cfg)
+        except methods.MethodError as err:
+            problems.append(str(err))
     return problems
 
 

@@ -21,7 +21,7 @@ class StageError(ValueError):
 def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype) -> dict:
     """TrainingArguments shared by every stage; names map one to one onto RunConfig fields."""
     eval_steps = cfg.eval_steps or cfg.save_steps
-    return dict(
+    args = dict(
         output_dir=output_dir,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs,
@@ -41,11 +41,16 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         warmup_steps=cfg.warmup_steps,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
-        save_strategy="steps",
+        save_strategy=cfg.save_strategy,
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
-        eval_strategy="steps" if has_eval else "no",
+        eval_strategy=(cfg.eval_strategy or "steps") if has_eval else "no",
         eval_steps=eval_steps if has_eval else None,
+        # Trainer options passed through as written
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        ddp_timeout=cfg.ddp_timeout,
+        save_only_model=cfg.save_only_model,
+        run_name=cfg.run_name or None,
         # trl defaults bf16 to True, which is ~100x slower on CPUs without bf16
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
@@ -57,6 +62,9 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         # several processes (torchrun): DDP by default, DeepSpeed or FSDP as the config says
         **engine_training_args(cfg, output_dir),
     )
+    if dtype == torch.bfloat16 and not torch.cuda.is_available():
+        args.setdefault("use_cpu", True)  # transformers refuses bf16 on a CPU unless told so
+    return args
 
 
 def best_model_args(cfg: RunConfig, has_eval: bool) -> dict:

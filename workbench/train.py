@@ -96,7 +96,9 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     writer.emit("phase", phase="preparing_data", pid=os.getpid())
     set_seed(cfg.seed)
 
-    tokenizer = models.load_tokenizer(cfg.model_name_or_path)
+    tokenizer = models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
+    if (warning := data.templates.template_warning(tokenizer, cfg.template)):
+        print(f"warning: {warning}", flush=True)
     splits = data.load_splits(cfg)
     # remembered by their inputs: a second Start with the same data skips tokenizing
     train_examples, train_stats, _ = tokenize_rows_cached(tokenizer, splits.train, cfg)
@@ -118,6 +120,7 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     else:
         model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
                                       cfg.quantization_type, cfg.double_quantization,
+                                      trust_remote_code=cfg.trust_remote_code,
                                       **stages.model_load_kwargs(cfg))
     dtype = models.pick_compute_dtype(cfg.compute_type)
     model = methods.apply_method(model, cfg)
@@ -146,6 +149,9 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     writer.emit("phase", phase="saving")
     final = run_dir / FINAL_DIR
     save_final(trainer, tokenizer, final, cfg)
+    if cfg.do_predict and rank0 and not callbacks[1].stopped:
+        writer.emit("phase", phase="predicting")
+        predict(cfg, run_dir, trained=True)
     ended = why_it_ended(trainer, cfg, callbacks[1].stopped)
     writer.emit("end", final=FINAL_DIR, stopped=callbacks[1].stopped, **ended)
     best = (f"; best checkpoint {ended['best_checkpoint']} ({cfg.metric_for_best_model} "
@@ -244,29 +250,131 @@ def _check_before_run(cfg: RunConfig, debug: bool = False) -> list[str]:
     return problems
 
 
+def prepare_data_only(cfg: RunConfig) -> Path:
+    """tokenized_path: tokenize the training (and validation) rows, save them with datasets'
+    save_to_disk, and stop before any model is loaded."""
+    import datasets
+
+    from . import data, models
+    from .data.cache import tokenize_rows_cached
+
+    datasets.disable_progress_bars()
+    tokenizer = models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
+    splits = data.load_splits(cfg)
+    target = Path(cfg.tokenized_path)
+    parts = {}
+    for name, rows in (("train", splits.train), ("validation", splits.validation)):
+        if rows:
+            examples, stats, _ = tokenize_rows_cached(tokenizer, rows, cfg)
+            parts[name] = datasets.Dataset.from_list(examples)
+            print(f"data: {name}: {stats.rows} rows, {stats.tokens} tokens, {stats.truncated} truncated, "
+                  f"{stats.dropped} dropped", flush=True)
+    tmp = target.parent / f".{target.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    datasets.DatasetDict(parts).save_to_disk(str(tmp))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+PREDICTIONS_FILE = "generated_predictions.jsonl"  # LLaMA-Factory's names, so its scripts find them
+PREDICT_RESULTS = "predict_results.json"
+
+
+def predict(cfg: RunConfig, run_dir: Path, trained: bool) -> Path:
+    """do_predict: score the trained result (or, without training, the base with
+    adapter_name_or_path) on eval_dataset (else the test, else the validation split): loss,
+    and with predict_with_generate the generated replies and their BLEU/ROUGE."""
+    import copy
+    import json
+
+    from .chat import BASE_PREFIX, Target, folder_target
+    from .config import atomic_write_text
+    from .evaluate import Evaluator, evaluate
+
+    if trained:
+        target = folder_target(run_dir / FINAL_DIR, cfg.model_name_or_path, cfg.template)
+    elif cfg.adapter_name_or_path:
+        from .methods import adapter_folder
+
+        target = folder_target(adapter_folder(cfg.adapter_name_or_path), cfg.model_name_or_path,
+                               cfg.template)
+    else:
+        target = Target(BASE_PREFIX + cfg.model_name_or_path, cfg.model_name_or_path, template=cfg.template)
+    rows_cfg, split = copy.copy(cfg), "test" if cfg.test_size else "validation"
+    if cfg.eval_dataset:  # every row of the named datasets
+        rows_cfg.dataset, rows_cfg.val_size, rows_cfg.test_size, split = cfg.eval_dataset, 0.0, 0.0, "train"
+    evaluator = Evaluator(root=run_dir.parent, batch_size=cfg.per_device_eval_batch_size,
+                          cutoff_len=cfg.cutoff_len)
+    evaluator.target = lambda spec: target  # one target, not looked up by name
+    print(f"predict: {target.label} on {rows_cfg.dataset} ({split})", flush=True)
+    result = evaluate(target.label, split=split, evaluator=evaluator, cfg=rows_cfg, save=False,
+                      with_loss=True)
+    metrics = result.metrics if cfg.predict_with_generate else {
+        k: v for k, v in result.metrics.items() if k in ("loss", "perplexity")}
+    if cfg.predict_with_generate:
+        lines = "".join(json.dumps({"prompt": row["prompt"], "predict": row["prediction"],
+                                    "label": row["reference"]}, ensure_ascii=False) + "\n"
+                        for row in result.predictions)
+        atomic_write_text(run_dir / PREDICTIONS_FILE, lines)
+    atomic_write_text(run_dir / PREDICT_RESULTS, json.dumps(
+        {"rows": result.rows, **metrics}, ensure_ascii=False, indent=2) + "\n")
+    print("predict: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                                  if isinstance(v, (int, float))), flush=True)
+    return run_dir / PREDICT_RESULTS
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench train", description="Train as a config says.")
-    parser.add_argument("config", help="a YAML run config")
+    parser.add_argument("config", help="a YAML run config (LLaMA-Factory's training YAMLs too)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (repeatable)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate and print the resolved config, trainable parameters and "
+                             "memory estimate; load no weights, start nothing")
     parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # used by the job controller
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     # deprecation notices from inside transformers/trl/peft only clutter the run's log
     warnings.filterwarnings("ignore", category=FutureWarning)
+    notes: list[str] = []
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides, notes)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 1 if args.check else 2
+    for note in dict.fromkeys(notes):  # once each
+        print(f"note: {note}", flush=True)
+    if args.check:
+        from .check import check_config
+
+        return check_config(cfg)
     if args.run_dir is None:  # a run given a folder was checked by whoever made that folder
         problems = _check_before_run(cfg, args.debug)
         if problems:
             for problem in problems:
                 print(f"error: {problem}", file=sys.stderr)
             return 1
+    if cfg.tokenized_path:
+        try:
+            print(f"done: tokenized data in {prepare_data_only(cfg)} (nothing trained)", flush=True)
+            return 0
+        except Exception as err:  # noqa: BLE001 - a data problem is reported, not raised
+            print(f"error: {readable_error(err)}", file=sys.stderr)
+            return 1
     run_dir = Path(args.run_dir) if args.run_dir else choose_run_dir(cfg)
+    if not cfg.do_train:  # predict only
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, run_dir / "config.yaml")
+            print(f"done: predictions in {predict(cfg, run_dir, trained=False).parent}", flush=True)
+            return 0
+        except Exception as err:  # noqa: BLE001 - one readable line
+            traceback.print_exc()
+            print(f"error: {readable_error(err)}", file=sys.stderr)
+            return 1
     if "WORLD_SIZE" not in os.environ:
         from . import distributed
 

@@ -25,7 +25,8 @@ __all__ = ["DataError", "DatasetEntry", "FORMATS", "IGNORE_INDEX", "Splits", "To
            "detect_format", "get_entry", "load_registry", "load_rows", "load_splits",
            "local_dataset_names", "read_records", "register_dataset", "split_rows", "tokenize_rows",
            "chat_template_for", "render", "normalize", "entry_format", "KIND_OF_FORMAT", "read_file",
-           "add_dataset", "parse_column_map", "TEXT_SPLITS", "MAX_UPLOAD_MB", "STAGE_KINDS"]
+           "add_dataset", "parse_column_map", "TEXT_SPLITS", "MAX_UPLOAD_MB", "STAGE_KINDS",
+           "check_datasets", "refuse_media"]
 
 
 def placeholders_of(cfg) -> dict[str, str]:
@@ -46,9 +47,41 @@ def load_dataset_file(dataset_dir, name: str, placeholders: dict | None = None,
     return rows, test_rows
 
 
+MEDIA_COLUMNS = ("images", "videos", "audios")
+
+
+def refuse_media(entry: DatasetEntry, records: list[dict] | None = None, where: str = "") -> None:
+    """Rows with images, videos or audio would train as text with their placeholders left in:
+    refuse them, naming the column."""
+    named = [c for c in MEDIA_COLUMNS if c in entry.columns]
+    if records:
+        named += [c for c in MEDIA_COLUMNS if c not in named and any(r.get(c) for r in records[:50]
+                                                                       if isinstance(r, dict))]
+    if named:
+        raise DataError(f"dataset '{entry.name}' has {'/'.join(named)} columns: multimodal "
+                        f"(image, video, audio) training is not supported by this project; "
+                        f"use a text-only dataset", where or None)
+
+
+def check_datasets(cfg) -> None:
+    """Every dataset a config names resolves to a local file (hub-only entries and media
+    datasets are refused here, before a run folder exists)."""
+    for name in cfg.datasets() + eval_dataset_names(cfg):
+        entry = get_entry(cfg.dataset_dir, name)
+        refuse_media(entry)
+        path = entry.path(cfg.dataset_dir)
+        if not path.exists():
+            raise DataError(f"dataset '{name}': its file {path} does not exist")
+
+
+def eval_dataset_names(cfg) -> list[str]:
+    return [d.strip() for d in (getattr(cfg, "eval_dataset", "") or "").split(",") if d.strip()]
+
+
 def _read_entry_file(path, entry: DatasetEntry, fmt: str | None, placeholders: dict | None,
                      sample: int | None = None, totals: dict | None = None):
     records = clip_long_texts(read_records(path, entry.text_split, sample, totals), sample)
+    refuse_media(entry, records, str(path))
     records = apply_column_map(records, entry.column_map, str(path))
     fmt = fmt or entry_format(entry, records, str(path))
     return normalize(records, entry, fmt, str(path), placeholders), fmt
@@ -176,13 +209,23 @@ KIND_COLUMNS = {"preference": "a prompt and two answers in columns 'chosen' and 
 
 def load_splits(cfg) -> Splits:
     rows, fixed_test = load_rows(cfg.dataset_dir, cfg.datasets(), placeholders_of(cfg), cfg.max_samples)
+    _check_kind(cfg, rows, cfg.dataset)
+    splits = split_rows(rows, cfg.val_size, cfg.test_size, cfg.seed, fixed_test)
+    names = eval_dataset_names(cfg)
+    if names:  # named validation datasets replace a cut of the training rows
+        extra, _ = load_rows(cfg.dataset_dir, names, placeholders_of(cfg), cfg.max_samples)
+        _check_kind(cfg, extra, cfg.eval_dataset)
+        splits.validation = splits.validation + extra
+    return splits
+
+
+def _check_kind(cfg, rows: list[dict], named: str) -> None:
     allowed = STAGE_KINDS[cfg.stage]
     kind = rows[0]["kind"]
     if kind not in allowed:
         needs = "; ".join(f"{k} rows have {KIND_COLUMNS[k]}" for k in allowed if k in KIND_COLUMNS)
         raise DataError(f"stage '{cfg.stage}' needs {' or '.join(allowed)} rows, but dataset "
-                        f"'{cfg.dataset}' holds {kind} rows" + (f" ({needs})" if needs else ""))
-    return split_rows(rows, cfg.val_size, cfg.test_size, cfg.seed, fixed_test)
+                        f"'{named}' holds {kind} rows" + (f" ({needs})" if needs else ""))
 
 
 @dataclass
@@ -204,7 +247,7 @@ class TokenStats:
 def tokenize_rows(tokenizer, rows: list[dict], cfg, cutoff_len: int | None = None) -> tuple[list[dict], TokenStats]:
     """Examples ready for the stage's trainer, and what tokenization did to the rows."""
     cutoff = cutoff_len or cfg.cutoff_len
-    template, _ = chat_template_for(tokenizer, cfg.template)
+    template, _ = chat_template_for(tokenizer, cfg.template, getattr(cfg, "enable_thinking", True))
     stats = TokenStats()
     examples = []
     for row in rows:
@@ -215,13 +258,22 @@ def tokenize_rows(tokenizer, rows: list[dict], cfg, cutoff_len: int | None = Non
     return examples, stats
 
 
+def with_default_system(messages: list[dict], system: str) -> list[dict]:
+    """The conversation with `system` as its system message when it has none."""
+    if not system or (messages and messages[0]["role"] == "system"):
+        return messages
+    return [{"role": "system", "content": system}] + messages
+
+
 def _tokenize_row(tokenizer, row: dict, cfg, template: str, cutoff: int, stats: TokenStats):
     kind = row["kind"]
+    if "messages" in row and getattr(cfg, "default_system", ""):
+        row = {**row, "messages": with_default_system(row["messages"], cfg.default_system)}
     if cfg.stage in ("grpo", "rloo"):
         return _rl_example(tokenizer, row, template, cutoff, stats)
     if kind == "conversation" and cfg.stage != "pt":
         segments = conversation_segments(tokenizer, row["messages"], template, row.get("tools"),
-                                         cfg.train_on_prompt)
+                                         cfg.train_on_prompt, getattr(cfg, "mask_history", False))
         tok = tokenize_segments(tokenizer, segments, cutoff)
         return _account(stats, tok, {"input_ids": tok.input_ids, "labels": tok.labels})
     if kind in ("text", "conversation"):  # pretraining: the conversation's text is the document

@@ -66,7 +66,18 @@ def registered_format(dataset_dir, names: list[str]) -> str | None:
     try:
         return entry_format(entry, [{}])
     except DataError:
-        return None  # nothing declared: detected from the file's rows
+        pass
+    # nothing declared (LLaMA-Factory's entries without `formatting`): what the rows show,
+    # alpaca for instruction/input/output rows, exactly as training reads them
+    try:
+        from .formats import apply_column_map
+        from .readers import read_records
+
+        path = entry.path(dataset_dir)
+        records = apply_column_map(read_records(path, entry.text_split)[:20], entry.column_map, str(path))
+        return entry_format(entry, records, str(path))
+    except (DataError, OSError, TypeError):
+        return None
 
 
 def is_file_source(dataset_dir, source: str) -> bool:
@@ -104,11 +115,11 @@ def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, c
 # length and is never seen, "rejected" is the answer a preference pair ranks lower
 
 def example_spans(tokenizer, row: dict, cfg) -> list[tuple[str, str | None]]:
-    template, _ = chat_template_for(tokenizer, cfg.template)
+    template, _ = chat_template_for(tokenizer, cfg.template, cfg.enable_thinking)
     kind = row["kind"]
     if kind == "conversation" and cfg.stage != "pt":
         segments = conversation_segments(tokenizer, row["messages"], template, row.get("tools"),
-                                         cfg.train_on_prompt)
+                                         cfg.train_on_prompt, cfg.mask_history)
         tok = tokenize_segments(tokenizer, segments, UNLIMITED)
         return token_spans(tokenizer, tok.input_ids, tok.labels, cfg.cutoff_len)
     if kind in ("text", "conversation"):

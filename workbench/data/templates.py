@@ -22,18 +22,90 @@ PLAIN_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}")
 
 
-def chat_template_for(tokenizer, template: str = "auto") -> tuple[str, bool]:
-    """(jinja template, whether it is a fallback because the tokenizer has none)."""
-    if template == "chatml":
-        return CHATML_TEMPLATE, False
-    if template == "plain":
-        return PLAIN_TEMPLATE, False
+# LLaMA-Factory writes every message with no formatting at all for its "empty" template
+EMPTY_TEMPLATE = (
+    "{% for message in messages %}{{ message['content'] }}{% if message['role'] == 'assistant' %}"
+    "{{ eos_token }}{% endif %}{% endfor %}")
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
+    "'<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+
+# LLaMA-Factory template name → (a marker the model's own template carries, the built-in
+# template used when the tokenizer has none). Those names mean "this model's own format".
+FAMILY_TEMPLATES: dict[str, tuple[str, str]] = {
+    "llama3": ("<|start_header_id|>", LLAMA3_TEMPLATE), "llama4": ("<|header_start|>", PLAIN_TEMPLATE),
+    "llama2": ("[INST]", PLAIN_TEMPLATE), "mistral": ("[INST]", PLAIN_TEMPLATE),
+    "qwen": ("<|im_start|>", CHATML_TEMPLATE), "qwen2": ("<|im_start|>", CHATML_TEMPLATE),
+    "qwen3": ("<|im_start|>", CHATML_TEMPLATE), "qwen3_5": ("<|im_start|>", CHATML_TEMPLATE),
+    "smollm": ("<|im_start|>", CHATML_TEMPLATE), "smollm2": ("<|im_start|>", CHATML_TEMPLATE),
+    "yi": ("<|im_start|>", CHATML_TEMPLATE), "gemma": ("<start_of_turn>", PLAIN_TEMPLATE),
+    "gemma3": ("<start_of_turn>", PLAIN_TEMPLATE), "phi": ("<|end|>", PLAIN_TEMPLATE),
+    "phi4": ("<|im_sep|>", PLAIN_TEMPLATE), "deepseek3": ("<｜Assistant｜>", PLAIN_TEMPLATE),
+    "glm4": ("<|assistant|>", PLAIN_TEMPLATE), "zephyr": ("<|assistant|>", PLAIN_TEMPLATE),
+}
+NOTHINK_SUFFIX = "_nothink"
+
+
+def base_template_name(name: str) -> tuple[str, bool]:
+    """(name without _nothink, whether thinking stays on)."""
+    if name.endswith(NOTHINK_SUFFIX):
+        return name[: -len(NOTHINK_SUFFIX)], False
+    return name, True
+
+
+def _own_template(tokenizer) -> str | None:
     own = getattr(tokenizer, "chat_template", None)
     if isinstance(own, dict):  # several named templates: take the default one
         own = own.get("default") or next(iter(own.values()))
+    return own or None
+
+
+def chat_template_for(tokenizer, template: str = "auto", enable_thinking: bool = True) -> tuple[str, bool]:
+    """(jinja template, whether it is a fallback because the tokenizer has none)."""
+    name, thinking = base_template_name(template)
+    chosen, fallback = _pick_template(tokenizer, name)
+    if not (thinking and enable_thinking):
+        chosen = without_thinking(chosen)
+    return chosen, fallback
+
+
+def _pick_template(tokenizer, name: str) -> tuple[str, bool]:
+    if name == "chatml":
+        return CHATML_TEMPLATE, False
+    if name in ("plain", "default"):
+        return PLAIN_TEMPLATE, False
+    if name == "empty":
+        return EMPTY_TEMPLATE, False
+    own = _own_template(tokenizer)
     if own:
         return own, False
+    if name in FAMILY_TEMPLATES:
+        return FAMILY_TEMPLATES[name][1], False
     return PLAIN_TEMPLATE, True
+
+
+def without_thinking(template: str) -> str:
+    """The template with its thinking mode off, where it has one (Qwen3 reads enable_thinking)."""
+    if "enable_thinking" not in template:
+        return template
+    return "{%- set enable_thinking = false -%}" + template
+
+
+def template_warning(tokenizer, template: str) -> str | None:
+    """A warning when a LLaMA-Factory template name disagrees with the model's own template."""
+    name, thinking = base_template_name(template)
+    own = _own_template(tokenizer)
+    if name in FAMILY_TEMPLATES:
+        marker = FAMILY_TEMPLATES[name][0]
+        if own and marker not in own:
+            return (f"template '{template}' names another model family than this model's own chat "
+                    f"template; the model's own template is used (set template: auto to silence this)")
+        if not own:
+            return f"the tokenizer has no chat template: the built-in one for '{name}' is used"
+    if not thinking and (own is None or "enable_thinking" not in own) and name not in ("chatml", "plain"):
+        return f"template '{template}': this template has no thinking mode to turn off"
+    return None
 
 
 def render(tokenizer, messages: list[dict], template: str, add_generation_prompt: bool = False,
@@ -69,10 +141,12 @@ class Segment:
 
 
 def conversation_segments(tokenizer, messages: list[dict], template: str, tools: str | None = None,
-                          train_on_prompt: bool = False) -> list[Segment]:
-    """The rendered conversation cut into segments, assistant replies marked trainable."""
+                          train_on_prompt: bool = False, mask_history: bool = False) -> list[Segment]:
+    """The rendered conversation cut into segments, assistant replies marked trainable (with
+    mask_history only the last one)."""
     segments: list[Segment] = []
     done = ""
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
@@ -83,7 +157,8 @@ def conversation_segments(tokenizer, messages: list[dict], template: str, tools:
                              "choose template 'chatml' or 'plain'")
         if before[len(done):]:
             segments.append(Segment(before[len(done):], train_on_prompt))
-        segments.append(Segment(through[len(before):], message.get("train", True) or train_on_prompt))
+        trains = message.get("train", True) and not (mask_history and i != last)
+        segments.append(Segment(through[len(before):], trains or train_on_prompt))
         done = through
     full = render(tokenizer, messages, template, tools=tools)
     if full[len(done):]:

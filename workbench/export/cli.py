@@ -17,7 +17,8 @@ class Cancelled(Exception):
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--run", required=True, help="a run id (under saves/) or a run folder")
+    p.add_argument("--run", default=None, help="a run id (under saves/), a run folder, or any PEFT "
+                   "adapter folder")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--merge", action="store_true", help="merge the adapter into the base")
     what.add_argument("--adapter", action="store_true", help="the adapter alone (the default)")

@@ -49,11 +49,27 @@ def run_source(run_dir: Path, checkpoint: str | None = None) -> RunSource:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ExportError(f"no such run folder: {run_dir}")
+    if not checkpoint and not (run_dir / "config.yaml").is_file() and (run_dir / "adapter_config.json").is_file():
+        return plain_adapter_source(run_dir)
     check_exportable(run_dir)
     folder = run_dir / (checkpoint or FINAL_DIR)
     if not folder.is_dir():
         raise ExportError(f"{folder} does not exist: the run has no saved result yet")
     return RunSource(run_dir, folder, read_config(run_dir))
+
+
+def plain_adapter_source(folder: Path) -> RunSource:
+    """Any PEFT adapter folder (not one of this project's runs): its base model is the one its
+    adapter_config.json names."""
+    import json
+
+    adapter = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    base = adapter.get("base_model_name_or_path")
+    if not base:
+        raise ExportError(f"{folder}: the adapter does not name its base model "
+                          f"(base_model_name_or_path in adapter_config.json)")
+    return RunSource(folder, folder, {"model_name_or_path": base,
+                                      "finetuning_type": str(adapter.get("peft_type", "lora")).lower()})
 
 
 def check_exportable(run_dir: Path) -> None:
@@ -73,7 +89,7 @@ def load_tokenizer(src: RunSource):
     from .. import models
 
     return models.load_tokenizer(str(src.folder) if (src.folder / "tokenizer_config.json").is_file()
-                                 else src.base_model)
+                                 else src.base_model, bool(src.config.get("trust_remote_code", False)))
 
 
 def load_merged(src: RunSource):
@@ -84,13 +100,15 @@ def load_merged(src: RunSource):
     from .. import models
 
     if not src.is_adapter:
-        return models.load_causal_lm(str(src.folder), compute_type="fp32", device="cpu")
+        return models.load_causal_lm(str(src.folder), compute_type="fp32", device="cpu",
+                                     trust_remote_code=bool(src.config.get("trust_remote_code", False)))
     if not src.mergeable:
         raise ExportError(f"{src.method} adapters cannot be merged into the base; "
                           f"export the adapter instead (kind 'adapter')")
     from peft import PeftModel
 
-    base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu")
+    base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu",
+                                 trust_remote_code=bool(src.config.get("trust_remote_code", False)))
     try:
         model = PeftModel.from_pretrained(base, str(src.folder))
     except ValueError as err:

@@ -64,10 +64,15 @@ def build(ctx: UIContext) -> None:
             "field.dataset")
         for name in MAIN_ROWS[0][1:]:
             ctx.fields[name] = field_control(name, loc)
+        # "Continue from": a finished run or checkpoint whose adapter this run keeps training
+        ctx.fields["adapter_name_or_path"] = loc(gr.Dropdown(
+            choices=continue_choices(ctx), value="", allow_custom_value=True,
+            elem_id="field-adapter_name_or_path", **loc.kwargs("field.adapter_name_or_path")),
+            "field.adapter_name_or_path")
     with gr.Row():
         for name in MAIN_ROWS[1]:
             ctx.fields[name] = field_control(name, loc)
-    placed |= {n for row in MAIN_ROWS for n in row}
+    placed |= {n for row in MAIN_ROWS for n in row} | {"adapter_name_or_path"}
     for title, groups in ACCORDIONS:
         with loc(gr.Accordion(loc.t(title), open=False), title):
             for group in groups:
@@ -279,8 +284,9 @@ def build(ctx: UIContext) -> None:
                     outputs=[ctx.fields[n] for n in field_names] + [message])
     use_config_btn.click(on_use_run_config, inputs=[run_picker, ctx.lang],
                          outputs=[ctx.fields[n] for n in field_names] + [message])
-    refresh_btn.click(lambda lang: (gr.update(choices=run_choices(ctx)), runs_frame(ctx, lang)),
-                      inputs=[ctx.lang], outputs=[run_picker, runs_table])
+    refresh_btn.click(lambda lang: (gr.update(choices=run_choices(ctx)), runs_frame(ctx, lang),
+                                    gr.update(choices=continue_choices(ctx))),
+                      inputs=[ctx.lang], outputs=[run_picker, runs_table, ctx.fields["adapter_name_or_path"]])
     timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, shown_ids, ctx.lang],
                outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table,
                         run_picker, shown_ids, *hw_plots],
@@ -308,6 +314,22 @@ def dataset_dir_control(ctx: UIContext):
 # ---- rendering helpers (plain functions, tested without a browser) ----------------------
 def run_choices(ctx: UIContext) -> list[str]:
     return list(reversed(ctx.controller.run_ids()))
+
+
+def continue_choices(ctx: UIContext) -> list[tuple[str, str]]:
+    """(label, folder) of every finished adapter run and its complete checkpoints, newest first;
+    the first choice, empty, means a new adapter."""
+    from ..train import FINAL_DIR, complete_checkpoints
+
+    choices = [("", "")]
+    for run_id in run_choices(ctx):
+        run_dir = Path(ctx.saves) / run_id
+        if (run_dir / FINAL_DIR / "adapter_config.json").is_file():
+            choices.append((run_id, str((run_dir / FINAL_DIR).resolve())))
+        for checkpoint in reversed(complete_checkpoints(run_dir)):
+            if (checkpoint / "adapter_config.json").is_file():
+                choices.append((f"{run_id}/{checkpoint.name}", str(checkpoint.resolve())))
+    return choices
 
 
 def active_run(ctx: UIContext, jobs=None) -> str | None:
