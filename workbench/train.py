@@ -132,9 +132,9 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
         model = classify.load_model(cfg, tokenizer, train_examples, run_dir)
     else:
         model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
-                                      cfg.quantization_type, cfg.double_quantization,
+                                      cfg.quantization_type, cfg.double_quantization, training=True,
                                       **stages.model_load_kwargs(cfg))
-    dtype = models.pick_compute_dtype(cfg.compute_type)
+    dtype = models.compute_dtype_for_model(cfg.compute_type, cfg.model_name_or_path)
     model = methods.apply_method(model, cfg)
     methods.before_training(model, cfg, run_dir)
     summary = methods.count_parameters(model)
