@@ -157,6 +157,10 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
         writer.emit("phase", phase="training")
         with HardwareMonitor(writer, run_dir.parent):   # live figures for the Train tab
             trainer.train(resume_from_checkpoint=resume)
+    if rank0:  # the speed its steps reached: what the next run's time estimate starts from
+        from .timing import record_run
+
+        record_run(cfg, dtype, run_dir / EVENTS_FILE)
 
     writer.emit("phase", phase="saving")
     final = run_dir / FINAL_DIR
@@ -264,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="a YAML run config")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (repeatable)")
+    parser.add_argument("--check", action="store_true",
+                        help="print the compute dtype and the memory and time estimates; train nothing")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="with --check: measure this run's speed with a few steps when none is known")
     parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # used by the job controller
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
@@ -275,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.check:
+        from .timing import check
+
+        return check(cfg, calibrate=args.calibrate)
     if args.run_dir is None:  # a run given a folder was checked by whoever made that folder
         problems = _check_before_run(cfg, args.debug)
         if problems:
