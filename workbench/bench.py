@@ -209,6 +209,8 @@ def run_worker(spec: dict) -> dict:
 
     from . import data, methods, models, stages
 
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
     torch.manual_seed(0)
     cfg = bench_config(spec["model"], spec["method"], spec["steps"], spec["cutoff"],
                        Path(spec["dataset_dir"]), spec.get("batch_size", 4),
@@ -243,10 +245,13 @@ def run_worker(spec: dict) -> dict:
         class Timer(TrainerCallback):
             def on_step_begin(self, args, state, control, **kw):
                 self.counter = _matmul_counter() if spec.get("count_flops") else None
-                self.t = time.perf_counter()
+                self.t, self.cpu = time.perf_counter(), time.process_time()
 
             def on_step_end(self, args, state, control, **kw):
-                steps.append({"seconds": time.perf_counter() - self.t})
+                # CPU seconds beside wall seconds: on a machine shared with other programs the
+                # wall clock counts their time too, the process's CPU time does not
+                steps.append({"seconds": time.perf_counter() - self.t,
+                              "cpu_seconds": time.process_time() - self.cpu})
                 if self.counter is not None:
                     self.counter.__exit__(None, None, None)
                     steps[-1]["executed_flops"] = self.counter.get_total_flops()
@@ -268,6 +273,7 @@ def run_worker(spec: dict) -> dict:
         step["flops"] = step_flops(shape, batch["lengths"], batch["labels"], spec["method"])
     steady = steps[1:] or steps  # the first step pays one-off allocation and warm-up costs
     seconds = sum(s["seconds"] for s in steady)
+    cpu_seconds = sum(s["cpu_seconds"] for s in steady)
     tokens = sum(s["tokens"] for s in steady)
     flops = sum(s["flops"] for s in steady)
     # the roofline of the dtype this path computed in; both are reported
@@ -279,10 +285,13 @@ def run_worker(spec: dict) -> dict:
             "real_tokens": sum(s["tokens"] for s in steps),
             "padded_tokens": sum(s["padded"] for s in steps),
             "tokens_per_s": tokens / seconds if seconds else 0.0,
+            "tokens_per_cpu_s": tokens / cpu_seconds if cpu_seconds else 0.0,
+            "threads": torch.get_num_threads(),
             "gflops": flops / seconds / 1e9 if seconds else 0.0,
             "roofline_gflops": roof, "roofline_fraction": flops / seconds / 1e9 / roof if seconds else 0.0,
             "losses": [s.get("loss") for s in steps],
             "step_seconds": [round(s["seconds"], 3) for s in steps],
+            "step_cpu_seconds": [round(s["cpu_seconds"], 3) for s in steps],
             "executed_flops": [s["executed_flops"] for s in steps] if spec.get("count_flops") else None,
             "required_flops": [s["flops"] for s in steps], "final_loss": steps[-1].get("loss") if steps else None,
             "train_seconds": t_train, "data_seconds": t_data, "load_seconds": t_load,
@@ -421,7 +430,11 @@ def summarize(results: list[dict]) -> dict:
         compiled = run_of("ours+compile")
         diff = abs(o["final_loss"] - t["final_loss"]) if None not in (o["final_loss"], t["final_loss"]) else None
         ratio = lambda a, b: a["tokens_per_s"] / b["tokens_per_s"] if b["tokens_per_s"] else None  # noqa: E731
+        cpu_ratio = lambda a, b: a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"] if b.get("tokens_per_cpu_s") else None  # noqa: E731
         out[method] = {"speedup": ratio(o, t), "speedup_vs_trl_defaults": ratio(o, defaults),
+                       # the same ratios by CPU time (real tokens per CPU second): what a busy
+                       # machine leaves meaningful, best at --threads 1
+                       "speedup_cpu": cpu_ratio(o, t), "speedup_vs_trl_defaults_cpu": cpu_ratio(o, defaults),
                        "ours_dtype": o.get("dtype"), "trl_defaults_dtype": defaults.get("dtype"),
                        "ours_tokens_per_s": o["tokens_per_s"], "trl_tokens_per_s": t["tokens_per_s"],
                        "trl_defaults_tokens_per_s": defaults["tokens_per_s"],
@@ -440,7 +453,8 @@ def summarize(results: list[dict]) -> dict:
                        "ours_peak_rss_mb": o["peak_rss_mb"], "trl_peak_rss_mb": t["peak_rss_mb"],
                        "trl_defaults_peak_rss_mb": defaults["peak_rss_mb"]}
         if fp32:
-            out[method].update(speedup_vs_fp32=ratio(o, fp32), ours_fp32_tokens_per_s=fp32["tokens_per_s"],
+            out[method].update(speedup_vs_fp32=ratio(o, fp32), speedup_vs_fp32_cpu=cpu_ratio(o, fp32),
+                               ours_fp32_tokens_per_s=fp32["tokens_per_s"],
                                ours_fp32_roofline_fraction=fp32["roofline_fraction"],
                                max_step_loss_rel_diff_vs_fp32=_loss_gap(o, fp32),
                                losses_match_fp32=(_loss_gap(o, fp32) or 0.0) <= loss_tolerance(o, fp32),
@@ -486,7 +500,7 @@ def machine() -> dict:
 
 
 def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int,
-              extras: bool = True, echo=print, compile_too: bool = False) -> dict:
+              extras: bool = True, echo=print, compile_too: bool = False, threads: int | None = None) -> dict:
     from .models import resolve_model_path
 
     model_path = resolve_model_path(model)  # converts the embedded model once, before timing
@@ -498,7 +512,7 @@ def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int
             order = paths if i % 2 == 0 else paths[::-1]  # alternate who goes first
             for path in order:
                 spec = {"model": model_path, "method": method, "path": path, "steps": steps,
-                        "cutoff": cutoff, "dataset_dir": str(dataset_dir)}
+                        "cutoff": cutoff, "dataset_dir": str(dataset_dir), "threads": threads}
                 result = _spawn_worker(spec)
                 results.append(result)
                 echo(_line(result))
@@ -517,7 +531,8 @@ def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int
 def _line(r: dict) -> str:
     if "error" in r:
         return f"{r['method']:>5} {r['path']:>12}: error {r['error']}"
-    return (f"{r['method']:>5} {r['path']:>12} ({r['dtype']}): {r['tokens_per_s']:7.1f} real tokens/s, "
+    return (f"{r['method']:>5} {r['path']:>12} ({r['dtype']}): {r['tokens_per_s']:7.1f} real tokens/s "
+            f"({r['tokens_per_cpu_s']:.1f} per CPU second, load {r['load_avg'][0]:.1f}), "
             f"{100 * r['roofline_fraction']:5.1f}% of {r['roofline_gflops']:.0f} GFLOP/s, "
             f"final loss {r['final_loss']}, peak RSS {r['peak_rss_mb']:.0f} MiB")
 
@@ -534,6 +549,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "step pays the compilation)")
     parser.add_argument("--no-extras", action="store_true",
                         help="skip the Start-to-first-loss and model-load timings")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per run (default: torch's); 1 makes the CPU-time ratios "
+                        "robust on a machine other programs load")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
 
 
@@ -557,7 +575,7 @@ def run_from_args(args) -> int:
         if model == "tiny":
             model = str(build_tiny_model(Path(tmp)))
         summary = run_bench(model, methods, args.steps, args.cutoff, args.rows,
-                            extras=not args.no_extras, compile_too=args.compile,
+                            extras=not args.no_extras, compile_too=args.compile, threads=args.threads,
                             echo=lambda s: print(s, file=sys.stderr, flush=True))
     for method, m in summary["methods"].items():
         line = (f"{method}: ours ({m['ours_dtype']})/trl fp32 {m['speedup']:.2f}x real tokens/s, "
