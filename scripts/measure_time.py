@@ -42,7 +42,7 @@ CONFIGS = {
 def base_keys(keys: dict, run_dir: str) -> dict:
     from workbench.config import DEFAULT_MODEL
 
-    return {"model_name_or_path": DEFAULT_MODEL, "dataset_dir": str(ROOT / "data"), "cutoff_len": 512,
+    return {"model_name_or_path": DEFAULT_MODEL, "dataset_dir": str(ROOT / "workbench" / "data" / "shipped"), "cutoff_len": 512,
             "logging_steps": 1, "save_steps": 10 ** 6, "output_dir": run_dir, **keys}
 
 

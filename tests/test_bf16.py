@@ -27,9 +27,9 @@ def _train(tiny_model_dir, tmp_path, compute_type, **keys):
 
 
 def _data_dir():
-    from conftest import ROOT
+    from workbench.data.registry import SHIPPED_DIR
 
-    return ROOT / "data"
+    return SHIPPED_DIR
 
 
 @pytest.mark.parametrize("keys", [{"finetuning_type": "lora"}, {"finetuning_type": "full"},

@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
+from workbench.data.registry import SHIPPED_DIR
 from workbench import memory, timing
 from workbench.config import from_dict
 
 
 def _cfg(model_dir, **keys):
     return from_dict({"model_name_or_path": str(model_dir), "dataset": "identity",
-                      "dataset_dir": str(ROOT / "data"), "cutoff_len": 128, **keys})
+                      "dataset_dir": str(SHIPPED_DIR), "cutoff_len": 128, **keys})
 
 
 def test_steps_and_tokens_follow_the_data(tiny_model_dir):
