@@ -57,6 +57,21 @@ CONFIGS = {
     "dpo-lora-b2-c512": dict(stage="dpo", packing=False, dataset=LONG_PAIRS, finetuning_type="lora",
                              per_device_train_batch_size=2, cutoff_len=512),
 }
+# the configurations above compute in fp32 (what they were first measured in); "auto" would
+# pick bf16 on CPUs with AMX. These compute in bf16: mixed precision on a CPU (fp32 master
+# weights, bf16 products under autocast)
+for _keys in CONFIGS.values():
+    _keys.setdefault("compute_type", "fp32")
+CONFIGS.update({
+    "bf16-lora-b2-c256": dict(finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=256,
+                              compute_type="bf16"),
+    "bf16-lora-b4-c512": dict(finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512,
+                              compute_type="bf16"),
+    "bf16-full-b2-c256": dict(finetuning_type="full", per_device_train_batch_size=2, cutoff_len=256,
+                              compute_type="bf16"),
+    "bf16-qlora-b4-c512": dict(finetuning_type="lora", quantization_bit=4, per_device_train_batch_size=4,
+                               cutoff_len=512, compute_type="bf16"),
+})
 
 CHILD = r"""
 import json, resource, sys

@@ -154,9 +154,57 @@ def test_bench_command_prints_a_json_summary_last(tiny_model_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     lora = summary["methods"]["lora"]
-    assert lora["same_real_tokens"] and lora["speedup"] > 0
-    assert {r["path"] for r in summary["runs"]} == {"ours", "trl"}
+    assert lora["same_real_tokens"] and lora["speedup"] > 0 and lora["speedup_vs_trl_defaults"] > 0
+    from workbench.bench import trl_default_compute_type
+
+    # trl at its true defaults runs beside trl in fp32 wherever those defaults are not fp32; the
+    # 32-wide model is too thin for bf16 to pay, so auto stays fp32 and ours-fp32 is not needed
+    expected = {"ours", "trl"} | ({"trl-defaults"} if trl_default_compute_type() != "fp32" else set())
+    assert {r["path"] for r in summary["runs"]} == expected
     assert all(r["peak_rss_mb"] > 0 and 0 < r["roofline_fraction"] for r in summary["runs"])
+    assert all(r["setup"]["dtype"] == r["dtype"] and set(r["rooflines_gflops"]) == {"fp32", "bf16"}
+               for r in summary["runs"])
+    assert {r["dtype"] for r in summary["runs"] if r["path"] in ("ours", "trl")} == {"float32"}
+
+
+def _fake_run(path, dtype, tokens_per_s, losses, cpu=None):
+    return {"method": "lora", "path": path, "dtype": dtype, "tokens_per_s": tokens_per_s,
+            "tokens_per_cpu_s": cpu or tokens_per_s / 2, "roofline_fraction": 0.5, "real_tokens": 100,
+            "final_loss": losses[-1], "losses": losses, "peak_rss_mb": 1.0}
+
+
+def test_summary_reports_both_baselines_and_our_fp32_path():
+    from workbench.bench import summarize
+
+    runs = [_fake_run("ours", "bfloat16", 900.0, [2.0, 1.5]),
+            _fake_run("trl", "float32", 150.0, [2.0, 1.5]),
+            _fake_run("trl-defaults", "bfloat16", 200.0, [2.01, 1.51]),
+            _fake_run("ours-fp32", "float32", 450.0, [2.002, 1.503])]
+    lora = summarize(runs)["lora"]
+    assert lora["speedup"] == pytest.approx(6.0) and lora["speedup_vs_trl_defaults"] == pytest.approx(4.5)
+    assert lora["speedup_vs_fp32"] == pytest.approx(2.0) and lora["speedup_cpu"] == pytest.approx(6.0)
+    assert lora["ours_dtype"] == "bfloat16" and lora["trl_defaults_dtype"] == "bfloat16"
+    assert lora["max_step_loss_rel_diff_vs_fp32"] == pytest.approx(0.003 / 1.503)
+    assert lora["losses_match_fp32"] and lora["loss_tolerance"] == 0.01 and lora["losses_match"]
+    # a bf16 path 2% off fp32 at a step does not learn the same
+    runs[0] = _fake_run("ours", "bfloat16", 900.0, [2.0, 1.53])
+    assert not summarize(runs)["lora"]["losses_match_fp32"]
+    # where trl's defaults are fp32 (no bf16 on the machine) the fp32 baseline is both
+    lora = summarize(runs[:2])["lora"]
+    assert lora["speedup_vs_trl_defaults"] == lora["speedup"] and "speedup_vs_fp32" not in lora
+
+
+def test_bench_runs_our_fp32_path_when_auto_picks_bf16(monkeypatch):
+    import torch
+
+    from workbench import bench, models
+
+    monkeypatch.setattr(bench, "trl_default_compute_type", lambda: "bf16")
+    monkeypatch.setattr(models, "compute_dtype_for_model", lambda *a, **k: torch.bfloat16)
+    assert bench.bench_paths("any") == ["ours", "trl", "trl-defaults", "ours-fp32"]
+    monkeypatch.setattr(bench, "trl_default_compute_type", lambda: "fp32")
+    monkeypatch.setattr(models, "compute_dtype_for_model", lambda *a, **k: torch.float32)
+    assert bench.bench_paths("any") == ["ours", "trl"]
 
 
 def test_bench_refuses_an_unknown_method():

@@ -96,6 +96,7 @@ def test_the_activation_term_is_what_autograd_saves_per_token(length, tiny_model
 
 def test_more_tokens_need_more_memory_and_lora_keeps_fewer_states_than_full(default_model_dir):
     def needed(**keys):
+        keys.setdefault("compute_type", "fp32")  # auto may pick bf16 (mixed) on CPUs with AMX
         return memory.estimate(RunConfig(model_name_or_path=str(default_model_dir), **keys), device="cpu")
 
     small, large = needed(cutoff_len=256), needed(cutoff_len=1024, per_device_train_batch_size=8)
@@ -169,6 +170,10 @@ def test_the_panel_refreshes_when_a_field_it_depends_on_changes(tmp_path, defaul
     assert "Trainable: 134,515,008 of 134,515,008" in full
     big = refresher("cutoff_len").fn({**form, fields["per_device_train_batch_size"]: 64,
                                       fields["cutoff_len"]: 4096})
-    assert "data-verdict='too_big'" in big
+    # the form's dataset has short rows: the real batches fit where batch x cutoff would not,
+    # and the worst case stands beside it
+    assert "data-verdict='fits'" in big and "Worst case" in big and "(batch 64 × 4096 tokens)" in big
+    monkeypatch.setattr(memory, "device_memory", lambda device: (2 * GIB, 1 * GIB))
+    assert "data-verdict='too_big'" in refresher("cutoff_len").fn(form)
     bad = refresher("lora_target").fn({**form, fields["lora_target"]: "no_such_module"})
     assert "data-verdict='error'" in bad and "no_such_module" in bad

@@ -83,8 +83,10 @@ def test_head_leaves_what_it_does_not_handle_to_trl():
     assert dispatch.apply(h, w, None, t, 0.7, 512, None, 1.0, ("log_probs",)) == "trl"  # temperature
     assert dispatch.apply(h, w, torch.zeros(len(w)), t, 1.0, 512, None, 1.0, ("log_probs",)) == "trl"
     assert dispatch.apply(h.bfloat16(), w.bfloat16(), None, t, 1.0, 512, None, 1.0, ("log_probs",)) == "trl"
+    with torch.autocast("cpu", dtype=torch.float16):  # only bf16 autocast is ours
+        assert dispatch.apply(h, w, None, t, 1.0, 512, None, 1.0, ("log_probs",)) == "trl"
     assert dispatch.apply(h, w, None, t, 1.0, 512, None, 1.0, ("log_probs", "mean_logits")) == "trl"
-    assert len(calls) == 4
+    assert len(calls) == 5
     assert dispatch.apply(h, w, None, t, 1.0, 512, None, 1.0, ("log_probs",))[0].shape == t.shape
 
 
@@ -139,8 +141,16 @@ def test_fused_lora_leaves_other_variants_to_peft(lora):
     assert lora_fused.fuse_lora_layers(_lora_model(**lora)) == 0
 
 
-def test_fused_lora_steps_aside_under_autocast():
-    """Mixed precision (bf16 autocast) goes through peft's modules, which handle the casts."""
+def _close_in_bf16(a, b, rel=2e-2):
+    """Within a bf16 tolerance: bf16 keeps 8 significant bits (~0.4%); sums of a few dozen
+    rounded products stay within ~1-2% of the largest value."""
+    assert a.dtype == b.dtype, (a.dtype, b.dtype)
+    return (a.float() - b.float()).abs().max() <= rel * b.float().abs().max()
+
+
+def test_fused_lora_under_bf16_autocast_matches_peft():
+    """Mixed precision on a CPU: the fused products run in bf16 as autocast runs peft's, the
+    output is bf16 and the adapter gradients fp32 (master weights), within a bf16 tolerance."""
     plain = _lora_model(lora_dropout=0.0)
     fused = copy.deepcopy(plain)
     lora_fused.fuse_lora_layers(fused)
@@ -148,4 +158,54 @@ def test_fused_lora_steps_aside_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         results = [_forward_backward(model, x) for model in (plain, fused)]
     for a, b in zip(*results):
+        assert _close_in_bf16(b, a)
+    assert results[1][0].dtype == torch.bfloat16
+    assert all(g.dtype == torch.float32 for g in results[1][2:])
+    # the bf16 copy of the frozen base weight is remade when the weight changes in place
+    with torch.no_grad():
+        for module in fused.modules():
+            if hasattr(module, "base_layer"):
+                module.base_layer.weight.mul_(2)
+        for module in plain.modules():
+            if hasattr(module, "base_layer"):
+                module.base_layer.weight.mul_(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _close_in_bf16(fused(x), plain(x))
+
+
+def test_fused_lora_leaves_fp16_autocast_to_peft():
+    plain = _lora_model(lora_dropout=0.0)
+    fused = copy.deepcopy(plain)
+    lora_fused.fuse_lora_layers(fused)
+    x = torch.randn(2, 7, 24)
+    with torch.autocast("cpu", dtype=torch.float16):
+        results = [_forward_backward(model, x) for model in (plain, fused)]
+    for a, b in zip(*results):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("trainable_head", [False, True], ids=["frozen-head", "trained-head"])
+def test_head_under_bf16_autocast_matches_fp32_within_bf16(token_chunk, trainable_head):
+    """Under CPU bf16 autocast our head projects in bf16 but returns fp32 log-probabilities and
+    fp32 gradients, within a bf16 tolerance of the exact fp32 head (and of trl's under autocast)."""
+    from trl.kernels import ChunkedLogProbFunction
+
+    h, w, t = _head_inputs(torch.float32, tokens=300, hidden=32, vocab=2000)
+    w.requires_grad_(trainable_head)
+    outputs = ("log_probs", "entropy", "is_top1")
+    ours = label_head.LabelHeadDispatch(ChunkedLogProbFunction)
+    results = []
+    for fn, autocast in ((ours, False), (ours, True), (ChunkedLogProbFunction, True)):
+        h.grad = w.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            lp, ent, _, _, _ = fn.apply(h, w, None, t, 1.0, 512, None, 1.0, outputs)
+        (-lp.sum() / len(t)).backward()
+        results.append([lp.detach(), ent.detach(), h.grad.clone()]
+                       + ([w.grad.clone()] if trainable_head else []))
+    exact, ours_bf16, trl_bf16 = results
+    for a, b in zip(ours_bf16, exact):
+        assert _close_in_bf16(a, b)  # fp32 outputs and gradients, bf16-close to fp32
+    assert ours_bf16[0].dtype == torch.float32
+    loss = [-r[0].mean().item() for r in results]
+    assert abs(loss[1] - loss[0]) <= 1e-2 * loss[0]  # the loss within 1% of fp32
+    assert abs(loss[1] - loss[2]) <= 1e-2 * loss[2]  # and of trl's own head under autocast

@@ -2,12 +2,18 @@
 
 For each method (LoRA, QLoRA-4bit, full) both trainers run the same model on the same tokenized
 examples, in the same order, for the same number of optimizer steps, each in a fresh subprocess
-(so peak RSS is per method and per path), alternating which goes first so both see the same
-machine. The baseline is `SFTTrainer` with its defaults except fp32 on CPU (trl's default bf16
-is ~100x slower on CPUs without bf16): activation checkpointing on, padded batches.
+(so peak RSS is per method and per path), alternating the order so all see the same machine.
 
-Reported per run: real (non-padding) tokens/s, final loss, peak RSS, and the share of the fp32
-matmul roofline measured in the same process right before and after training.
+Paths: `ours` (our trainer with compute_type auto: bf16 where this CPU's bf16 products measure
+clearly faster, else fp32), `ours-fp32` (the same in fp32, run when auto picked another dtype),
+`trl` (`SFTTrainer` with its defaults except fp32: activation checkpointing on, padded batches)
+and `trl-defaults` (`SFTTrainer` at its true defaults: bf16=True where the machine supports it,
+i.e. a GPU with bf16 or a CPU whose bf16 products measure faster; on a CPU that is mixed
+precision through use_cpu=True; fp32 elsewhere, where trl's bf16 would be ~100x slower).
+
+Reported per run: real (non-padding) tokens/s, the dtype it computed in, final loss, peak RSS,
+and the share of the roofline of that dtype (fp32 and bf16 matmul peaks, both measured in the
+same process right before and after training).
 
 FLOPs counted (per optimizer step, "required work"):
   forward  F = sum over real tokens of 2*P_layers  +  2*P_head per trained (label) token
@@ -36,7 +42,29 @@ import time
 from pathlib import Path
 
 METHODS = ("lora", "qlora", "full")
-PATHS = ("ours", "trl")
+# the compute_type each path's run is given; "trl-defaults" is trl's bf16=True where supported
+PATH_COMPUTE_TYPES = {"ours": "auto", "ours-fp32": "fp32", "trl": "fp32", "trl-defaults": None}
+
+
+def trl_default_compute_type() -> str:
+    """trl's default is bf16=True; the machine supports it on a GPU with bf16 and on a CPU
+    with bf16 instructions (AMX or AVX512-BF16). Elsewhere bf16 is emulated, ~100x slower than
+    fp32, and nobody would train that way: fp32."""
+    import torch
+
+    from .models import device_type
+
+    if device_type() == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_bf16_instructions() else "fp32"
+
+
+def cpu_has_bf16_instructions() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,14 +93,14 @@ def build_bench_dataset(folder: Path, rows: int = 64) -> Path:
 
 
 def bench_config(model: str, method: str, steps: int, cutoff: int, dataset_dir: Path,
-                 batch_size: int = 4):
+                 batch_size: int = 4, compute_type: str = "fp32"):
     from .config import from_dict
 
     keys = {"model_name_or_path": model, "dataset": "bench", "dataset_dir": str(dataset_dir),
             "cutoff_len": cutoff, "max_steps": steps, "per_device_train_batch_size": batch_size,
             "learning_rate": 1e-3 if method != "full" else 5e-5, "logging_steps": 1,
             "save_steps": 10_000, "finetuning_type": "full" if method == "full" else "lora",
-            "compute_type": "fp32",
+            "compute_type": compute_type,
             # trl's default schedule (ours defaults to cosine): the same learning rate at every
             # step is what lets the per-step losses of both paths be compared
             "lr_scheduler_type": "linear", "warmup_steps": 0}
@@ -82,11 +110,12 @@ def bench_config(model: str, method: str, steps: int, cutoff: int, dataset_dir: 
 
 
 # ---- the machine's roofline -----------------------------------------------------------------
-def matmul_gflops(n: int = 1024, seconds: float = 1.0) -> float:
-    """fp32 GFLOP/s of torch.matmul on n x n matrices, best of repeated timings."""
+def matmul_gflops(n: int = 1024, seconds: float = 1.0, dtype: str = "fp32") -> float:
+    """GFLOP/s of torch.matmul on n x n matrices in `dtype` (fp32/bf16), best of repeated timings."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(n, n).to(torch_dtype), torch.randn(n, n).to(torch_dtype)
     torch.matmul(a, b)
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -95,6 +124,11 @@ def matmul_gflops(n: int = 1024, seconds: float = 1.0) -> float:
             torch.matmul(a, b)
         best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
     return best
+
+
+def rooflines(seconds: float = 1.0) -> dict:
+    """fp32 and bf16 matmul peaks, measured one after the other in this process."""
+    return {"fp32": matmul_gflops(seconds=seconds / 2), "bf16": matmul_gflops(seconds=seconds / 2, dtype="bf16")}
 
 
 # ---- FLOP accounting ------------------------------------------------------------------------
@@ -148,17 +182,21 @@ class _Counter:
 
 
 def _trl_default_trainer(cfg, model, tokenizer, examples, output_dir: str, dtype):
-    """SFTTrainer with trl's defaults, except: fp32 (no bf16) on CPU, and the same steps, batch
-    size, learning rate, seed and max length as our run."""
+    """SFTTrainer with trl's defaults in `dtype` (fp32, or bf16 as trl defaults to: on a CPU
+    that needs use_cpu=True, which makes it mixed precision), with the same steps, batch size,
+    learning rate, seed and max length as our run."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
+
+    from . import models
 
     args = SFTConfig(output_dir=output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
                      per_device_train_batch_size=cfg.per_device_train_batch_size, seed=cfg.seed,
                      max_length=cfg.cutoff_len, logging_steps=1, save_strategy="no",
                      report_to="none", disable_tqdm=True,
-                     bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16)
+                     bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
+                     use_cpu=dtype == torch.bfloat16 and models.device_type() == "cpu")
     return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                       processing_class=tokenizer)
 
@@ -171,25 +209,28 @@ def run_worker(spec: dict) -> dict:
 
     from . import data, methods, models, stages
 
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
     torch.manual_seed(0)
     cfg = bench_config(spec["model"], spec["method"], spec["steps"], spec["cutoff"],
-                       Path(spec["dataset_dir"]), spec.get("batch_size", 4))
+                       Path(spec["dataset_dir"]), spec.get("batch_size", 4),
+                       PATH_COMPUTE_TYPES[spec["path"]] or trl_default_compute_type())
     cfg.torch_compile = bool(spec.get("torch_compile"))
     set_seed(cfg.seed)
-    roof_before = matmul_gflops()
+    roof_before = rooflines()
     t0 = time.perf_counter()
     tokenizer = models.load_tokenizer(cfg.model_name_or_path)
     examples, stats = data.tokenize_rows(tokenizer, data.load_splits(cfg).train, cfg)
     t_data = time.perf_counter() - t0
     t0 = time.perf_counter()
     model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
-                                  cfg.quantization_type, cfg.double_quantization)
+                                  cfg.quantization_type, cfg.double_quantization, training=True)
     t_load = time.perf_counter() - t0
-    dtype = models.pick_compute_dtype(cfg.compute_type)
+    dtype = models.compute_dtype_for_model(cfg.compute_type, cfg.model_name_or_path)
     model = methods.apply_method(model, cfg)
     shape = model_shape(model)
     with tempfile.TemporaryDirectory(prefix="bench-") as out:
-        if spec["path"] == "ours":
+        if spec["path"].startswith("ours"):
             trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], out, dtype, [])
         else:
             trainer = _trl_default_trainer(cfg, model, tokenizer, examples, out, dtype)
@@ -204,10 +245,13 @@ def run_worker(spec: dict) -> dict:
         class Timer(TrainerCallback):
             def on_step_begin(self, args, state, control, **kw):
                 self.counter = _matmul_counter() if spec.get("count_flops") else None
-                self.t = time.perf_counter()
+                self.t, self.cpu = time.perf_counter(), time.process_time()
 
             def on_step_end(self, args, state, control, **kw):
-                steps.append({"seconds": time.perf_counter() - self.t})
+                # CPU seconds beside wall seconds: on a machine shared with other programs the
+                # wall clock counts their time too, the process's CPU time does not
+                steps.append({"seconds": time.perf_counter() - self.t,
+                              "cpu_seconds": time.process_time() - self.cpu})
                 if self.counter is not None:
                     self.counter.__exit__(None, None, None)
                     steps[-1]["executed_flops"] = self.counter.get_total_flops()
@@ -221,7 +265,7 @@ def run_worker(spec: dict) -> dict:
         t0 = time.perf_counter()
         trainer.train()
         t_train = time.perf_counter() - t0
-    roof_after = matmul_gflops()
+    roof_after = rooflines()
     batches = counter.batches[:len(steps)]
     for step, batch in zip(steps, batches):
         step["tokens"] = sum(batch["lengths"])
@@ -229,18 +273,25 @@ def run_worker(spec: dict) -> dict:
         step["flops"] = step_flops(shape, batch["lengths"], batch["labels"], spec["method"])
     steady = steps[1:] or steps  # the first step pays one-off allocation and warm-up costs
     seconds = sum(s["seconds"] for s in steady)
+    cpu_seconds = sum(s["cpu_seconds"] for s in steady)
     tokens = sum(s["tokens"] for s in steady)
     flops = sum(s["flops"] for s in steady)
-    roof = (roof_before + roof_after) / 2
-    return {"method": spec["method"], "steps": len(steps),
+    # the roofline of the dtype this path computed in; both are reported
+    both = {k: (roof_before[k] + roof_after[k]) / 2 for k in roof_before}
+    roof = both["bf16" if dtype == torch.bfloat16 else "fp32"]
+    return {"method": spec["method"], "steps": len(steps), "dtype": setup["dtype"],
+            "rooflines_gflops": both, "load_avg": os.getloadavg(),
             "path": spec["path"] + ("+compile" if cfg.torch_compile else ""),
             "real_tokens": sum(s["tokens"] for s in steps),
             "padded_tokens": sum(s["padded"] for s in steps),
             "tokens_per_s": tokens / seconds if seconds else 0.0,
+            "tokens_per_cpu_s": tokens / cpu_seconds if cpu_seconds else 0.0,
+            "threads": torch.get_num_threads(),
             "gflops": flops / seconds / 1e9 if seconds else 0.0,
             "roofline_gflops": roof, "roofline_fraction": flops / seconds / 1e9 / roof if seconds else 0.0,
             "losses": [s.get("loss") for s in steps],
             "step_seconds": [round(s["seconds"], 3) for s in steps],
+            "step_cpu_seconds": [round(s["cpu_seconds"], 3) for s in steps],
             "executed_flops": [s["executed_flops"] for s in steps] if spec.get("count_flops") else None,
             "required_flops": [s["flops"] for s in steps], "final_loss": steps[-1].get("loss") if steps else None,
             "train_seconds": t_train, "data_seconds": t_data, "load_seconds": t_load,
@@ -351,32 +402,81 @@ def model_load_times(model: str) -> dict:
 
 
 # ---- the whole benchmark --------------------------------------------------------------------
+def _loss_gap(a: dict, b: dict) -> float | None:
+    """Largest relative difference of two runs' per-step losses (b the reference)."""
+    pairs = [(x, y) for x, y in zip(a["losses"], b["losses"]) if None not in (x, y)]
+    return max((abs(x - y) / abs(y) for x, y in pairs if y), default=None)
+
+
+def loss_tolerance(a: dict, b: dict) -> float:
+    return 1e-4 if a.get("dtype") == b.get("dtype") == "float32" else 1e-2
+
+
 def summarize(results: list[dict]) -> dict:
-    """Ratios ours/trl per method, and whether the final losses agree."""
+    """Per method: ours against trl in fp32 (`speedup`), against trl at its true defaults
+    (`speedup_vs_trl_defaults`) and against our own path in fp32 (`speedup_vs_fp32`, when auto
+    picked another dtype), with the per-step loss gaps that show the same learning."""
     out = {}
     for method in METHODS:
-        ours = [r for r in results if r["method"] == method and r["path"] == "ours" and "error" not in r]
-        trl = [r for r in results if r["method"] == method and r["path"] == "trl" and "error" not in r]
-        if not ours or not trl:
+        def run_of(path):
+            found = [r for r in results if r["method"] == method and r["path"] == path and "error" not in r]
+            return found[0] if found else None
+
+        o, t = run_of("ours"), run_of("trl")
+        if not o or not t:
             continue
-        o, t = ours[0], trl[0]
-        compiled = [r for r in results if r["method"] == method and r["path"] == "ours+compile"
-                    and "error" not in r]
+        defaults = run_of("trl-defaults") or t  # trl's defaults are fp32 where bf16 is not supported
+        fp32 = run_of("ours-fp32")
+        compiled = run_of("ours+compile")
         diff = abs(o["final_loss"] - t["final_loss"]) if None not in (o["final_loss"], t["final_loss"]) else None
-        pairs = [(a, b) for a, b in zip(o["losses"], t["losses"]) if None not in (a, b)]
-        out[method] = {"speedup": o["tokens_per_s"] / t["tokens_per_s"] if t["tokens_per_s"] else None,
+        ratio = lambda a, b: a["tokens_per_s"] / b["tokens_per_s"] if b["tokens_per_s"] else None  # noqa: E731
+        cpu_ratio = lambda a, b: a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"] if b.get("tokens_per_cpu_s") else None  # noqa: E731
+        out[method] = {"speedup": ratio(o, t), "speedup_vs_trl_defaults": ratio(o, defaults),
+                       # the same ratios by CPU time (real tokens per CPU second): what a busy
+                       # machine leaves meaningful, best at --threads 1
+                       "speedup_cpu": cpu_ratio(o, t), "speedup_vs_trl_defaults_cpu": cpu_ratio(o, defaults),
+                       "ours_dtype": o.get("dtype"), "trl_defaults_dtype": defaults.get("dtype"),
                        "ours_tokens_per_s": o["tokens_per_s"], "trl_tokens_per_s": t["tokens_per_s"],
+                       "trl_defaults_tokens_per_s": defaults["tokens_per_s"],
                        "ours_roofline_fraction": o["roofline_fraction"],
                        "trl_roofline_fraction": t["roofline_fraction"],
+                       "trl_defaults_roofline_fraction": defaults["roofline_fraction"],
                        "same_real_tokens": o["real_tokens"] == t["real_tokens"],
                        "final_loss_ours": o["final_loss"], "final_loss_trl": t["final_loss"],
                        "final_loss_diff": diff,
-                       "max_step_loss_rel_diff": max((abs(a - b) / abs(b) for a, b in pairs if b),
-                                                     default=None),
-                       "ours_peak_rss_mb": o["peak_rss_mb"], "trl_peak_rss_mb": t["peak_rss_mb"]}
+                       "max_step_loss_rel_diff": _loss_gap(o, t),
+                       # the same tokens give the same loss: to float noise when both run fp32,
+                       # within 1% when one computes in bf16 (8 significant bits)
+                       "loss_tolerance": loss_tolerance(o, t),
+                       "losses_match": (_loss_gap(o, t) or 0.0) <= loss_tolerance(o, t),
+                       "trl_defaults_max_step_loss_rel_diff": _loss_gap(defaults, t),
+                       "ours_peak_rss_mb": o["peak_rss_mb"], "trl_peak_rss_mb": t["peak_rss_mb"],
+                       "trl_defaults_peak_rss_mb": defaults["peak_rss_mb"]}
+        if fp32:
+            out[method].update(speedup_vs_fp32=ratio(o, fp32), speedup_vs_fp32_cpu=cpu_ratio(o, fp32),
+                               ours_fp32_tokens_per_s=fp32["tokens_per_s"],
+                               ours_fp32_roofline_fraction=fp32["roofline_fraction"],
+                               max_step_loss_rel_diff_vs_fp32=_loss_gap(o, fp32),
+                               losses_match_fp32=(_loss_gap(o, fp32) or 0.0) <= loss_tolerance(o, fp32),
+                               ours_fp32_peak_rss_mb=fp32["peak_rss_mb"])
         if compiled and o["tokens_per_s"]:
-            out[method]["compile_speedup"] = compiled[0]["tokens_per_s"] / o["tokens_per_s"]
+            out[method]["compile_speedup"] = compiled["tokens_per_s"] / o["tokens_per_s"]
     return out
+
+
+def bench_paths(model_path: str) -> list[str]:
+    """The paths to run: ours and trl in fp32 always; trl at its true defaults when those are
+    not fp32; our path in fp32 too when auto picks another dtype."""
+    from .models import compute_dtype_for_model
+
+    import torch
+
+    paths = ["ours", "trl"]
+    if trl_default_compute_type() != "fp32":
+        paths.append("trl-defaults")
+    if compute_dtype_for_model("auto", model_path) != torch.float32:
+        paths.append("ours-fp32")
+    return paths
 
 
 def machine() -> dict:
@@ -400,18 +500,19 @@ def machine() -> dict:
 
 
 def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int,
-              extras: bool = True, echo=print, compile_too: bool = False) -> dict:
+              extras: bool = True, echo=print, compile_too: bool = False, threads: int | None = None) -> dict:
     from .models import resolve_model_path
 
     model_path = resolve_model_path(model)  # converts the embedded model once, before timing
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         dataset_dir = build_bench_dataset(Path(tmp), rows)
         results = []
+        paths = bench_paths(model_path)
         for i, method in enumerate(methods):
-            order = PATHS if i % 2 == 0 else PATHS[::-1]  # alternate who goes first
+            order = paths if i % 2 == 0 else paths[::-1]  # alternate who goes first
             for path in order:
                 spec = {"model": model_path, "method": method, "path": path, "steps": steps,
-                        "cutoff": cutoff, "dataset_dir": str(dataset_dir)}
+                        "cutoff": cutoff, "dataset_dir": str(dataset_dir), "threads": threads}
                 result = _spawn_worker(spec)
                 results.append(result)
                 echo(_line(result))
@@ -429,8 +530,9 @@ def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int
 
 def _line(r: dict) -> str:
     if "error" in r:
-        return f"{r['method']:>5} {r['path']:>4}: error {r['error']}"
-    return (f"{r['method']:>5} {r['path']:>4}: {r['tokens_per_s']:7.1f} real tokens/s, "
+        return f"{r['method']:>5} {r['path']:>12}: error {r['error']}"
+    return (f"{r['method']:>5} {r['path']:>12} ({r['dtype']}): {r['tokens_per_s']:7.1f} real tokens/s "
+            f"({r['tokens_per_cpu_s']:.1f} per CPU second, load {r['load_avg'][0]:.1f}), "
             f"{100 * r['roofline_fraction']:5.1f}% of {r['roofline_gflops']:.0f} GFLOP/s, "
             f"final loss {r['final_loss']}, peak RSS {r['peak_rss_mb']:.0f} MiB")
 
@@ -447,6 +549,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "step pays the compilation)")
     parser.add_argument("--no-extras", action="store_true",
                         help="skip the Start-to-first-loss and model-load timings")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per run (default: torch's); 1 makes the CPU-time ratios "
+                        "robust on a machine other programs load")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
 
 
@@ -470,12 +575,16 @@ def run_from_args(args) -> int:
         if model == "tiny":
             model = str(build_tiny_model(Path(tmp)))
         summary = run_bench(model, methods, args.steps, args.cutoff, args.rows,
-                            extras=not args.no_extras, compile_too=args.compile,
+                            extras=not args.no_extras, compile_too=args.compile, threads=args.threads,
                             echo=lambda s: print(s, file=sys.stderr, flush=True))
     for method, m in summary["methods"].items():
-        print(f"{method}: ours/trl {m['speedup']:.2f}x real tokens/s, final loss "
-              f"{m['final_loss_ours']:.4f} vs {m['final_loss_trl']:.4f} (largest per-step "
-              f"difference {100 * (m['max_step_loss_rel_diff'] or 0):.4f}%)", file=sys.stderr)
+        line = (f"{method}: ours ({m['ours_dtype']})/trl fp32 {m['speedup']:.2f}x real tokens/s, "
+                f"/trl defaults ({m['trl_defaults_dtype']}) {m['speedup_vs_trl_defaults']:.2f}x")
+        if "speedup_vs_fp32" in m:
+            line += (f", /ours fp32 {m['speedup_vs_fp32']:.2f}x (per-step losses within "
+                     f"{100 * (m['max_step_loss_rel_diff_vs_fp32'] or 0):.3f}% of fp32)")
+        print(line + f"; final loss {m['final_loss_ours']:.4f} vs trl {m['final_loss_trl']:.4f} (largest "
+              f"per-step difference {100 * (m['max_step_loss_rel_diff'] or 0):.4f}%)", file=sys.stderr)
     print(json.dumps(summary))
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .config import RunConfig, to_yaml
 
 
-def check_config(cfg: RunConfig, out=print) -> int:
+def check_config(cfg: RunConfig, out=print, calibrate: bool = False) -> int:
     problems: list[str] = []
     out("resolved config (differences from the defaults):")
     for line in to_yaml(cfg).splitlines():
@@ -21,7 +21,7 @@ def check_config(cfg: RunConfig, out=print) -> int:
         _template(cfg, tokenizer, out)
         if not problems:
             _datasets(cfg, out, problems)
-    _estimate(cfg, out, problems)
+    _estimate(cfg, out, problems, calibrate)
     if problems:
         out("check failed:")
         for problem in problems:
@@ -79,16 +79,19 @@ def _datasets(cfg: RunConfig, out, problems: list[str]) -> None:
     out(f"rows: train {counts['train']}, validation {counts['validation']}, test {counts['test']}")
 
 
-def _estimate(cfg: RunConfig, out, problems: list[str]) -> None:
-    from .memory import EstimateError, estimate, format_bytes
+def _estimate(cfg: RunConfig, out, problems: list[str], calibrate: bool = False) -> None:
+    """Trainable parameters, the compute dtype, and the memory and time estimates (from the
+    data's real lengths and the speed measured on this machine)."""
+    from .data import DataError
+    from .memory import EstimateError, estimate
     from .methods import MethodError
+    from .models import ModelError
+    from .timing import estimate_lines
 
     try:
         result = estimate(cfg)
-    except (EstimateError, MethodError, ValueError, OSError) as err:
+        out(f"trainable parameters: {result.trainable:,} of {result.total:,} ({100 * result.share:.3f}%)")
+        for line in estimate_lines(cfg, calibrate):
+            out(line)
+    except (DataError, EstimateError, MethodError, ModelError, ValueError, OSError) as err:
         problems.append(f"cannot estimate this run: {err}")
-        return
-    out(f"trainable parameters: {result.trainable:,} of {result.total:,} ({100 * result.share:.3f}%)")
-    verdict = "fits" if result.fits else "does not fit"
-    out(f"estimated peak memory: {format_bytes(result.needed)} on {result.device} "
-        f"({format_bytes(result.device_free)} free: {verdict})")

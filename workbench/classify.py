@@ -57,7 +57,7 @@ def load_model(cfg, tokenizer, train_examples: list[dict], run_dir):
     write_labels(run_dir, names)
     return models.load_causal_lm(
         cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit, cfg.quantization_type,
-        cfg.double_quantization, model_class=AutoModelForSequenceClassification,
+        cfg.double_quantization, model_class=AutoModelForSequenceClassification, training=True,
         trust_remote_code=cfg.trust_remote_code,
         num_labels=len(names), id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},

@@ -11,7 +11,7 @@ def _cmd_train(args) -> int:
     from . import train
 
     argv = [args.config] + [f"--set={s}" for s in args.set] + (["--debug"] if args.debug else [])
-    argv += ["--check"] if args.check else []
+    argv += ["--check"] * bool(args.check) + ["--calibrate"] * bool(args.calibrate)
     return train.main(argv)
 
 
@@ -490,7 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     p.add_argument("--check", action="store_true", help="validate and print the resolved config, "
-                   "trainable parameters and memory estimate; load no weights, start nothing")
+                   "trainable parameters, compute dtype and memory and time estimates; load no "
+                   "weights, start nothing")
+    p.add_argument("--calibrate", action="store_true",
+                   help="with --check: measure this run's speed with a few steps when none is known")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("ui", help="serve the browser workbench")

@@ -99,9 +99,14 @@ class RunConfig:
         "auto", group="model", choices=["auto", "fp32", "bf16", "fp16"],
         label=("Compute type", "计算精度"),
         help=("Numeric type for training. 'auto' picks bf16 on GPUs that support it, else "
-              "fp16 on GPUs, and fp32 on CPUs (bf16 is ~100x slower on CPUs without it).",
-              "训练使用的数值类型。auto：支持 bf16 的 GPU 用 bf16，其他 GPU 用 fp16，CPU 用 fp32"
-              "（没有原生 bf16 的 CPU 上 bf16 约慢 100 倍）。"))
+              "fp16 on GPUs; on a CPU it measures once whether bf16 matrix products beat fp32 "
+              "clearly at the model's shapes (CPUs with AMX/AVX512-BF16) and picks bf16 then, "
+              "fp32 otherwise (bf16 is ~100x slower on CPUs without it). bf16 on a CPU is mixed "
+              "precision: fp32 weights and optimizer, bf16 products.",
+              "训练使用的数值类型。auto：支持 bf16 的 GPU 用 bf16，其他 GPU 用 fp16；在 CPU 上先实测一次"
+              "该模型形状下 bf16 矩阵乘法是否明显快于 fp32（带 AMX/AVX512-BF16 的 CPU），是则用 bf16，"
+              "否则用 fp32（没有原生 bf16 的 CPU 上 bf16 约慢 100 倍）。CPU 上的 bf16 为混合精度："
+              "权重与优化器为 fp32，矩阵乘法为 bf16。"))
     trust_remote_code: bool = knob(
         False, group="model",
         label=("Trust remote code", "信任远程代码"),

@@ -238,6 +238,27 @@ STRINGS: dict[str, dict[str, str]] = {
     "method.optimizer": {"en": "Optimizer states ({optim})", "zh": "优化器状态（{optim}）"},
     "method.activations": {"en": "Activations (batch {batch} × {cutoff} tokens)",
                            "zh": "激活值（批大小 {batch} × {cutoff} 个 token）"},
+    "method.activations_data": {"en": "Activations (largest batch of this data: {tokens} tokens)",
+                                "zh": "激活值（本数据最大的一批：{tokens} 个 token）"},
+    "method.worst": {"en": "Worst case, every sequence at the cutoff (batch {batch} × {cutoff} tokens): {needed}",
+                     "zh": "最坏情况，每条序列都达到截断长度（批大小 {batch} × {cutoff} 个 token）：{needed}"},
+    "method.dtype_auto": {"en": "Compute type {dtype} (auto): bf16 matrix products measured {ratio}× as fast "
+                                "as fp32 on this CPU at this model's shapes; bf16 is chosen from {margin}×",
+                          "zh": "计算类型 {dtype}（auto）：在本机 CPU 上按该模型的矩阵形状实测，bf16 矩阵乘法速度为 "
+                                "fp32 的 {ratio} 倍；达到 {margin} 倍才选用 bf16"},
+    "method.dtype_set": {"en": "Compute type {dtype} (set by compute_type)",
+                         "zh": "计算类型 {dtype}（由 compute_type 指定）"},
+    "method.dtype_device": {"en": "Compute type {dtype} (auto on {device})",
+                            "zh": "计算类型 {dtype}（{device} 上的 auto）"},
+    "method.time": {"en": "Estimated time: about {duration} ({steps} steps, ~{per_step} s/step) at {speed} "
+                          "real tokens/s measured on this machine",
+                    "zh": "预计耗时：约 {duration}（{steps} 步，每步约 {per_step} 秒），按本机实测 {speed} "
+                          "个真实 token/秒"},
+    "method.time_unknown": {"en": "Estimated time: not known yet ({steps} steps, {tokens} tokens): no speed "
+                                  "measured on this machine for this model, method and compute type; the first "
+                                  "run (or workbench train CONFIG --check --calibrate) measures it",
+                            "zh": "预计耗时：暂未知（{steps} 步，{tokens} 个 token）：本机尚未实测该模型、方法与计算类型的"
+                                  "速度；第一次训练（或 workbench train CONFIG --check --calibrate）会测量"},
     "method.overhead": {"en": "Runtime (libraries, device context)", "zh": "运行时（库、设备上下文）"},
     "method.needed": {"en": "Estimated peak", "zh": "估计峰值"},
     "method.device": {"en": "Device {device}: {free} free of {total}",

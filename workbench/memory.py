@@ -7,7 +7,10 @@ adds up, in bytes:
   weights      every parameter at its stored width (4/8-bit for quantized linear layers)
   gradients    one per trainable parameter
   optimizer    AdamW: two moments per trainable parameter, in its type (8-bit Adam: two bytes)
-  activations  what the backward pass keeps for batch x cutoff tokens: per layer and token the
+  activations  what the backward pass keeps for the largest batch: with a dataset, the real
+               lengths as the run batches them (padding-free: the sum of the batch's largest
+               examples; padded: batch x longest; packed: batch x cutoff), else (and always as
+               the worst case beside it) batch x cutoff tokens; per layer and token the
                hidden-, key/value- and MLP-width vectors autograd saves (sdpa runs as flash
                attention, on CPUs too: no length x length scores; on a CPU x1.4, measured),
                and the logits over the vocabulary (on our CPU SFT/PT path two chunks of them)
@@ -49,6 +52,15 @@ class MemoryEstimate:
     device: str
     device_total: int
     device_free: int
+    # the worst case: every sequence of the batch as long as the cutoff
+    worst_activations: int = 0
+    batch_tokens: int = 0        # tokens of the largest batch the activations term is for
+    worst_batch_tokens: int = 0  # batch x cutoff
+    from_data: bool = False      # batch_tokens comes from the dataset's real lengths
+
+    @property
+    def worst_needed(self) -> int:
+        return self.needed - self.activations + max(self.worst_activations, self.activations)
 
     @property
     def needed(self) -> int:
@@ -137,12 +149,19 @@ def _is_adapter(module) -> bool:
 
 
 # ---- the arithmetic ---------------------------------------------------------------------------
-def dtype_bytes(cfg, device: str) -> int:
-    from .models import pick_compute_dtype
+def dtype_bytes(cfg, device: str, config=None) -> int:
+    from .models import compute_dtype_for_model, pick_compute_dtype
 
     import torch
 
-    return 4 if pick_compute_dtype(cfg.compute_type, device) == torch.float32 else 2
+    dtype = compute_dtype_for_model(cfg.compute_type, config, device) if config is not None \
+        else pick_compute_dtype(cfg.compute_type, device)
+    return 4 if dtype == torch.float32 else 2
+
+
+def mixed_on_cpu(cfg, device: str, width: int) -> bool:
+    """bf16 training on a CPU is mixed precision: fp32 weights, bf16 products (autocast)."""
+    return device == "cpu" and width == 2 and cfg.compute_type != "fp16"
 
 
 def weight_bytes(total: int, quantizable: int, cfg, width: int) -> int:
@@ -181,11 +200,44 @@ def saved_per_token_layer(config) -> int:
     return 8 * h + 2 * kv + 4 * inter
 
 
-def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu") -> int:
+def largest_batch_tokens(cfg, lengths: list[int] | None) -> int:
+    """Tokens of the largest batch this run can build: from the data's lengths (each already
+    cut at cutoff_len) as the run batches them, or batch x cutoff without data."""
+    sequences = cfg.per_device_train_batch_size * (2 if cfg.stage in PAIRED_STAGES else 1)
+    worst = sequences * (cfg.cutoff_len + _virtual_tokens(cfg))
+    lengths = [min(n, cfg.cutoff_len) + _virtual_tokens(cfg) for n in (lengths or []) if n > 0]
+    if not lengths:
+        return worst
+    from .data import packing_enabled
+
+    batch = cfg.per_device_train_batch_size
+    if packing_enabled(cfg):
+        # packed rows are filled up to the cutoff: only a dataset shorter than one batch of
+        # rows makes the batch smaller
+        return min(worst, sum(lengths) * (2 if cfg.stage in PAIRED_STAGES else 1))
+    longest = sorted(lengths, reverse=True)
+    if padding_free(cfg):
+        # one row of the batch's examples, no padding: the batch of the longest examples
+        return sum(longest[:batch])
+    # padded to the batch's longest (a pair's two answers are padded together)
+    return min(batch, len(longest)) * longest[0] * (2 if cfg.stage in PAIRED_STAGES else 1)
+
+
+def padding_free(cfg) -> bool:
+    """Our SFT/PT path batches without padding (speed.prepare_sft) unless packing is on or the
+    method adds virtual tokens."""
+    from .data import packing_enabled
+
+    return cfg.stage in ("sft", "pt") and not packing_enabled(cfg) and \
+        cfg.finetuning_type not in ("prompt_tuning", "prefix_tuning")
+
+
+def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu",
+                     tokens: int | None = None) -> int:
     if trainable == 0:
         return 0
     sequences = cfg.per_device_train_batch_size * (2 if cfg.stage in PAIRED_STAGES else 1)
-    tokens = sequences * (cfg.cutoff_len + _virtual_tokens(cfg))
+    tokens = tokens or sequences * (cfg.cutoff_len + _virtual_tokens(cfg))
     h = config.hidden_size
     layers = config.num_hidden_layers
     # the same graph on every device (the peaks behind the logits term below are CPU ones)
@@ -210,7 +262,7 @@ def head_bytes(cfg, config, tokens: int, sequences: int, width: int, device: str
     """Memory of the output head's logits at the peak."""
     from .label_head import TOKEN_CHUNK
 
-    if device == "cpu" and width == 4 and cfg.stage in ("sft", "pt"):
+    if device == "cpu" and cfg.stage in ("sft", "pt"):
         # our SFT/PT path (label_head.py): two [chunk, vocab] fp32 tensors at a time, and with
         # a trainable head (full) its gradient summed once more in forward
         trained_head = config.vocab_size * config.hidden_size * 4 if cfg.finetuning_type == "full" else 0
@@ -240,8 +292,9 @@ def device_memory(device: str) -> tuple[int, int]:
     return memory.total, memory.available
 
 
-def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
-    """Trainable parameters and memory of a run, without loading any weights."""
+def estimate(cfg, config=None, device: str | None = None, lengths: list[int] | None = None) -> MemoryEstimate:
+    """Trainable parameters and memory of a run, without loading any weights. `lengths`: the
+    tokenized examples' lengths (data_lengths), for the activations of the largest real batch."""
     from .methods import PEFT_METHODS, count_parameters
     from .models import device_type
 
@@ -249,11 +302,21 @@ def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
     device = device or device_type()
     model = meta_model(cfg, config)
     summary = count_parameters(model)
-    width = dtype_bytes(cfg, device)
-    # trainable parameters of adapters are kept in fp32 by peft; full/freeze use the model's width
-    train_width = 4 if cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning") else width
+    width = dtype_bytes(cfg, device, config)
+    mixed = mixed_on_cpu(cfg, device, width)
+    # trainable parameters of adapters are kept in fp32 by peft; full/freeze use the model's
+    # width, fp32 master weights under CPU mixed precision
+    train_width = 4 if cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning") or mixed \
+        else width
     total_dev, free_dev = device_memory(device)
-    weights = weight_bytes(summary.total, quantizable_parameters(model), cfg, width)
+    worst_tokens = largest_batch_tokens(cfg, None)
+    batch_tokens = largest_batch_tokens(cfg, lengths)
+    quantizable = quantizable_parameters(model)
+    weights = weight_bytes(summary.total, quantizable, cfg, 4 if mixed else width)
+    if mixed and cfg.quantization_bit is None:
+        # bf16 copies of the blocks' linear weights (kept by the fused LoRA, made per step by
+        # autocast for trained weights)
+        weights += 2 * quantizable
     if cfg.stage in ("dpo", "kto") and cfg.use_ref_model and cfg.finetuning_type not in PEFT_METHODS:
         weights *= 2  # a frozen copy of the model as the reference (adapters just switch off)
     return MemoryEstimate(
@@ -261,9 +324,11 @@ def estimate(cfg, config=None, device: str | None = None) -> MemoryEstimate:
         weights=weights,
         gradients=summary.trainable * train_width,
         optimizer=optimizer_bytes(cfg, summary.trainable, train_width),
-        activations=activation_bytes(cfg, config, width, summary.trainable, device),
+        activations=activation_bytes(cfg, config, width, summary.trainable, device, batch_tokens),
         overhead=CUDA_OVERHEAD if device == "cuda" else CPU_OVERHEAD,
-        device=device, device_total=total_dev, device_free=free_dev)
+        device=device, device_total=total_dev, device_free=free_dev,
+        worst_activations=activation_bytes(cfg, config, width, summary.trainable, device, worst_tokens),
+        batch_tokens=batch_tokens, worst_batch_tokens=worst_tokens, from_data=bool(lengths))
 
 
 def format_bytes(n: float) -> str:
@@ -272,3 +337,15 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
     return f"{n:.2f} TiB"
+
+
+def data_lengths(cfg) -> list[int]:
+    """The tokenized lengths of the run's training examples (the tokenized-data cache makes a
+    second call cheap); what the memory and time estimates take from the data."""
+    from .data import load_splits
+    from .data.cache import tokenize_rows_cached
+    from .models import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.model_name_or_path)
+    _, stats, _ = tokenize_rows_cached(tokenizer, load_splits(cfg).train, cfg)
+    return list(stats.lengths)

@@ -9,10 +9,11 @@ examples, its loss and its gradients stay the same (the bench's loss-equivalence
   `varlen_sdpa` below runs causal attention per example inside that row, so attention costs
   what the examples need rather than (sum of lengths)^2 under a block mask;
 - the LM head scores only the positions that carry a label (trl's fused head already does
-  this on CUDA; on CPU it scored every position, prompt tokens included), and on the CPU in
-  fp32 each chunk of those positions is projected once, not again in backward (label_head.py);
+  this on CUDA; on CPU it scored every position, prompt tokens included), and on the CPU
+  each chunk of those positions is projected once, not again in backward (label_head.py);
+  under bf16 autocast the projections run in bf16 and the log-softmax and loss in fp32;
 - plain LoRA layers run forward and backward as one autograd function with the rank-r products
-  in the orientation the CPU BLAS is fast at (lora_fused.py).
+  in the orientation the CPU BLAS is fast at (lora_fused.py), in bf16 under bf16 autocast.
 """
 from __future__ import annotations
 
@@ -117,10 +118,13 @@ def with_cpu_head(trainer) -> None:
 def adapters_in_compute_dtype(model, dtype) -> int:
     """trl casts a quantized model's trainable adapter weights to bf16 (the QLoRA paper's
     choice for GPUs). On a CPU without bf16 that makes every adapter matmul ~100x slower, so
-    when the run computes in fp32 the adapters are kept in fp32. Returns how many moved."""
+    when the run computes in fp32 the adapters are kept in fp32; a bf16 run on a CPU is mixed
+    precision (autocast), whose master weights are fp32 too. Returns how many moved."""
     import torch
 
-    if dtype != torch.float32:
+    from .models import autocast_on_cpu
+
+    if dtype != torch.float32 and not autocast_on_cpu(dtype):
         return 0
     moved = 0
     for param in model.parameters():

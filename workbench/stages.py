@@ -54,17 +54,23 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         # trl defaults bf16 to True, which is ~100x slower on CPUs without bf16
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
+        # transformers refuses bf16 on a CPU unless told the run is on the CPU; with it, the
+        # Trainer computes under CPU autocast (bf16 products, fp32 weights, optimizer and loss)
+        use_cpu=_mixed_precision_on_cpu(dtype),
         report_to=trackers(cfg) or "none",
         **best_model_args(cfg, has_eval),
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
+    ) | {
         # several processes (torchrun): DDP by default, DeepSpeed or FSDP as the config says
-        **engine_training_args(cfg, output_dir),
-    )
-    if dtype == torch.bfloat16 and not torch.cuda.is_available():
-        args.setdefault("use_cpu", True)  # transformers refuses bf16 on a CPU unless told so
-    return args
+        **engine_training_args(cfg, output_dir)}
+
+
+def _mixed_precision_on_cpu(dtype) -> bool:
+    from .models import device_type
+
+    return dtype == torch.bfloat16 and device_type() == "cpu"
 
 
 def best_model_args(cfg: RunConfig, has_eval: bool) -> dict:

@@ -119,10 +119,10 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
         model = classify.load_model(cfg, tokenizer, train_examples, run_dir)
     else:
         model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
-                                      cfg.quantization_type, cfg.double_quantization,
+                                      cfg.quantization_type, cfg.double_quantization, training=True,
                                       trust_remote_code=cfg.trust_remote_code,
                                       **stages.model_load_kwargs(cfg))
-    dtype = models.pick_compute_dtype(cfg.compute_type)
+    dtype = models.compute_dtype_for_model(cfg.compute_type, cfg.model_name_or_path)
     model = methods.apply_method(model, cfg)
     methods.before_training(model, cfg, run_dir)
     summary = methods.count_parameters(model)
@@ -145,6 +145,10 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
         writer.emit("phase", phase="training")
         with HardwareMonitor(writer, run_dir.parent):   # live figures for the Train tab
             trainer.train(resume_from_checkpoint=resume)
+    if rank0:  # the speed its steps reached: what the next run's time estimate starts from
+        from .timing import record_run
+
+        record_run(cfg, dtype, run_dir / EVENTS_FILE)
 
     writer.emit("phase", phase="saving")
     final = run_dir / FINAL_DIR
@@ -331,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (repeatable)")
     parser.add_argument("--check", action="store_true",
-                        help="validate and print the resolved config, trainable parameters and "
-                             "memory estimate; load no weights, start nothing")
+                        help="validate and print the resolved config, trainable parameters, "
+                             "compute dtype and memory and time estimates; load no weights, start nothing")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="with --check: measure this run's speed with a few steps when none is known")
     parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # used by the job controller
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
@@ -350,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         from .check import check_config
 
-        return check_config(cfg)
+        return check_config(cfg, calibrate=args.calibrate)
     if args.run_dir is None:  # a run given a folder was checked by whoever made that folder
         problems = _check_before_run(cfg, args.debug)
         if problems:
