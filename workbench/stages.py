@@ -21,7 +21,7 @@ class StageError(ValueError):
 def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype) -> dict:
     """TrainingArguments shared by every stage; names map one to one onto RunConfig fields."""
     eval_steps = cfg.eval_steps or cfg.save_steps
-    args = dict(
+    return dict(
         output_dir=output_dir,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs,

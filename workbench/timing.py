@@ -163,23 +163,27 @@ def record_run(cfg, dtype, events_path: Path) -> float | None:
 
 
 def calibrate(cfg, steps: int = CALIBRATION_STEPS) -> float | None:
-    """Train `steps` optimizer steps of this run on its own data in a scratch folder and
-    record the speed (a few seconds on small models; it loads the weights)."""
+    """Train `steps` optimizer steps of this run on its own data in a scratch folder, in a
+    process of its own as every training is, and return the speed it recorded (a few seconds on
+    small models; it loads the weights)."""
     import copy
+    import subprocess
+    import sys
     import tempfile
 
-    from . import train
+    from .config import save_config
+    from .models import compute_dtype_for_model
 
     short = copy.deepcopy(cfg)
     short.max_steps, short.logging_steps, short.save_steps = steps, 1, 10 ** 9
     short.eval_steps, short.val_size, short.resume_from_checkpoint = None, 0.0, None
     with tempfile.TemporaryDirectory(prefix="workbench-calibrate-") as tmp:
         short.output_dir = tmp
-        train.run(short, Path(tmp), echo=False)
-        # train.run records the speed under the run's key
-        from .models import compute_dtype_for_model
-
-        return known_speed(speed_key(cfg, compute_dtype_for_model(cfg.compute_type, cfg.model_name_or_path)))
+        save_config(short, Path(tmp) / "calibrate.yaml")
+        # the trainer records the speed its steps reached under this run's key
+        subprocess.run([sys.executable, "-m", "workbench.train", str(Path(tmp) / "calibrate.yaml"),
+                        "--run-dir", tmp], capture_output=True, text=True, check=False)
+    return known_speed(speed_key(cfg, compute_dtype_for_model(cfg.compute_type, cfg.model_name_or_path)))
 
 
 # ---- the estimate ---------------------------------------------------------------------------

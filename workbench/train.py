@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_config, save_config
 from .events import EventWriter
-from .runs import (FINAL_DIR, INCOMPLETE_PREFIX, STATE_FILE, STOP_FILE, checkpoint_step, choose_run_dir,
+from .runs import (EVENTS_FILE, FINAL_DIR, INCOMPLETE_PREFIX, STATE_FILE, STOP_FILE, checkpoint_step, choose_run_dir,
                    complete_checkpoints)
 
 
