@@ -175,7 +175,7 @@ def calibrate(cfg, steps: int = CALIBRATION_STEPS) -> float | None:
     from .models import compute_dtype_for_model
 
     short = copy.deepcopy(cfg)
-    short.max_steps, short.logging_steps, short.save_steps = steps, 1, 10 ** 9
+    short.max_steps, short.logging_steps, short.save_steps = steps, 1, steps + 1  # no checkpoint
     short.eval_steps, short.val_size, short.resume_from_checkpoint = None, 0.0, None
     with tempfile.TemporaryDirectory(prefix="workbench-calibrate-") as tmp:
         short.output_dir = tmp
