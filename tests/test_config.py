@@ -102,3 +102,16 @@ def test_bad_yaml_is_a_clear_error(tmp_path):
 
 def test_defaults_are_valid():
     assert from_dict({}) == RunConfig()
+
+
+def test_kto_batch_of_one_row_runs_as_pairs_with_the_same_rows_per_step():
+    # LLaMA-Factory's KTO example: 1 row x 8 accumulated; trl's KTO needs two rows in a batch
+    from workbench.config import ConfigError, from_dict
+
+    notes = []
+    cfg = from_dict({"stage": "kto", "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8},
+                    notes=notes)
+    assert (cfg.per_device_train_batch_size, cfg.gradient_accumulation_steps) == (2, 4)
+    assert any("runs as 2 x 4" in note for note in notes)
+    with pytest.raises(ConfigError, match="per_device_train_batch_size"):
+        from_dict({"stage": "kto", "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1})

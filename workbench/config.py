@@ -780,8 +780,22 @@ def from_dict(data: dict[str, Any], source: str | None = None,
     if problems:
         raise ConfigError(problems, source)
     cfg = RunConfig(**values)
+    if (note := pair_kto_rows(cfg)) and notes is not None:
+        notes.append(note)
     validate(cfg, source)
     return cfg
+
+
+def pair_kto_rows(cfg: RunConfig) -> str | None:
+    """Stage kto takes its KL term from the other rows of a batch, so a batch of one row cannot
+    train; 1 row x N accumulated (N even) runs as 2 rows x N/2: the same rows per optimizer step."""
+    accum = cfg.gradient_accumulation_steps
+    if cfg.stage != "kto" or cfg.per_device_train_batch_size != 1 or accum < 2 or accum % 2:
+        return None
+    cfg.per_device_train_batch_size, cfg.gradient_accumulation_steps = 2, accum // 2
+    return (f"stage kto: per_device_train_batch_size 1 x gradient_accumulation_steps {accum} runs as "
+            f"2 x {accum // 2} (the same {accum} rows per step), because the KL term comes from the "
+            f"other rows of a batch")
 
 
 def validate(cfg: RunConfig, source: str | None = None) -> RunConfig:
