@@ -1,4 +1,5 @@
-"""The job controller: start, queue, watch, abort, resume and re-attach training runs.
+"""The job controller: start, queue, watch, abort, resume and re-attach training runs and every
+other long job (evaluation, sample gallery, export, bench: see tasks.py).
 
 It knows processes, files and states, not models. Each run's state lives in
 saves/<run>/job.json (written atomically), so a restarted UI finds every run again:
@@ -9,7 +10,9 @@ saves/<run>/job.json (written atomically), so a restarted UI finds every run aga
 
 A run is identified by its pid *and* the process start time, so a reused pid is never
 mistaken for the run. The trainer runs in its own process group (start_new_session) with its
-output going to train.log, never to a pipe.
+output going to train.log, never to a pipe. Other jobs live in saves/_jobs/<id>/ (runs.py) with
+the same job.json, run `python -m workbench.tasks <folder>` and share the one queue per device set:
+an evaluation waits for the training on its device.
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ import psutil
 from . import distributed
 from .config import RunConfig, atomic_write_text, save_config
 from .progress import RunMonitor
-from .runs import (CONFIG_FILE, JOB_FILE, LOG_FILE, STOP_FILE, complete_checkpoints, new_run_id, read_config_checked,
-                   read_job_data, run_folders, saves_root)
+from .runs import (CONFIG_FILE, JOB_FILE, LOG_FILE, STOP_FILE, TASK_LOG, TASK_SPEC, TASKS_DIR, complete_checkpoints,
+                   new_run_id, new_task_id, read_config_checked, read_job_data, run_folders, saves_root, task_folders)
 
 ACTIVE = ("running", "stopping")
 FINAL = ("finished", "failed", "aborted", "interrupted")
@@ -40,6 +43,7 @@ DAMAGED = "damaged"   # its job.json cannot be read: shown with the problem, nev
 STATUSES = ("queued", *ACTIVE, *FINAL, DAMAGED)
 GRACE_SECONDS = float(os.environ.get("WORKBENCH_ABORT_GRACE", "60"))
 TERM_SECONDS = 10.0
+TRAIN = "train"     # the kind of a training run; other kinds are in tasks.KINDS
 
 
 @dataclass
@@ -60,6 +64,7 @@ class Job:
     resume: bool = False
     owner: str | None = None             # the UI session that started it (for display only)
     devices: str = "all"                 # the accelerators it may use (CUDA_VISIBLE_DEVICES); one run per set
+    kind: str = TRAIN                    # train, or a job of tasks.py (eval, gallery, export, bench)
 
     @classmethod
     def load(cls, run_dir: Path) -> "Job | None":
@@ -115,8 +120,39 @@ class JobController:
             raise ValueError(f"not a run id: {run_id!r}")
         return path
 
+    def task_dir(self, task_id: str) -> Path:
+        tasks = (self.root / TASKS_DIR).resolve()
+        path = (tasks / task_id).resolve()
+        if path.parent != tasks or not task_id or task_id.startswith("."):
+            raise ValueError(f"not a job id: {task_id!r}")
+        return path
+
+    def folder(self, job_id: str) -> Path:
+        """The folder of a job: saves/_jobs/<id> when there is one, else the run's folder."""
+        with contextlib.suppress(ValueError):
+            path = self.task_dir(job_id)
+            if path.is_dir():
+                return path
+        return self.run_dir(job_id)
+
+    def _dir_of(self, job: Job) -> Path:
+        return self.task_dir(job.run_id) if job.kind != TRAIN else self.run_dir(job.run_id)
+
     def job(self, run_id: str) -> Job | None:
-        return Job.load(self.run_dir(run_id))
+        return Job.load(self.folder(run_id))
+
+    def tasks(self, kind: str | None = None) -> list[Job]:
+        """Every job that is not a training run (of one kind, or all), oldest first; damaged ones
+        (unreadable job.json) are listed with status damaged."""
+        out = []
+        for path in task_folders(self.root):
+            try:
+                job = Job.load(path)
+            except Exception as err:  # noqa: BLE001 - one unreadable job must not hide the others
+                job = Job.damaged(path, f"cannot be read: {err}")
+            if job is not None and (kind is None or job.kind == kind or job.status == DAMAGED):
+                out.append(job)
+        return sorted(out, key=lambda j: (j.created, j.run_id))
 
     def run_ids(self) -> list[str]:
         """Every run folder (with a job.json or events from a CLI run), oldest first."""
@@ -139,11 +175,11 @@ class JobController:
     def monitor(self, run_id: str) -> RunMonitor:
         """The run's progress, read incrementally: each call reads only the events appended since
         the last one (the run list asks for every run each second)."""
-        run_dir = self.run_dir(run_id)
+        run_dir = self.folder(run_id)
         with self._read_lock:  # the watcher thread and the page read the same monitors
-            mon = self._monitors.get(run_id)
+            mon = self._monitors.get(str(run_dir))
             if mon is None or mon.run_dir != run_dir or mon.truncated():
-                mon = self._monitors[run_id] = RunMonitor(run_dir)
+                mon = self._monitors[str(run_dir)] = RunMonitor(run_dir)
             mon.update()
         return mon
 
@@ -212,6 +248,40 @@ class JobController:
         self.tick()
         return run_id
 
+    def submit_task(self, kind: str, args: dict, owner: str | None = None) -> str:
+        """Queue a job of tasks.py (use tasks.submit, which checks the spec first); its id at once."""
+        with self._lock:
+            base = new_task_id(kind)
+            (self.root / TASKS_DIR).mkdir(parents=True, exist_ok=True)
+            task_id, n = base, 2
+            while True:
+                try:
+                    self.task_dir(task_id).mkdir(exist_ok=False)
+                    break
+                except FileExistsError:
+                    task_id, n = f"{base}-{n}", n + 1
+            folder = self.task_dir(task_id)
+            spec = {"kind": kind, "args": {**args, "saves": str(self.root.resolve())}}
+            atomic_write_text(folder / TASK_SPEC, json.dumps(spec, ensure_ascii=False, indent=1))
+            Job(run_id=task_id, owner=owner, devices=current_device_set(), kind=kind).save(folder)
+        self.tick()
+        return task_id
+
+    def resubmit(self, task_id: str, owner: str | None = None) -> str:
+        """Queue an ended job again with the same spec (a new job: the old one stays as it ended)."""
+        from .runs import read_json_object
+
+        job = self.job(task_id)
+        if job is None or job.kind == TRAIN:
+            raise ValueError(f"no such job: {task_id}")
+        if job.status not in FINAL:
+            raise ValueError(f"job {task_id} cannot be submitted again while it is {job.status}")
+        spec, problem = read_json_object(self.task_dir(task_id) / TASK_SPEC)
+        if spec is None:
+            raise ValueError(f"job {task_id}: {problem or TASK_SPEC + ' is missing'}")
+        args = {k: v for k, v in (spec.get("args") or {}).items() if k != "saves"}
+        return self.submit_task(job.kind, args, owner=owner)
+
     def unique_id(self, base: str) -> str:
         run_id, n = base, 2
         while (self.root / run_id).exists():
@@ -239,7 +309,7 @@ class JobController:
         """Ask a run to stop. Graceful first (stop file: the trainer saves and ends), then
         SIGTERM to its process group after a grace period, SIGKILL last (see tick)."""
         with self._lock, self._disk_lock():
-            run_dir = self.run_dir(run_id)
+            run_dir = self.folder(run_id)
             job = self.job(run_id)
             if job is None:
                 raise ValueError(f"no such run: {run_id}")
@@ -252,6 +322,8 @@ class JobController:
             (run_dir / STOP_FILE).write_text("stop requested\n")
             job.status, job.abort_requested, job.abort_stage = "stopping", time.time(), "stop_file"
             job.save(run_dir)
+            if job.kind != TRAIN:
+                return "stop requested: the job ends at its next step"
             return "stop requested: the trainer saves a checkpoint and the result, then ends"
 
     # ---- the loop -----------------------------------------------------------------------
@@ -259,7 +331,8 @@ class JobController:
         """Bring every job's state up to date and start queued runs when the device is free."""
         with self._lock, self._disk_lock():
             # runs the controller started (a job.json); CLI runs and damaged ones are only shown
-            jobs = [j for j in map(Job.load, run_folders(self.root)) if j is not None and j.status != DAMAGED]
+            folders = run_folders(self.root) + task_folders(self.root)
+            jobs = [j for j in map(Job.load, folders) if j is not None and j.status != DAMAGED]
             for job in jobs:
                 if job.status in ACTIVE:
                     self._refresh(job)
@@ -316,6 +389,8 @@ class JobController:
     def _launch(self, job: Job) -> None:
         from .config import load_config
 
+        if job.kind != TRAIN:
+            return self._launch_task(job)
         run_dir = self.run_dir(job.run_id)
         try:
             cfg = load_config(run_dir / CONFIG_FILE)
@@ -331,9 +406,20 @@ class JobController:
                 job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
                 job.save(run_dir)
                 return
-        command = self.command_for(run_dir, nproc, job.resume, cfg)
-        log = open(run_dir / LOG_FILE, "ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._start(job, run_dir, self.command_for(run_dir, nproc, job.resume, cfg), LOG_FILE)
+
+    def _launch_task(self, job: Job) -> None:
+        folder = self.task_dir(job.run_id)
+        # our own package first on the path, so the child runs this very code
+        package_root = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        self._start(job, folder, [sys.executable, "-m", "workbench.tasks", str(folder)], TASK_LOG,
+                    {"PYTHONPATH": path})
+
+    def _start(self, job: Job, run_dir: Path, command: list[str], log_name: str, extra_env: dict | None = None):
+        """Start the job's process in its own group, its output into its log file."""
+        log = open(run_dir / log_name, "ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         if job.devices != "all":
             env["CUDA_VISIBLE_DEVICES"] = job.devices
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -365,7 +451,7 @@ class JobController:
             return False
 
     def _refresh(self, job: Job) -> None:
-        run_dir = self.run_dir(job.run_id)
+        run_dir = self._dir_of(job)
         if self.is_alive(job):
             if job.status == "stopping":
                 self._escalate(job, run_dir)
@@ -391,10 +477,11 @@ class JobController:
                 job.abort_stage or "", "stopped")
         elif job.exit_code is not None:
             job.status = "failed"
-            job.message = _exit_message(job.exit_code, run_dir)
+            job.message = _exit_message(job.exit_code, run_dir, job.kind)
         else:
             job.status = "interrupted"
-            job.message = "the training process ended while no controller was watching; resume it from its last checkpoint"
+            job.message = "the training process ended while no controller was watching; resume it from its last checkpoint" \
+                if job.kind == TRAIN else "the job's process ended while no controller was watching; submit it again"
         (run_dir / STOP_FILE).unlink(missing_ok=True)
         job.save(run_dir)
 
@@ -484,7 +571,8 @@ _FIELD_TYPES = {"status": (str,), "created": (int, float), "started": (int, floa
                 "ended": (int, float, type(None)), "pid": (int, type(None)), "pgid": (int, type(None)),
                 "proc_start": (int, float, type(None)), "command": (list,), "exit_code": (int, type(None)),
                 "message": (str,), "abort_requested": (int, float, type(None)),
-                "abort_stage": (str, type(None)), "resume": (bool,), "owner": (str, type(None)), "devices": (str,)}
+                "abort_stage": (str, type(None)), "resume": (bool,), "owner": (str, type(None)), "devices": (str,),
+                "kind": (str,)}
 
 
 def _job_problem(data: dict) -> str | None:
@@ -541,20 +629,22 @@ def _status_from_final(event: dict) -> tuple[str, str]:
     return "failed", event.get("message", "failed")
 
 
-def _exit_message(code: int, run_dir: Path) -> str:
+def _exit_message(code: int, run_dir: Path, kind: str = TRAIN) -> str:
+    what = "the training process" if kind == TRAIN else f"the {kind} process"
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         hint = " (often the system running out of memory)" if -code == signal.SIGKILL else ""
-        return f"the training process was killed by {name}{hint}"
-    tail = last_log_line(run_dir)
-    if code == 2:  # train.py's exit code for a config it refuses
+        return f"{what} was killed by {name}{hint}"
+    log_name = LOG_FILE if kind == TRAIN else TASK_LOG
+    tail = last_log_line(run_dir, log_name)
+    if code == 2 and kind == TRAIN:  # train.py's exit code for a config it refuses
         return "bad config: " + (tail.removeprefix("error: ") or "see the log")
-    return f"the training process exited with code {code}" + (f": {tail}" if tail else "")
+    return f"{what} exited with code {code}" + (f": {tail}" if tail else "")
 
 
-def last_log_line(run_dir: Path) -> str:
+def last_log_line(run_dir: Path, log_name: str = LOG_FILE) -> str:
     try:
-        with open(run_dir / LOG_FILE, "rb") as handle:
+        with open(run_dir / log_name, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - 4096))
@@ -564,9 +654,9 @@ def last_log_line(run_dir: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def tail_log(run_dir: Path, max_bytes: int = 8192) -> str:
+def tail_log(run_dir: Path, max_bytes: int = 8192, log_name: str = LOG_FILE) -> str:
     try:
-        with open(run_dir / LOG_FILE, "rb") as handle:
+        with open(run_dir / log_name, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - max_bytes))

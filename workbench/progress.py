@@ -41,6 +41,7 @@ class RunMonitor:
     hardware: list[dict] = field(default_factory=list)  # `hw` samples of the training process
     new_hardware: bool = False          # hardware samples arrived since the last update()
     new_points: bool = False            # curves changed since the last update()
+    note: str = ""                      # the latest step's message (what a non-training job is doing)
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
@@ -92,6 +93,8 @@ class RunMonitor:
             self.rl = {k: [p for p in v if p[0] <= self.step] for k, v in self.rl.items()}
         elif kind == "step":
             self.step = event["step"]
+            if isinstance(event.get("message") or event.get("phase"), str):
+                self.note = event.get("message") or event.get("phase")
             if event.get("tokens_seen") is not None:
                 self.tokens_seen = event["tokens_seen"]
                 if self.start_tokens is None:

@@ -8,6 +8,13 @@ import this without loading a model library).
               STOP          a graceful stop was asked for
               checkpoint-N/ complete when trainer_state.json is there
               final/        the result (adapter or model)
+  saves/_jobs/<kind>-<time>/  every other job (evaluation, sample gallery, export, bench):
+              job.json      the same controller state as a run's, with its kind
+              spec.json     what to do: {"kind": ..., "args": {...}}
+              events.jsonl  progress, then an end or error event
+              job.log       the job's output
+              result.json   what it produced (written atomically when it ends)
+              STOP          stop asked for
 
 Every reader here is tolerant: a damaged file gives a readable problem, never an exception.
 """
@@ -32,11 +39,16 @@ STATE_FILE = "trainer_state.json"
 INCOMPLETE_PREFIX = "incomplete-"
 CHECKPOINT_PREFIX = "checkpoint-"
 BASE_PREFIX = "base:"
+TASKS_DIR = "_jobs"
+TASK_SPEC = "spec.json"
+TASK_RESULT = "result.json"
+TASK_LOG = "job.log"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 __all__ = ["BASE_PREFIX", "CHECKPOINT_PREFIX", "CONFIG_FILE", "EVENTS_FILE", "FINAL_DIR", "INCOMPLETE_PREFIX",
-           "JOB_FILE", "LOG_FILE", "STATE_FILE", "STOP_FILE", "RunRef", "checkpoint_step", "choose_run_dir",
-           "complete_checkpoints",
+           "JOB_FILE", "LOG_FILE", "STATE_FILE", "STOP_FILE", "TASKS_DIR", "TASK_LOG", "TASK_RESULT", "TASK_SPEC",
+           "RunRef", "checkpoint_step", "choose_run_dir", "complete_checkpoints", "new_task_id", "read_json_object",
+           "task_folders",
            "is_run_folder", "locate", "new_run_id", "read_config", "read_config_checked", "read_job_data",
            "resolve_run", "run_folders", "saves_root"]
 
@@ -100,6 +112,20 @@ def run_folders(root: Path) -> list[Path]:
         return []
 
 
+def new_task_id(kind: str) -> str:
+    """<kind>-<time>: a job that is not a training run (its folder is saves/_jobs/<id>)."""
+    return f"{re.sub(r'[^a-z0-9]+', '-', kind.lower())}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def task_folders(root: Path) -> list[Path]:
+    """Every job folder under saves/_jobs (unsorted); none when there is none."""
+    try:
+        return [p for p in (Path(root) / TASKS_DIR).iterdir()
+                if p.is_dir() and not p.name.startswith(".") and (p / JOB_FILE).exists()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 # ---- config.yaml and job.json, read tolerantly ------------------------------------------------
 def _read_text(path: Path) -> tuple[str | None, str | None]:
     """(text, None), (None, None) when absent, or (None, problem)."""
@@ -151,6 +177,20 @@ def read_job_data(run_dir: Path) -> tuple[dict | None, str | None]:
         return None, f"{JOB_FILE} is not valid JSON"
     if not isinstance(data, dict):
         return None, f"{JOB_FILE} is not an object (it holds {json.dumps(data)[:20]})"
+    return data, None
+
+
+def read_json_object(path: Path) -> tuple[dict | None, str | None]:
+    """A JSON object file: (data, None), (None, None) when absent, (None, problem) when damaged."""
+    text, problem = _read_text(Path(path))
+    if text is None:
+        return None, problem
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, f"{Path(path).name} is not valid JSON"
+    if not isinstance(data, dict):
+        return None, f"{Path(path).name} is not an object (it holds {json.dumps(data)[:20]})"
     return data, None
 
 
