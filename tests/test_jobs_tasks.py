@@ -113,7 +113,7 @@ def test_a_restarted_controller_reattaches_to_a_running_job_and_can_stop_it(save
     first = JobController(saves, grace=30, term_seconds=5)
     job_id = tasks.submit(first, "eval", EVAL)
     wait_for(lambda: steps_seen(first, job_id) > 0, first, what="the evaluation's first step")
-    del first  # the UI process is gone; the job is not
+    first.stop_watcher()  # as if its UI process were gone: the job is not
     second = JobController(saves, grace=0.5, term_seconds=1)
     second.tick()
     assert second.job(job_id).status == "running"

@@ -271,9 +271,13 @@ def test_chat_eval_and_export_refuse_a_reward_model_naming_it(rm_run, trained_lo
         with pytest.raises(export.ExportError) as err:
             export.run_export(rm_run, kind)
         assert REFUSAL in str(err.value) and "text generators" in str(err.value)
+    from workbench import tasks
+    from workbench.jobs import JobController
+
+    controller = JobController(rm_run.parent)
     with pytest.raises(export.ExportError, match="reward model"):  # before any background job starts
-        export.start_job(rm_run, "merged")
-    assert not (rm_run / "exports").exists()
+        tasks.submit(controller, "export", {"run": rm_run.name, "kind": "merged"})
+    assert not (rm_run / "exports").exists() and controller.tasks() == []
 
 
 def test_the_export_tab_does_not_offer_a_reward_model(rm_run, trained_lora_run):

@@ -393,6 +393,14 @@ STRINGS: dict[str, dict[str, str]] = {
                          "zh": "服务器磁盘空间不足，已拒绝上传"},
     "login.too_many": {"en": "too many failed logins from this address; try again in a minute",
                        "zh": "该地址登录失败次数过多，请一分钟后再试"},
+    # ---- jobs other than training (evaluation, gallery, export) ----
+    "job.abort": {"en": "Stop", "zh": "停止"},
+    "job.resubmit": {"en": "Run again", "zh": "重新运行"},
+    "job.submitted": {"en": "Job **{job}** queued; it runs in its own process (progress below).",
+                      "zh": "任务 **{job}** 已排队，在独立进程中运行（进度见下方）。"},
+    "job.none": {"en": "No job to act on yet.", "zh": "还没有可操作的任务。"},
+    "job.failed": {"en": "⚠️ Job {job} {status}: {message}", "zh": "⚠️ 任务 {job} {status}：{message}"},
+    "export.state_queued": {"en": "waiting in the queue", "zh": "排队中"},
 }
 
 

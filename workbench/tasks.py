@@ -181,7 +181,9 @@ def failure_line(err: BaseException) -> str:
     if "out of memory" in text.lower() or "can't allocate memory" in text.lower() or \
             "cannot allocate memory" in text.lower():
         return f"out of memory: {text}"
-    if isinstance(err, ValueError):  # refusals (EvalError, ExportError, DataError) read as they are
+    from .export.common import ExportError
+
+    if isinstance(err, (ValueError, ExportError)):  # refusals (EvalError, DataError, ...) read as they are
         return text or type(err).__name__
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
@@ -249,7 +251,7 @@ def _run_export(args: dict, reporter: _Reporter) -> dict:
     from .runs import resolve_run
 
     ref = resolve_run(args["run"], Path(args["saves"]))
-    result = run_export(ref.run_dir, args.get("kind", "merged"), dtype=args.get("dtype") or "fp32",
+    result = run_export(ref.run_dir, args.get("kind", "merged"), dtype=args.get("dtype") or "auto",
                         quantize=args.get("quantize") or "4bit", gguf_type=args.get("gguf_type") or "q8_0",
                         checkpoint=args.get("checkpoint") or ref.checkpoint or None,
                         max_shard_size=args.get("max_shard_size") or "2GB", progress=reporter.fraction)

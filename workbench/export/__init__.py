@@ -6,7 +6,6 @@ temporary folder first and renamed when complete, so nothing half-written lists 
 from .common import (DTYPES, EXPORTS_DIR, GGUF_TYPES, KINDS, MERGED_DTYPES, QUANT_BITS, SHARD_SIZES, ExportEntry,
                      ExportError, ExportResult, check_disk_space, delete_export, export_entries,
                      export_name, exports_dir, list_exports, zip_folder)
-from .job import cancel_job, job_status, start_job
 from .kinds import (expected_size, export_adapter, export_gguf, export_merged, export_quantized,
                     merge_adapter, run_export)
 from .parity import PARITY_FILE, read_parity
@@ -14,7 +13,7 @@ from .source import source_folder
 
 __all__ = ["DTYPES", "EXPORTS_DIR", "GGUF_TYPES", "KINDS", "MERGED_DTYPES", "PARITY_FILE", "QUANT_BITS",
            "SHARD_SIZES", "ExportEntry", "expected_size", "read_parity",
-           "ExportError", "ExportResult", "cancel_job", "check_disk_space", "delete_export",
+           "ExportError", "ExportResult", "check_disk_space", "delete_export",
            "export_adapter", "export_entries", "export_gguf", "export_merged", "export_name",
-           "export_quantized", "exports_dir", "job_status", "list_exports", "merge_adapter", "run_export",
-           "source_folder", "start_job", "zip_folder"]
+           "export_quantized", "exports_dir", "list_exports", "merge_adapter", "run_export",
+           "source_folder", "zip_folder"]

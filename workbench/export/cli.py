@@ -36,7 +36,7 @@ def add_arguments(p) -> None:
     p.add_argument("--require-parity", action="store_true",
                    help=f"exit with status {PARITY_FAILED} when the export does not answer as the trained model "
                         f"does (beyond what its number format explains), or parity could not be checked")
-    p.add_argument("--job-file", default=None, help="write progress here (used by the UI)")
+    p.add_argument("--job-file", default=None, help="write progress here (a JSON file replaced at each step)")
 
 
 def main(args) -> int:

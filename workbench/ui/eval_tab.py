@@ -1,15 +1,16 @@
 """Evaluate tab: metrics of the base or a run on a split; before/after with the forgetting
-check; gap analysis of the base before training. All work is done by workbench.evaluate."""
+check; gap analysis of the base before training. Each is a job of the controller (it runs in its
+own process, workbench.tasks); the tab submits it, shows its progress and reads its result."""
 from __future__ import annotations
 
 import pandas as pd
 import gradio as gr
 
-from .. import locale
+from .. import locale, tasks
 from ..chat import BASE_PREFIX, labelled_choices, list_targets
 from ..data import local_dataset_names
-from ..evaluate import EvalError, Evaluator, before_after, evaluate, gap_analysis
 from .context import UIContext
+from .job_view import job_html, view_key
 
 SHOWN_METRICS = ("exact_match", "bleu", "rouge1", "rouge2", "rougeL", "loss", "perplexity",
                  "accuracy", "precision", "recall", "f1")
@@ -33,82 +34,135 @@ def build(ctx: UIContext):
         run_btn = loc(gr.Button(loc.t("eval.run"), variant="primary", elem_id="eval-run"), "eval.run")
         compare_btn = loc(gr.Button(loc.t("eval.compare"), elem_id="eval-compare"), "eval.compare")
         gap_btn = loc(gr.Button(loc.t("eval.gap"), elem_id="eval-gap"), "eval.gap")
+        abort_btn = loc(gr.Button(loc.t("job.abort"), variant="stop", elem_id="eval-abort"), "job.abort")
+        again_btn = loc(gr.Button(loc.t("job.resubmit"), elem_id="eval-resubmit"), "job.resubmit")
+    status = gr.Markdown("", elem_id="eval-status")
+    progress = gr.HTML("", elem_id="eval-progress")
     summary = gr.Markdown("", elem_id="eval-summary")
     table = loc(gr.Dataframe(value=empty_rows(loc.lang), interactive=False, wrap=True, elem_id="eval-table",
                              **loc.kwargs("eval.table")), "eval.table")
+    timer = gr.Timer(1.0)
 
-    def evaluator():
-        return Evaluator(engine=ctx.engine, root=ctx.saves)
+    def latest_view():
+        job = tasks.latest(ctx.controller, "eval")
+        return tasks.view(ctx.controller, job) if job else None
 
     def confined(spec):
         """A base model named by a browser is a known model, a hub id or a workspace folder."""
         if ctx.workspace is not None and spec and spec.startswith(BASE_PREFIX):
             ctx.workspace.model(spec[len(BASE_PREFIX):])
 
-    def progress_fn(progress, lang):
-        def report(done, total, what):
-            progress(done / max(total, 1), desc=f"{locale.t('eval.running', lang)}: {what} {done}/{total}")
-        return report
+    def submit(args, lang):
+        try:
+            confined(args["spec"])
+            job_id = tasks.submit(ctx.controller, "eval", {**args, "dataset_dir": ctx.dataset_dir})
+        except (ValueError, OSError) as err:
+            return f"⚠️ {err}"
+        return locale.t("job.submitted", lang, job=job_id)
 
-    def on_evaluate(spec, dataset_name, split_name, rows, lang, progress=gr.Progress()):
+    def args_of(spec, dataset_name, split_name, rows, mode):
+        return {"spec": spec, "dataset": dataset_name or None, "split": split_name, "mode": mode,
+                "limit": int(rows or 0) or None}
+
+    def on_evaluate(spec, dataset_name, split_name, rows, lang):
         if spec and spec.startswith(BASE_PREFIX) and not dataset_name:
-            return locale.t("eval.need_dataset", lang), empty_rows(lang)
-        try:
-            confined(spec)
-            result = evaluate(spec, dataset_name or None, split_name, evaluator(),
-                              progress_fn(progress, lang), int(rows or 0) or None)
-        except (EvalError, ValueError, OSError) as err:
-            return f"⚠️ {err}", empty_rows(lang)
-        text = locale.t("eval.metrics", lang, target=result.target, dataset=result.dataset,
-                        split=result.split, rows=result.rows, metrics=metrics_text(result.metrics))
-        frame = pd.DataFrame([{col(lang, "prompt"): p["prompt"], col(lang, "reference"): p["reference"],
-                               col(lang, "prediction"): p["prediction"], col(lang, "exact"): "✓" if p["exact"] else ""}
-                              for p in result.predictions])
-        return text, frame
+            return locale.t("eval.need_dataset", lang)
+        return submit(args_of(spec, dataset_name, split_name, rows, "plain"), lang)
 
-    def on_compare(spec, dataset_name, split_name, rows, lang, progress=gr.Progress()):
+    def on_compare(spec, dataset_name, split_name, rows, lang):
         if not spec or spec.startswith(BASE_PREFIX):
-            return locale.t("eval.need_run", lang), empty_rows(lang)
-        try:
-            confined(spec)
-            report = before_after(spec, dataset_name or None, split_name, evaluator(),
-                                  progress_fn(progress, lang), int(rows or 0) or None)
-        except (EvalError, ValueError, OSError) as err:
-            return f"⚠️ {err}", empty_rows(lang)
-        return compare_text(report, lang), compare_frame(report, lang)
+            return locale.t("eval.need_run", lang)
+        return submit(args_of(spec, dataset_name, split_name, rows, "compare"), lang)
 
-    def on_gap(spec, dataset_name, rows, lang, progress=gr.Progress()):
-        base = spec if spec and spec.startswith(BASE_PREFIX) else None
-        try:
-            confined(spec)
-            from ..evaluate import base_spec_of, run_config_of
+    def on_gap(spec, dataset_name, rows, lang):
+        if spec and spec.startswith(BASE_PREFIX) and not dataset_name:
+            return locale.t("eval.need_dataset", lang)
+        return submit(args_of(spec, dataset_name, "validation", rows, "gap"), lang)
 
-            cfg = None if base else run_config_of(spec, ctx.saves)
-            base = base or base_spec_of(spec, ctx.saves)
-            name = dataset_name or (cfg.dataset if cfg else "")
-            if not name:
-                return locale.t("eval.need_dataset", lang), empty_rows(lang)
-            report = gap_analysis(base, name, evaluator(), progress_fn(progress, lang),
-                                  int(rows or 0) or None, cfg=cfg)
-        except (EvalError, ValueError, OSError) as err:
-            return f"⚠️ {err}", empty_rows(lang)
-        text = locale.t("eval.gap_summary", lang, target=report["target"], failed=report["failed"],
-                        rows=report["rows"], split=report["split"], dataset=report["dataset"],
-                        em=report["metrics"]["exact_match"])
-        frame = pd.DataFrame([{col(lang, "prompt"): f["prompt"], col(lang, "reference"): f["reference"],
-                               col(lang, "prediction"): f["prediction"]} for f in report["failures"]])
-        return text, frame
+    def on_abort(lang):
+        view = latest_view()
+        if not view:
+            return locale.t("job.none", lang)
+        return ctx.controller.abort(view["id"])
+
+    def on_again(lang):
+        view = latest_view()
+        if not view:
+            return locale.t("job.none", lang)
+        try:
+            return locale.t("job.submitted", lang, job=ctx.controller.resubmit(view["id"]))
+        except ValueError as err:
+            return f"⚠️ {err}"
+
+    shown: dict = {}  # what each session last saw, so an idle tick sends nothing
+
+    def on_tick(lang, request: gr.Request):
+        view = latest_view()
+        key = (lang, view_key(view))
+        session = getattr(request, "session_hash", None)
+        if shown.get(session) == key:
+            return [gr.skip()] * 3
+        shown[session] = key
+        text, frame = result_view(view, lang)
+        return job_html(view, lang, "eval"), text, frame
 
     def on_refresh(current):
         specs = list_targets(ctx.saves)
         return gr.update(choices=labelled_choices(specs, ctx.saves), value=current if current in specs else specs[0])
 
     common = [target, dataset, split, limit, ctx.lang]
-    run_btn.click(on_evaluate, common, [summary, table])
-    compare_btn.click(on_compare, common, [summary, table])
-    gap_btn.click(on_gap, [target, dataset, limit, ctx.lang], [summary, table])
+    run_btn.click(on_evaluate, common, [status])
+    compare_btn.click(on_compare, common, [status])
+    gap_btn.click(on_gap, [target, dataset, limit, ctx.lang], [status])
+    abort_btn.click(on_abort, [ctx.lang], [status], queue=False)
+    again_btn.click(on_again, [ctx.lang], [status])
+    timer.tick(on_tick, [ctx.lang], [progress, summary, table], show_progress="hidden")
     refresh.click(on_refresh, [target], [target])
     return on_refresh, [target], [target]  # the app calls this when the tab is opened
+
+
+def result_view(view: dict | None, lang: str) -> tuple[str, pd.DataFrame]:
+    """The summary line and the per-row table of the shown job: its result once it finished,
+    its one-line reason when it failed."""
+    if not view:
+        return "", empty_rows(lang)
+    if view["status"] in ("failed", "aborted", "interrupted", "damaged"):
+        return locale.t("job.failed", lang, job=view["id"], status=locale.t(f"status.{view['status']}", lang),
+                        message=view["message"]), empty_rows(lang)
+    report = view.get("result")
+    if not report:
+        return "", empty_rows(lang)
+    mode = view["args"].get("mode", "plain")
+    try:
+        if mode == "compare":
+            return compare_text(report, lang), compare_frame(report, lang)
+        if mode == "gap":
+            return gap_text(report, lang), gap_frame(report, lang)
+        return metrics_summary(report, lang), predictions_frame(report, lang)
+    except (KeyError, TypeError, ValueError) as err:  # a hand-edited result file
+        return f"⚠️ {view['id']}: result.json is damaged ({err})", empty_rows(lang)
+
+
+def metrics_summary(result: dict, lang: str) -> str:
+    return locale.t("eval.metrics", lang, target=result["target"], dataset=result["dataset"],
+                    split=result["split"], rows=result["rows"], metrics=metrics_text(result["metrics"]))
+
+
+def predictions_frame(result: dict, lang: str) -> pd.DataFrame:
+    return pd.DataFrame([{col(lang, "prompt"): p["prompt"], col(lang, "reference"): p["reference"],
+                          col(lang, "prediction"): p["prediction"], col(lang, "exact"): "✓" if p["exact"] else ""}
+                         for p in result["predictions"]])
+
+
+def gap_text(report: dict, lang: str) -> str:
+    return locale.t("eval.gap_summary", lang, target=report["target"], failed=report["failed"],
+                    rows=report["rows"], split=report["split"], dataset=report["dataset"],
+                    em=report["metrics"]["exact_match"])
+
+
+def gap_frame(report: dict, lang: str) -> pd.DataFrame:
+    return pd.DataFrame([{col(lang, "prompt"): f["prompt"], col(lang, "reference"): f["reference"],
+                          col(lang, "prediction"): f["prediction"]} for f in report["failures"]])
 
 
 def col(lang: str, name: str) -> str:

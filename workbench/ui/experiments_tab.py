@@ -1,14 +1,15 @@
 """Experiments tab: several runs side by side (loss curves overlaid, saved metrics, config
-diff) and a sample gallery of one run's checkpoints answering the same prompts."""
+diff) and a sample gallery of one run's checkpoints answering the same prompts (a job of the
+controller: the tab submits it, shows its progress and reads its result)."""
 from __future__ import annotations
 
 import pandas as pd
 import gradio as gr
 
-from .. import locale
-from ..evaluate import EvalError, Evaluator
-from ..experiments import config_diff, default_prompts, loss_curves, metrics_table, sample_gallery
+from .. import locale, tasks
+from ..experiments import config_diff, loss_curves, metrics_table
 from .context import UIContext
+from .job_view import job_html, view_key
 
 
 def build(ctx: UIContext):
@@ -33,7 +34,10 @@ def build(ctx: UIContext):
                                  **loc.kwargs("exp.gallery_prompts")), "exp.gallery_prompts")
         build_btn = loc(gr.Button(loc.t("exp.gallery_build"), scale=1, elem_id="gallery-build"),
                         "exp.gallery_build")
+        abort_btn = loc(gr.Button(loc.t("job.abort"), variant="stop", scale=1, elem_id="gallery-abort"),
+                        "job.abort")
     gallery_msg = gr.Markdown("", elem_id="gallery-message")
+    gallery_progress = gr.HTML("", elem_id="gallery-progress")
     gallery = loc(gr.Dataframe(interactive=False, wrap=True, elem_id="gallery-table",
                                **loc.kwargs("exp.gallery_table")), "exp.gallery_table")
 
@@ -52,17 +56,40 @@ def build(ctx: UIContext):
                               for p in points]) if points else None
         return "", frame, pd.DataFrame(metrics), pd.DataFrame(diff)
 
-    def on_gallery(run, text, lang, progress=gr.Progress()):
+    def on_gallery(run, text, lang):
         if not run:
-            return locale.t("exp.none", lang), None
+            return locale.t("exp.none", lang)
+        lines = [line for line in (text or "").splitlines() if line.strip()]  # none: the run's test prompts
         try:
-            lines = [line for line in (text or "").splitlines() if line.strip()] or \
-                default_prompts(ctx.saves, run)
-            result = sample_gallery(ctx.saves, run, lines, Evaluator(engine=ctx.engine, root=ctx.saves),
-                                    lambda done, total, what: progress(done / total, desc=f"{what} {done}/{total}"))
-        except (EvalError, ValueError, OSError) as err:
-            return f"⚠️ {err}", None
-        return "", gallery_frame(result)
+            job_id = tasks.submit(ctx.controller, "gallery", {"run": run, "prompts": lines})
+        except (ValueError, OSError) as err:
+            return f"⚠️ {err}"
+        return locale.t("job.submitted", lang, job=job_id)
+
+    def latest_view(run):
+        job = tasks.latest(ctx.controller, "gallery", {"run": run}) if run else None
+        return tasks.view(ctx.controller, job) if job else None
+
+    def on_abort(run, lang):
+        view = latest_view(run)
+        return ctx.controller.abort(view["id"]) if view else locale.t("job.none", lang)
+
+    shown: dict = {}  # what each session last saw, so an idle tick sends nothing
+
+    def on_tick(run, lang, request: gr.Request):
+        view = latest_view(run)
+        key = (run, lang, view_key(view))
+        session = getattr(request, "session_hash", None)
+        if shown.get(session) == key:
+            return gr.skip(), gr.skip()
+        shown[session] = key
+        frame = None
+        if view and view["status"] == "finished" and view.get("result"):
+            try:
+                frame = gallery_frame(view["result"])
+            except (KeyError, TypeError, ValueError):  # a hand-edited result file
+                frame = None
+        return job_html(view, lang, "gallery"), frame
 
     def on_refresh(selected, current):
         ids = list(reversed(ctx.controller.run_ids()))
@@ -71,7 +98,9 @@ def build(ctx: UIContext):
                 gr.update(choices=ids, value=current if current in ids else (ids[0] if ids else None)))
 
     show.click(on_show, [picked, ctx.lang], [message, plot, metrics, diff])
-    build_btn.click(on_gallery, [gallery_run, prompts, ctx.lang], [gallery_msg, gallery])
+    build_btn.click(on_gallery, [gallery_run, prompts, ctx.lang], [gallery_msg])
+    abort_btn.click(on_abort, [gallery_run, ctx.lang], [gallery_msg], queue=False)
+    gr.Timer(1.0).tick(on_tick, [gallery_run, ctx.lang], [gallery_progress, gallery], show_progress="hidden")
     return on_refresh, [picked, gallery_run], [picked, gallery_run]
 
 

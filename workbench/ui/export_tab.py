@@ -1,5 +1,6 @@
-"""Export tab: pick a run and a kind (merged / adapter / bitsandbytes / GGUF), start the export as
-a background process, watch its progress, cancel it, and download or delete finished exports.
+"""Export tab: pick a run and a kind (merged / adapter / bitsandbytes / GGUF), submit the export as
+a job of the controller (its own process, workbench.tasks), watch its progress, stop it or run it
+again, and download or delete finished exports.
 
 Downloads are links to the run's exports folder, which launch() registers as a static path: files
 are streamed from disk (never copied through Gradio's cache), and behind the login when one is set.
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import export, locale
+from .. import export, locale, tasks
 from ..chat import labelled_choices, not_generative_reason
 from ..runs import FINAL_DIR
 from ..confine import ConfinementError, run_folder
@@ -108,6 +109,21 @@ def list_html(run_dir: Path | None, lang: str) -> str:
     return f"<table id='export-table'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+_EXPORT_STATES = {"queued": "queued", "running": "running", "stopping": "running", "finished": "done",
+                  "aborted": "cancelled"}
+
+
+def export_state(view: dict | None) -> dict | None:
+    """The export job as the tab shows it: state (queued, running, done, error, cancelled),
+    fraction, one line, and the finished export's name."""
+    if not view:
+        return None
+    result = view.get("result") or {}
+    return {"state": _EXPORT_STATES.get(view["status"], "error"), "fraction": view.get("fraction") or 0.0,
+            "message": view.get("message") or "", "kind": view["args"].get("kind"),
+            "name": result.get("name"), "job": view["id"], "status": view["status"]}
+
+
 def latest_download(state: dict | None, run_dir: Path | None) -> str | None:
     """The main download of the export the last job finished (its zip, or its GGUF file)."""
     if not state or state.get("state") != "done" or not run_dir:
@@ -142,6 +158,7 @@ def build(ctx: UIContext):
     with gr.Row():
         start = loc(gr.Button(loc.t("export.merge"), variant="primary", elem_id="export-merge"), "export.merge")
         cancel = loc(gr.Button(loc.t("export.cancel"), variant="stop", elem_id="export-cancel"), "export.cancel")
+        again = loc(gr.Button(loc.t("job.resubmit"), elem_id="export-resubmit"), "job.resubmit")
     status = gr.Markdown("", elem_id="export-status")
     progress = gr.HTML("", elem_id="export-progress")
     latest = loc(gr.DownloadButton(loc.t("export.download_merged"), visible=False,
@@ -167,10 +184,18 @@ def build(ctx: UIContext):
     def names(run_id):
         return [e.name for e in export.export_entries(run_dir(run_id))] if run_dir(run_id) else []
 
+    def job_state(run_id):
+        job = tasks.latest(ctx.controller, "export", {"run": run_id}) if run_id else None
+        return export_state(tasks.view(ctx.controller, job)) if job else None
+
     def view(run_id, lang, message=None):
         """Everything that depends on the selected run: progress, latest download, list, delete names."""
+<<<<<<< HEAD
         run_id = run_id if run_dir(run_id) else None
         state = export.job_status(run_dir(run_id)) if run_id else None
+=======
+        state = job_state(run_id)
+>>>>>>> 5aafeee (Tabs submit evaluation, gallery and export jobs and read their results; export/job.py's own controller removed)
         ready = latest_download(state, run_dir(run_id))
         out = [progress_html(state, lang),
                gr.update(value=ready, visible=bool(ready)),
@@ -183,18 +208,37 @@ def build(ctx: UIContext):
     def on_start(run_id, kind_name, dtype_name, shard_size, bits, qtype, lang):
         if not run_dir(run_id):
             return view(run_id, lang, locale.t("export.pick_run", lang))
+        current = job_state(run_id)
+        if current and current["status"] in ("queued", "running", "stopping"):
+            return view(run_id, lang, f"⚠️ an export of {run_id} is already {current['status']} "
+                                      f"({current['kind']}); wait for it or cancel it")
         try:
-            export.start_job(run_dir(run_id), kind_name, dtype=dtype_name, max_shard_size=shard_size,
-                             quantize=bits, gguf_type=qtype)
-        except (export.ExportError, OSError) as err:
+            tasks.submit(ctx.controller, "export", {"run": run_id, "kind": kind_name, "dtype": dtype_name,
+                                                     "max_shard_size": shard_size, "quantize": bits,
+                                                     "gguf_type": qtype})
+        except (ValueError, OSError, export.ExportError) as err:
             return view(run_id, lang, f"⚠️ {err}")
         return view(run_id, lang, locale.t("export.started", lang, kind=kind_name))
 
     def on_cancel(run_id, lang):
+<<<<<<< HEAD
         if not run_dir(run_id):
+=======
+        state = job_state(run_id)
+        if not run_id or not state:
+>>>>>>> 5aafeee (Tabs submit evaluation, gallery and export jobs and read their results; export/job.py's own controller removed)
             return view(run_id, lang, locale.t("export.pick_run", lang))
-        export.cancel_job(run_dir(run_id))
-        return view(run_id, lang, locale.t("export.cancelled", lang))
+        return view(run_id, lang, ctx.controller.abort(state["job"]))
+
+    def on_again(run_id, lang):
+        state = job_state(run_id)
+        if not run_id or not state:
+            return view(run_id, lang, locale.t("job.none", lang))
+        try:
+            job_id = ctx.controller.resubmit(state["job"])
+        except ValueError as err:
+            return view(run_id, lang, f"⚠️ {err}")
+        return view(run_id, lang, locale.t("job.submitted", lang, job=job_id))
 
     def on_delete(run_id, name, lang):
         if not run_dir(run_id) or not name:
@@ -208,9 +252,14 @@ def build(ctx: UIContext):
     shown: dict = {}  # what each session last saw, so an idle tick sends nothing
 
     def on_tick(run_id, lang, request: gr.Request):
+<<<<<<< HEAD
         run_id = run_id if run_dir(run_id) else None
         state = export.job_status(run_dir(run_id)) if run_id else None
         key = (run_id, lang, state.get("time") if state else None, state.get("state") if state else None,
+=======
+        state = job_state(run_id)
+        key = (run_id, lang, tuple(sorted((state or {}).items(), key=str)) if state else None,
+>>>>>>> 5aafeee (Tabs submit evaluation, gallery and export jobs and read their results; export/job.py's own controller removed)
                tuple(names(run_id)))
         session = getattr(request, "session_hash", None)
         if shown.get(session) == key:
@@ -221,6 +270,7 @@ def build(ctx: UIContext):
     view_outputs = [progress, latest, listing, to_delete]
     start.click(on_start, [run, kind, dtype, shard, quantize, gguf_type, ctx.lang], [status] + view_outputs)
     cancel.click(on_cancel, [run, ctx.lang], [status] + view_outputs, queue=False)
+    again.click(on_again, [run, ctx.lang], [status] + view_outputs)
     delete.click(on_delete, [run, to_delete, ctx.lang], [status] + view_outputs)
     run.change(lambda r, lang: view(r, lang), [run, ctx.lang], view_outputs)
     timer.tick(on_tick, [run, ctx.lang], view_outputs, show_progress="hidden")
