@@ -145,3 +145,23 @@ def test_damaged_job_folders_are_listed_not_fatal(saves):
     assert all(j.status == "damaged" and j.message for j in listed)
     with pytest.raises(ValueError):
         controller.resubmit("eval-a")
+
+
+@pytest.mark.slow
+def test_the_ui_keeps_serving_when_a_job_runs_out_of_memory(saves):
+    """The served UI's own controller starts the job (its children inherit the memory cap), reports
+    it failed in one line, and the page is still served."""
+    import urllib.request
+
+    from tests.browser import running_app
+
+    with running_app(saves, ROOT, env={tasks.MEMORY_ENV: "1"}) as (url, proc):
+        # queued on disk as the Evaluate tab would; the UI's watcher starts it
+        job_id = JobController(saves).submit_task("eval", {**EVAL, "limit": 1}, start_now=False)
+        deadline = time.time() + 300
+        while time.time() < deadline and JobController(saves).job(job_id).status not in ("failed", "finished"):
+            time.sleep(0.5)
+        job = JobController(saves).job(job_id)
+        assert job.status == "failed" and "memory" in job.message.lower() and "\n" not in job.message
+        assert proc.poll() is None
+        assert urllib.request.urlopen(url, timeout=30).status == 200

@@ -248,8 +248,9 @@ class JobController:
         self.tick()
         return run_id
 
-    def submit_task(self, kind: str, args: dict, owner: str | None = None) -> str:
-        """Queue a job of tasks.py (use tasks.submit, which checks the spec first); its id at once."""
+    def submit_task(self, kind: str, args: dict, owner: str | None = None, start_now: bool = True) -> str:
+        """Queue a job of tasks.py (use tasks.submit, which checks the spec first); its id at once.
+        With start_now False it only waits in the queue for a controller's next tick (a UI's watcher)."""
         with self._lock:
             base = new_task_id(kind)
             (self.root / TASKS_DIR).mkdir(parents=True, exist_ok=True)
@@ -264,7 +265,8 @@ class JobController:
             spec = {"kind": kind, "args": {**args, "saves": str(self.root.resolve())}}
             atomic_write_text(folder / TASK_SPEC, json.dumps(spec, ensure_ascii=False, indent=1))
             Job(run_id=task_id, owner=owner, devices=current_device_set(), kind=kind).save(folder)
-        self.tick()
+        if start_now:
+            self.tick()
         return task_id
 
     def resubmit(self, task_id: str, owner: str | None = None) -> str:
