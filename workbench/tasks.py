@@ -160,7 +160,8 @@ def run(folder: Path) -> int:
         reporter.events.emit("error", aborted=True, message="stopped before it finished: nothing was saved")
         return 143
     except MemoryError as err:
-        reporter.events.emit("error", message=f"out of memory: {one_line(err) or 'MemoryError'}")
+        reporter.events.emit("error", message="out of memory: " + (one_line(err) or
+                                                                  "the job's process could not allocate more memory"))
         return 1
     except Exception as err:  # noqa: BLE001 - every failure reaches the events, in one line
         traceback.print_exc()
