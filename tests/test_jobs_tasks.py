@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import ROOT
 from workbench import tasks
+from workbench.data.registry import SHIPPED_DIR
 from workbench.jobs import Job, JobController
 from workbench.runs import TASKS_DIR
 
@@ -38,7 +39,7 @@ def steps_seen(controller, job_id):
     return controller.monitor(job_id).step
 
 
-EVAL = {"spec": "lora-run", "dataset": "date_format", "dataset_dir": str(ROOT / "data"), "limit": 4,
+EVAL = {"spec": "lora-run", "dataset": "date_format", "dataset_dir": str(SHIPPED_DIR), "limit": 4,
         "max_new_tokens": 8, "batch_size": 4}
 
 
