@@ -51,3 +51,27 @@ def test_export_and_download_the_zip_behind_a_login(tmp_path, trained_lora_run):
         page.click("#export-delete")
         wait_until(lambda: page.locator("#export-none").count() == 1, 30, what="the list to empty")
         assert not (run / "exports" / "merged-fp32").exists()
+
+
+
+def test_an_export_is_stopped_and_run_again_from_the_page(tmp_path, trained_lora_run):
+    """The export is a job of the UI's controller: Cancel stops it (nothing half-written lists),
+    Run again submits the same export, which then completes. Each attempt holds 45 s at its zip
+    step (a test knob), so Cancel is pressed while the first surely runs."""
+    saves = tmp_path / "saves"
+    run = saves / trained_lora_run.name
+    shutil.copytree(trained_lora_run, run, ignore=shutil.ignore_patterns("exports", "checkpoint-*"))
+    with running_app(saves, ROOT, env={"WORKBENCH_JOB_PAUSE_AT": "zip:45"}) as (url, _), \
+            browser_page() as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Export").click()
+        pick_option(page, "#export-run", run.name)
+        page.click("#export-merge")
+        wait_until(lambda: "zip" in page.inner_text("#export-progress"), 240, what="the export's zip step")
+        page.click("#export-cancel")
+        page.wait_for_selector("#export-progress [data-status='cancelled']", timeout=120_000)
+        assert page.locator("#export-none").count() == 1
+        page.click("#export-resubmit")
+        wait_until(lambda: "queued" in page.inner_text("#export-status"), 60, what="the job queued again")
+        page.wait_for_selector("#export-progress [data-status='done']", timeout=240_000)
+        page.wait_for_selector("#export-table a.export-link[data-name='merged-fp32']", timeout=30_000)
