@@ -166,3 +166,14 @@ def test_the_ui_keeps_serving_when_a_job_runs_out_of_memory(saves):
         assert job.status == "failed" and "memory" in job.message.lower() and "\n" not in job.message
         assert proc.poll() is None
         assert urllib.request.urlopen(url, timeout=30).status == 200
+
+
+@pytest.mark.slow
+def test_the_bench_runs_as_a_job_and_its_summary_is_the_result(tmp_path):
+    controller = JobController(tmp_path / "saves")
+    job_id = tasks.submit(controller, "bench", {"argv": ["--model", "tiny", "--methods", "lora", "--steps", "2",
+                                                         "--rows", "8", "--cutoff", "64", "--no-extras"]})
+    job = controller.wait(job_id, timeout=600)
+    assert job.status == "finished", job.message
+    summary = tasks.view(controller, job)["result"]["summary"]
+    assert summary["methods"]["lora"]["speedup"] > 0

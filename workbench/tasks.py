@@ -261,13 +261,21 @@ def _run_export(args: dict, reporter: _Reporter) -> dict:
 
 
 def _run_bench(args: dict, reporter: _Reporter) -> dict:
-    """The speed bench with the command line's options ("argv"); its summary is printed to the log."""
+    """The speed bench with the command line's options ("argv"); its JSON summary (the last line
+    it prints) is the result, and everything it prints goes to the log as well."""
+    import contextlib
+    import io
+
     from . import bench
 
-    code = bench.main([str(a) for a in args.get("argv") or []])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = bench.main([str(a) for a in args.get("argv") or []])
+    sys.stdout.write(printed.getvalue())
     if code:
         raise TaskError(f"the bench ended with code {code}; see its log")
-    return {"exit_code": code}
+    lines = [line for line in printed.getvalue().splitlines() if line.strip()]
+    return {"summary": json.loads(lines[-1]) if lines else None}
 
 
 _RUNNERS = {"eval": _run_eval, "gallery": _run_gallery, "export": _run_export, "bench": _run_bench}
