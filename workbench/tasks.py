@@ -257,7 +257,8 @@ def _run_export(args: dict, reporter: _Reporter) -> dict:
                         checkpoint=args.get("checkpoint") or ref.checkpoint or None,
                         max_shard_size=args.get("max_shard_size") or "2GB", progress=reporter.fraction)
     return {"run": ref.run_id, "kind": result.kind, "name": result.folder.name, "folder": str(result.folder),
-            "archive": str(result.archive) if result.archive else None, "notes": list(result.notes)}
+            "archive": str(result.archive) if result.archive else None, "notes": list(result.notes),
+            "parity": (getattr(result, "parity", None) or {}).get("summary")}
 
 
 def _run_bench(args: dict, reporter: _Reporter) -> dict:

@@ -121,7 +121,8 @@ def export_state(view: dict | None) -> dict | None:
     result = view.get("result") or {}
     return {"state": _EXPORT_STATES.get(view["status"], "error"), "fraction": view.get("fraction") or 0.0,
             "message": view.get("message") or "", "kind": view["args"].get("kind"),
-            "name": result.get("name"), "job": view["id"], "status": view["status"]}
+            "name": result.get("name"), "parity": result.get("parity"), "job": view["id"],
+            "status": view["status"]}
 
 
 def latest_download(state: dict | None, run_dir: Path | None) -> str | None:
@@ -190,12 +191,8 @@ def build(ctx: UIContext):
 
     def view(run_id, lang, message=None):
         """Everything that depends on the selected run: progress, latest download, list, delete names."""
-<<<<<<< HEAD
         run_id = run_id if run_dir(run_id) else None
-        state = export.job_status(run_dir(run_id)) if run_id else None
-=======
         state = job_state(run_id)
->>>>>>> 5aafeee (Tabs submit evaluation, gallery and export jobs and read their results; export/job.py's own controller removed)
         ready = latest_download(state, run_dir(run_id))
         out = [progress_html(state, lang),
                gr.update(value=ready, visible=bool(ready)),
@@ -221,17 +218,13 @@ def build(ctx: UIContext):
         return view(run_id, lang, locale.t("export.started", lang, kind=kind_name))
 
     def on_cancel(run_id, lang):
-<<<<<<< HEAD
-        if not run_dir(run_id):
-=======
-        state = job_state(run_id)
-        if not run_id or not state:
->>>>>>> 5aafeee (Tabs submit evaluation, gallery and export jobs and read their results; export/job.py's own controller removed)
+        state = job_state(run_id) if run_dir(run_id) else None
+        if not state:
             return view(run_id, lang, locale.t("export.pick_run", lang))
         return view(run_id, lang, ctx.controller.abort(state["job"]))
 
     def on_again(run_id, lang):
-        state = job_state(run_id)
+        state = job_state(run_id) if run_dir(run_id) else None
         if not run_id or not state:
             return view(run_id, lang, locale.t("job.none", lang))
         try:
@@ -252,14 +245,9 @@ def build(ctx: UIContext):
     shown: dict = {}  # what each session last saw, so an idle tick sends nothing
 
     def on_tick(run_id, lang, request: gr.Request):
-<<<<<<< HEAD
         run_id = run_id if run_dir(run_id) else None
-        state = export.job_status(run_dir(run_id)) if run_id else None
-        key = (run_id, lang, state.get("time") if state else None, state.get("state") if state else None,
-=======
         state = job_state(run_id)
         key = (run_id, lang, tuple(sorted((state or {}).items(), key=str)) if state else None,
->>>>>>> 5aafeee (Tabs submit evaluation, gallery and export jobs and read their results; export/job.py's own controller removed)
                tuple(names(run_id)))
         session = getattr(request, "session_hash", None)
         if shown.get(session) == key:
