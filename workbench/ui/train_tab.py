@@ -177,9 +177,9 @@ def build(ctx: UIContext) -> None:
         if not run_id:
             return locale.t("train.pick_run", lang)
         try:
-            return ctx.controller.abort(run_id)
+            return locale.render(ctx.controller.abort(run_id), lang)
         except ValueError as err:
-            return f"⚠️ {err}"
+            return f"⚠️ {locale.render_error(err, lang)}"
 
     def on_resume(run_id, lang):
         if not run_id:
@@ -187,7 +187,7 @@ def build(ctx: UIContext) -> None:
         try:
             ctx.controller.resume(run_id)
         except ValueError as err:
-            return f"⚠️ {err}", gr.update()
+            return f"⚠️ {locale.render_error(err, lang)}", gr.update()
         return locale.t("train.resumed", lang, run=run_id), gr.update(choices=run_choices(ctx), value=run_id)
 
     def charts_of(mon: RunMonitor, lang: str, smooth: float) -> tuple:
@@ -512,8 +512,8 @@ def job_message(job, lang: str, run_dir: Path | None = None) -> str:
         return ""
     if job.status == "stopping" and job.abort_stage:
         return locale.t(f"jobs.stage.{job.abort_stage}", lang)
-    text = job.message or ""
-    if job.status in ("interrupted", "aborted", "failed") and "resume" not in text.lower() \
+    text = locale.render(job.message, lang)
+    if job.status in ("interrupted", "aborted", "failed") and "resume" not in str(job.message).lower() \
             and run_dir and complete_checkpoints(run_dir):
         offer = locale.t("jobs.resume_offered", lang)
         text = f"{text} · {offer}" if text else offer
@@ -527,7 +527,7 @@ def runs_frame(ctx: UIContext, lang: str, jobs=None) -> pd.DataFrame:
     for row in reversed(ctx.controller.summaries(jobs)):
         status = locale.t("status." + row["status"], lang)
         if row["damaged"]:
-            status = f"{status}: {row['damaged']}"
+            status = f"{status}: {locale.render(row['damaged'], lang)}"
         steps = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"] or "")
         loss = row["last_loss"]
         rows.append([row["run"], status, f"{row['stage']}/{row['method']}", row["dataset"], steps,
