@@ -324,7 +324,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "eval.limit": {"en": "Rows (0 = all)", "zh": "行数（0 表示全部）"},
     "eval.refresh": {"en": "Refresh", "zh": "刷新"},
     "eval.run": {"en": "Evaluate", "zh": "评估"},
-    "eval.compare": {"en": "Before / after (base vs tuned)", "zh": "调优前后对比（基座 vs 微调）"},
+    "eval.compare": {"en": "Before / after (base vs tuned)", "zh": "调优前后对比（基座与微调）"},
     "eval.gap": {"en": "Gap analysis (base, before training)", "zh": "差距分析（基座，训练前）"},
     "eval.table": {"en": "Rows", "zh": "逐行结果"},
     "eval.running": {"en": "evaluating", "zh": "正在评估"},
@@ -417,6 +417,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "train.hw_disk.x": {"en": "seconds since the first sample", "zh": "距首次采样的秒数"},
     "train.hw_disk.y": {"en": "GB", "zh": "GB"},
     "train.hw_disk.color": {"en": "curve", "zh": "曲线"},
+    "data.histogram.x": {"en": "tokens per example", "zh": "每个样本的 token 数"},
+    "data.histogram.y": {"en": "rows", "zh": "行数"},
     # ---- messages of the job controller (workbench/jobs.py) ----
     "jobstate.unknown": {"en": "unknown", "zh": "未知"},
     "jobmsg.no_final_event": {"en": "the training process ended without an end or error event",

@@ -69,7 +69,7 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
         ctx.lang = gr.State(lang)
         with gr.Row():
             loc(gr.Markdown(loc.t("app.title")), "app.title")
-            switch = gr.Radio(choices=[(name, code) for code, name in locale.LANGUAGES.items()], value=lang,
+            switch = gr.Radio(choices=[(name, code) for code, name in locale.LANGUAGES.items()], value=lang, label="🌐",
                               show_label=False, container=False, elem_id="language", scale=0, min_width=220)
         folders = gr.Markdown(folders_text(ctx, lang), elem_id="app-folders")
         ctx.rendered_views.append((lambda code: folders_text(ctx, code), [ctx.lang], [folders], True))

@@ -52,7 +52,7 @@ class Localizer:
                 out.append(gr.update(value=text))
             elif isinstance(component, (gr.Tab, gr.Accordion)):
                 out.append(gr.update(label=text))
-            elif isinstance(component, gr.LinePlot):
+            elif isinstance(component, (gr.LinePlot, gr.BarPlot)):
                 out.append(gr.update(label=text, **_plot_titles(key, lang)))
             else:
                 info = locale.t_optional(key + ".info", lang)
