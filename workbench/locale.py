@@ -421,6 +421,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "data.histogram.y": {"en": "rows", "zh": "行数"},
     # ---- messages of the job controller (workbench/jobs.py) ----
     "jobstate.unknown": {"en": "unknown", "zh": "未知"},
+    "reason.stopped": {"en": "stopped on request", "zh": "应请求停止"},
+    "reason.early_stopping": {"en": "early stopping: {metric} did not improve by more than {threshold} for "
+                                    "{patience} validation(s) in a row (step {step} of {max_steps})",
+                              "zh": "提前停止：{metric} 连续 {patience} 次验证提升未超过 {threshold}"
+                                    "（第 {step} 步，共 {max_steps} 步）"},
+    "reason.all_steps": {"en": "finished all {max_steps} steps", "zh": "已完成全部 {max_steps} 步"},
     "jobmsg.no_final_event": {"en": "the training process ended without an end or error event",
                               "zh": "训练进程已结束，但没有记录结束或错误事件"},
     "jobmsg.cannot_resume": {"en": "run {run} cannot be resumed while it is {status}",

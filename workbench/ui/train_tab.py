@@ -495,7 +495,8 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
     if mon.last_loss() is not None:
         parts.append(f"{locale.t('train.loss_now', lang)} {mon.last_loss():.4f}")
     if mon.final and mon.final.get("reason"):  # why it ended (early stopping, all steps, a stop)
-        parts.append(str(mon.final["reason"]))
+        parts.append(locale.render(locale.Message.from_data(mon.final.get("reason_data")) or mon.final["reason"],
+                                   lang))
     phase = locale.t(f"phase.{mon.phase}", lang) if status in ("running", "stopping") else ""
     message = html.escape(job_message(job, lang, mon.run_dir))
     return (
