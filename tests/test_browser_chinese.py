@@ -20,7 +20,7 @@ ALLOWED = {
     # methods, stages, export kinds, templates, splits, optimizers: names the config and the CLI use
     "lora", "qlora", "dora", "sft", "dpo", "kto", "rm", "pt", "ppo", "grpo", "rloo", "orpo", "simpo", "full",
     "freeze", "bitfit", "head", "prefix", "adapter", "merged", "bnb", "gguf", "auto", "plain", "chatml",
-    "run", "test", "validation", "adamw", "sgd", "adafactor", "lion", "blank", "line", "cosine", "linear",
+    "run", "test", "validation", "preference", "kl", "serve", "uploads", "adamw", "sgd", "adafactor", "lion", "blank", "line", "cosine", "linear",
     # data formats and their column names
     "alpaca", "sharegpt", "instruction", "input", "output", "system", "history", "messages", "conversations",
     "prompt", "completion", "chosen", "rejected", "label", "text", "tools", "name", "author",
@@ -49,7 +49,7 @@ def english_words(text: str) -> dict[str, str]:
 
 
 # the contents of a dataset (its rows, the text as trained, its registered description) are data
-DATA_SELECTORS = "#data-rows tbody, #data-trained .wb-trained, #data-summary em"
+DATA_SELECTORS = "#data-rows td, #data-trained .wb-trained, #data-summary em"
 
 
 def visible_text(page, selector: str) -> str:
@@ -72,6 +72,10 @@ def test_every_tab_reads_in_chinese(tmp_path, tiny_model_dir):
     with running_app(saves, ROOT) as (url, _), browser_page(locale="zh-CN") as page:
         page.goto(url)
         page.wait_for_selector("#train-start")
+        # the Data tab's preview of the shipped dataset, drawn at page open, is there before the switch
+        page.get_by_role("tab", name="Data").click()
+        wait_until(lambda: page.inner_text("#data-summary").strip() != "", 120, what="the data preview")
+        page.get_by_role("tab", name="Train").click()
         page.get_by_text("简体中文").click()
         wait_until(lambda: "可训练参数" in page.inner_text("#method-panel"), 60, what="the method panel in Chinese")
         model_box = page.locator("#field-model_name_or_path input")

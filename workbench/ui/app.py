@@ -93,6 +93,8 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
             return [code] + loc.updates(code)
 
         language_switched = switch.change(on_language, [switch], [ctx.lang] + loc.components(), queue=False)
+        for fn, inputs, outputs in ctx.language_views:
+            language_switched.then(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
         for fn, inputs, outputs, again_on_language in ctx.rendered_views:
             demo.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
             if again_on_language:

@@ -161,8 +161,7 @@ def build(ctx: UIContext) -> None:
     ctx.rendered_views.append((preview_registered, {dataset} | form_inputs, preview_outputs + [source], False))
     dataset.input(preview_registered, inputs={dataset} | form_inputs, outputs=preview_outputs + [source])
     # a language switch redraws what is shown (the same dataset or file) in the new language
-    ctx.lang.change(lambda data: preview(data, data[source]), inputs=form_inputs | {source},
-                    outputs=preview_outputs, show_progress="hidden")
+    ctx.language_views.append((lambda data: preview(data, data[source]), form_inputs | {source}, preview_outputs))
     file_inputs = {upload, fmt_box, columns_box, split_box, name_box} | form_inputs
     upload.upload(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])
     check.click(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])

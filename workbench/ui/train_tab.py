@@ -298,7 +298,7 @@ def build(ctx: UIContext) -> None:
                                     gr.update(choices=continue_choices(ctx))),
                       inputs=[ctx.lang], outputs=[run_picker, runs_table, ctx.fields["adapter_name_or_path"]])
     smoothing.release(on_redraw, inputs=[monitor, ctx.lang, smoothing], outputs=[loss_plot, lr_plot])
-    ctx.lang.change(on_redraw, inputs=[monitor, ctx.lang, smoothing], outputs=[loss_plot, lr_plot])
+    ctx.language_views.append((on_redraw, [monitor, ctx.lang, smoothing], [loss_plot, lr_plot]))
     timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, shown_ids, ctx.lang, smoothing],
                outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table,
                         run_picker, shown_ids, *hw_plots],
