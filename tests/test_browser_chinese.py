@@ -16,11 +16,11 @@ TABS = {"训练": "body", "数据": "#tab-data", "对话": "#tab-chat", "导出"
 # names that stay as they are in every language
 ALLOWED = {
     # the product, languages, organisations, libraries
-    "workbench", "english", "hugging", "face", "hub", "bitsandbytes", "llama", "cpp", "openai", "smollm",
+    "workbench", "english", "hugging", "face", "hub", "bitsandbytes", "llama", "cpp", "openai", "smollm", "peft",
     # methods, stages, export kinds, templates, splits, optimizers: names the config and the CLI use
     "lora", "qlora", "dora", "sft", "dpo", "kto", "rm", "pt", "ppo", "grpo", "rloo", "orpo", "simpo", "full",
     "freeze", "bitfit", "head", "prefix", "adapter", "merged", "bnb", "gguf", "auto", "plain", "chatml",
-    "run", "test", "validation", "preference", "kl", "serve", "uploads", "adamw", "sgd", "adafactor", "lion", "blank", "line", "cosine", "linear",
+    "run", "test", "validation", "preference", "kl", "serve", "uploads", "nothink", "adamw", "sgd", "adafactor", "lion", "blank", "line", "cosine", "linear",
     # data formats and their column names
     "alpaca", "sharegpt", "instruction", "input", "output", "system", "history", "messages", "conversations",
     "prompt", "completion", "chosen", "rejected", "label", "text", "tools", "name", "author",
