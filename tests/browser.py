@@ -53,12 +53,13 @@ def running_app(saves: Path, root: Path, extra_args: list[str] | None = None, en
 
 
 @contextlib.contextmanager
-def browser_page(width: int = 1400, height: int = 1100):
+def browser_page(width: int = 1400, height: int = 1100, locale: str | None = None):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
+                                      **({"locale": locale} if locale else {}))
         page = context.new_page()
         page.set_default_timeout(60_000)
         try:

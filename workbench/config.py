@@ -523,10 +523,12 @@ class RunConfig:
         label=("Warmup", "预热"),
         help=("Linear warmup: a step count, or a fraction below 1 of all steps.",
               "线性预热：步数，或小于 1 的总步数比例。"))
-    logging_steps: int = knob(
-        5, group="schedule", min=1, max=100_000_000,
+    logging_steps: int | None = knob(
+        None, group="schedule", min=1, max=100_000_000,
         label=("Log every N steps", "每 N 步记录"),
-        help=("Record loss and learning rate every N steps.", "每 N 步记录一次损失和学习率。"))
+        help=("Record loss and learning rate every N steps (empty = about 50 points per run, "
+              "at least every 10 steps).",
+              "每 N 步记录一次损失和学习率（留空表示每次训练约 50 个点，至少每 10 步一次）。"))
     save_steps: int = knob(
         100, group="schedule", min=1, max=100_000_000,
         label=("Save every N steps", "每 N 步保存"),
@@ -1337,3 +1339,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def save_config(cfg: RunConfig, path: str | os.PathLike) -> None:
     atomic_write_text(path, to_yaml(cfg, full=True))
+
+
+def resolve_logging_steps(cfg: RunConfig) -> int | float:
+    """The user's logging_steps, or one that draws about 50 points (at least ~20 on short runs)
+    without logging less often than every 10 steps. With epochs instead of max_steps the step
+    count is known only to the trainer: a fraction below 1 asks it for 1/50 of all steps."""
+    if cfg.logging_steps:
+        return cfg.logging_steps
+    if cfg.max_steps and cfg.max_steps > 0:
+        return max(1, min(10, cfg.max_steps // 50))
+    return 0.02

@@ -32,6 +32,7 @@ from pathlib import Path
 import psutil
 
 from . import distributed
+from .locale import Message
 from .config import RunConfig, atomic_write_text, save_config
 from .progress import RunMonitor
 from .runs import (CONFIG_FILE, JOB_FILE, LOG_FILE, STOP_FILE, TASK_LOG, TASK_SPEC, TASKS_DIR, complete_checkpoints,
@@ -80,6 +81,9 @@ class Job:
             return cls.damaged(run_dir, problem)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["run_id"] = run_dir.name
+        message = Message.from_data(data["message_data"]) if "message_data" in data else None
+        if message is not None:
+            known["message"] = message
         return cls(**known)
 
     @classmethod
@@ -91,7 +95,10 @@ class Job:
         return cls(run_id=run_dir.name, status=DAMAGED, created=created, message=problem)
 
     def save(self, run_dir: Path) -> None:
-        atomic_write_text(run_dir / JOB_FILE, json.dumps(asdict(self), indent=2))
+        data = asdict(self)
+        if isinstance(self.message, Message):  # its key, so the page can show it in any language
+            data["message_data"] = self.message.to_data()
+        atomic_write_text(run_dir / JOB_FILE, json.dumps(data, indent=2))
 
 
 class JobController:
@@ -226,7 +233,7 @@ class JobController:
             job.status, job.pid = "running", mon.pid
         else:
             job.ended = mon.last_time
-            job.message = "the training process ended without an end or error event"
+            job.message = Message("jobmsg.no_final_event")
         return job
 
     # ---- submitting ---------------------------------------------------------------------
@@ -296,9 +303,10 @@ class JobController:
             run_dir = self.run_dir(run_id)
             job = self.job(run_id)
             if job is None or job.status not in FINAL:
-                raise ValueError(f"run {run_id} cannot be resumed while it is {job.status if job else 'unknown'}")
+                raise ValueError(Message("jobmsg.cannot_resume", run=run_id,
+                                         status=Message("jobstate." + (job.status if job else "unknown"))))
             if not complete_checkpoints(run_dir):
-                raise ValueError(f"run {run_id} has no complete checkpoint to resume from")
+                raise ValueError(Message("jobmsg.no_checkpoint", run=run_id))
             (run_dir / STOP_FILE).unlink(missing_ok=True)
             job.status, job.resume, job.message = "queued", True, ""
             job.created = time.time()  # back of the queue
@@ -314,19 +322,17 @@ class JobController:
             run_dir = self.folder(run_id)
             job = self.job(run_id)
             if job is None:
-                raise ValueError(f"no such run: {run_id}")
+                raise ValueError(Message("jobmsg.no_such_run", run=run_id))
             if job.status == "queued":
-                job.status, job.ended, job.message = "aborted", time.time(), "removed from the queue before it started"
+                job.status, job.ended, job.message = "aborted", time.time(), Message("jobmsg.dequeued")
                 job.save(run_dir)
                 return job.message
             if job.status not in ACTIVE:
-                return f"run {run_id} is already {job.status}"
+                return Message("jobmsg.already", run=run_id, status=Message("jobstate." + job.status))
             (run_dir / STOP_FILE).write_text("stop requested\n")
             job.status, job.abort_requested, job.abort_stage = "stopping", time.time(), "stop_file"
             job.save(run_dir)
-            if job.kind != TRAIN:
-                return "stop requested: the job ends at its next step"
-            return "stop requested: the trainer saves a checkpoint and the result, then ends"
+            return Message("jobmsg.stop_requested" if job.kind == TRAIN else "jobmsg.stop_requested_job")
 
     # ---- the loop -----------------------------------------------------------------------
     def tick(self) -> None:
@@ -397,7 +403,7 @@ class JobController:
         try:
             cfg = load_config(run_dir / CONFIG_FILE)
         except Exception as err:  # noqa: BLE001 - a bad config fails the run, not the controller
-            job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
+            job.status, job.ended, job.message = "failed", time.time(), Message("jobmsg.bad_config", reason=str(err))
             job.save(run_dir)
             return
         nproc = distributed.process_count(cfg)
@@ -405,7 +411,7 @@ class JobController:
             try:  # refuse an engine that cannot run here before starting any process
                 distributed.prepare_engine(cfg, run_dir)
             except Exception as err:  # noqa: BLE001
-                job.status, job.ended, job.message = "failed", time.time(), f"bad config: {err}"
+                job.status, job.ended, job.message = "failed", time.time(), Message("jobmsg.bad_config", reason=str(err))
                 job.save(run_dir)
                 return
         self._start(job, run_dir, self.command_for(run_dir, nproc, job.resume, cfg), LOG_FILE)
@@ -469,21 +475,19 @@ class JobController:
             if job.abort_requested and job.status == "failed" and final.get("aborted"):
                 job.status = "aborted"
             if job.abort_requested and job.status == "finished":
-                job.message = "training had already ended when the stop was asked for: the result is complete"
+                job.message = Message("jobmsg.ended_before_stop")
             if job.status == "aborted" and job.abort_stage == "sigterm":
-                job.message = "terminated with SIGTERM after the grace period; " + job.message
+                job.message = Message("jobmsg.sigterm_then", reason=job.message)
         elif job.abort_requested:
             job.status = "aborted"
-            job.message = {"sigkill": "killed with SIGKILL: the process did not end after SIGTERM",
-                           "sigterm": "terminated with SIGTERM after the grace period"}.get(
-                job.abort_stage or "", "stopped")
+            job.message = Message({"sigkill": "jobmsg.sigkill", "sigterm": "jobmsg.sigterm"}.get(
+                job.abort_stage or "", "jobmsg.stopped"))
         elif job.exit_code is not None:
             job.status = "failed"
             job.message = _exit_message(job.exit_code, run_dir, job.kind)
         else:
             job.status = "interrupted"
-            job.message = "the training process ended while no controller was watching; resume it from its last checkpoint" \
-                if job.kind == TRAIN else "the job's process ended while no controller was watching; submit it again"
+            job.message = Message("jobmsg.unwatched" if job.kind == TRAIN else "jobmsg.unwatched_job")
         (run_dir / STOP_FILE).unlink(missing_ok=True)
         job.save(run_dir)
 
@@ -580,15 +584,15 @@ _FIELD_TYPES = {"status": (str,), "created": (int, float), "started": (int, floa
 def _job_problem(data: dict) -> str | None:
     """What makes a parsed job.json unusable, or None."""
     if "status" not in data:
-        return f"{JOB_FILE} has no status"
+        return Message("jobmsg.no_status", file=JOB_FILE)
     for name, types in _FIELD_TYPES.items():
         if name in data and (not isinstance(data[name], types) or
                              (isinstance(data[name], bool) and bool not in types)):
-            return f"{JOB_FILE}: {name} has the wrong type ({type(data[name]).__name__})"
+            return Message("jobmsg.wrong_type", file=JOB_FILE, name=name, type=type(data[name]).__name__)
     if data["status"] not in STATUSES or data["status"] == DAMAGED:
-        return f"{JOB_FILE}: unknown status {data['status'][:20]!r}"
+        return Message("jobmsg.unknown_status", file=JOB_FILE, status=repr(data["status"][:20]))
     if not all(isinstance(part, str) for part in data.get("command", [])):
-        return f"{JOB_FILE}: command is not a list of strings"
+        return Message("jobmsg.bad_command", file=JOB_FILE)
     return None
 
 
@@ -624,7 +628,7 @@ def devices_overlap(a: str, b: str) -> bool:
 def _status_from_final(event: dict) -> tuple[str, str]:
     if event["type"] == "end":
         if event.get("stopped"):
-            return "aborted", "stopped gracefully: checkpoint and result saved"
+            return "aborted", Message("jobmsg.stopped_gracefully")
         return "finished", ""
     if event.get("aborted"):
         return "aborted", event.get("message", "aborted")
@@ -632,16 +636,14 @@ def _status_from_final(event: dict) -> tuple[str, str]:
 
 
 def _exit_message(code: int, run_dir: Path, kind: str = TRAIN) -> str:
-    what = "the training process" if kind == TRAIN else f"the {kind} process"
+    what = Message("jobmsg.what_train") if kind == TRAIN else Message("jobmsg.what_job", kind=kind)
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        hint = " (often the system running out of memory)" if -code == signal.SIGKILL else ""
-        return f"{what} was killed by {name}{hint}"
-    log_name = LOG_FILE if kind == TRAIN else TASK_LOG
-    tail = last_log_line(run_dir, log_name)
+        return Message("jobmsg.killed_oom" if -code == signal.SIGKILL else "jobmsg.killed", what=what, signal=name)
+    tail = last_log_line(run_dir, LOG_FILE if kind == TRAIN else TASK_LOG)
     if code == 2 and kind == TRAIN:  # train.py's exit code for a config it refuses
-        return "bad config: " + (tail.removeprefix("error: ") or "see the log")
-    return f"{what} exited with code {code}" + (f": {tail}" if tail else "")
+        return Message("jobmsg.bad_config", reason=tail.removeprefix("error: ") or Message("jobmsg.see_log"))
+    return Message("jobmsg.exit_code_tail" if tail else "jobmsg.exit_code", what=what, code=code, tail=tail)
 
 
 def last_log_line(run_dir: Path, log_name: str = LOG_FILE) -> str:

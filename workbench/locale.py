@@ -324,7 +324,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "eval.limit": {"en": "Rows (0 = all)", "zh": "行数（0 表示全部）"},
     "eval.refresh": {"en": "Refresh", "zh": "刷新"},
     "eval.run": {"en": "Evaluate", "zh": "评估"},
-    "eval.compare": {"en": "Before / after (base vs tuned)", "zh": "调优前后对比（基座 vs 微调）"},
+    "eval.compare": {"en": "Before / after (base vs tuned)", "zh": "调优前后对比（基座与微调）"},
     "eval.gap": {"en": "Gap analysis (base, before training)", "zh": "差距分析（基座，训练前）"},
     "eval.table": {"en": "Rows", "zh": "逐行结果"},
     "eval.running": {"en": "evaluating", "zh": "正在评估"},
@@ -401,7 +401,86 @@ STRINGS: dict[str, dict[str, str]] = {
     "job.none": {"en": "No job to act on yet.", "zh": "还没有可操作的任务。"},
     "job.failed": {"en": "⚠️ Job {job} {status}: {message}", "zh": "⚠️ 任务 {job} {status}：{message}"},
     "export.state_queued": {"en": "waiting in the queue", "zh": "排队中"},
+    # ---- charts ----
+    "train.loss_chart.x": {"en": "step", "zh": "步"},
+    "train.loss_chart.y": {"en": "loss", "zh": "损失"},
+    "train.loss_chart.color": {"en": "curve", "zh": "曲线"},
+    "train.lr_chart.x": {"en": "step", "zh": "步"},
+    "train.lr_chart.y": {"en": "learning rate", "zh": "学习率"},
+    "train.lr_chart.color": {"en": "curve", "zh": "曲线"},
+    "chart.loss": {"en": "training loss", "zh": "训练损失"},
+    "chart.eval_loss": {"en": "evaluation loss", "zh": "评估损失"},
+    "chart.smoothed": {"en": "training loss, smoothed", "zh": "训练损失（平滑）"},
+    "chart.learning_rate": {"en": "learning rate", "zh": "学习率"},
+    "train.smoothing": {"en": "Smoothing", "zh": "平滑"},
+    "train.smoothing.info": {"en": "0 = raw points; higher draws a smoother training-loss curve beside them",
+                             "zh": "0 = 原始数据点；数值越大，另画的训练损失曲线越平滑"},
+    "train.loss_now": {"en": "loss", "zh": "损失"},
+    "train.hw_percent.x": {"en": "seconds since the first sample", "zh": "距首次采样的秒数"},
+    "train.hw_percent.y": {"en": "percent", "zh": "百分比"},
+    "train.hw_percent.color": {"en": "curve", "zh": "曲线"},
+    "train.hw_memory.x": {"en": "seconds since the first sample", "zh": "距首次采样的秒数"},
+    "train.hw_memory.y": {"en": "MB", "zh": "MB"},
+    "train.hw_memory.color": {"en": "curve", "zh": "曲线"},
+    "train.hw_disk.x": {"en": "seconds since the first sample", "zh": "距首次采样的秒数"},
+    "train.hw_disk.y": {"en": "GB", "zh": "GB"},
+    "train.hw_disk.color": {"en": "curve", "zh": "曲线"},
+    "data.histogram.x": {"en": "tokens per example", "zh": "每个样本的 token 数"},
+    "data.histogram.y": {"en": "rows", "zh": "行数"},
+    # ---- messages of the job controller (workbench/jobs.py) ----
+    "jobstate.unknown": {"en": "unknown", "zh": "未知"},
+    "reason.stopped": {"en": "stopped on request", "zh": "应请求停止"},
+    "reason.early_stopping": {"en": "early stopping: {metric} did not improve by more than {threshold} for "
+                                    "{patience} validation(s) in a row (step {step} of {max_steps})",
+                              "zh": "提前停止：{metric} 连续 {patience} 次验证提升未超过 {threshold}"
+                                    "（第 {step} 步，共 {max_steps} 步）"},
+    "reason.all_steps": {"en": "finished all {max_steps} steps", "zh": "已完成全部 {max_steps} 步"},
+    "jobmsg.no_final_event": {"en": "the training process ended without an end or error event",
+                              "zh": "训练进程已结束，但没有记录结束或错误事件"},
+    "jobmsg.cannot_resume": {"en": "run {run} cannot be resumed while it is {status}",
+                             "zh": "任务 {run} 处于“{status}”状态，无法继续训练"},
+    "jobmsg.no_checkpoint": {"en": "run {run} has no complete checkpoint to resume from",
+                             "zh": "任务 {run} 没有可供继续训练的完整检查点"},
+    "jobmsg.no_such_run": {"en": "no such run: {run}", "zh": "没有这个任务：{run}"},
+    "jobmsg.dequeued": {"en": "removed from the queue before it started", "zh": "开始前已从队列中移除"},
+    "jobmsg.already": {"en": "run {run} is already {status}", "zh": "任务 {run} 已是“{status}”状态"},
+    "jobmsg.stop_requested": {"en": "stop requested: the trainer saves a checkpoint and the result, then ends",
+                              "zh": "已请求停止：训练器将保存检查点和结果后结束"},
+    "jobmsg.ended_before_stop": {"en": "training had already ended when the stop was asked for: the result is complete",
+                                 "zh": "请求停止时训练已经结束：结果完整"},
+    "jobmsg.sigterm_then": {"en": "terminated with SIGTERM after the grace period; {reason}",
+                            "zh": "宽限期后以 SIGTERM 终止；{reason}"},
+    "jobmsg.sigterm": {"en": "terminated with SIGTERM after the grace period", "zh": "宽限期后以 SIGTERM 终止"},
+    "jobmsg.sigkill": {"en": "killed with SIGKILL: the process did not end after SIGTERM",
+                       "zh": "以 SIGKILL 强制结束：进程在 SIGTERM 后仍未结束"},
+    "jobmsg.stopped": {"en": "stopped", "zh": "已停止"},
+    "jobmsg.stop_requested_job": {"en": "stop requested: the job ends at its next step",
+                                  "zh": "已请求停止：任务将在下一步结束"},
+    "jobmsg.unwatched_job": {"en": "the job's process ended while no controller was watching; submit it again",
+                             "zh": "任务进程在无人监控时结束；请重新提交"},
+    "jobmsg.unwatched": {"en": "the training process ended while no controller was watching; resume it from its last checkpoint",
+                         "zh": "训练进程在无人监控时结束；可从最后一个检查点继续训练"},
+    "jobmsg.stopped_gracefully": {"en": "stopped gracefully: checkpoint and result saved",
+                                  "zh": "已正常停止：检查点和结果已保存"},
+    "jobmsg.what_train": {"en": "the training process", "zh": "训练进程"},
+    "jobmsg.what_job": {"en": "the {kind} process", "zh": "{kind} 任务进程"},
+    "jobmsg.killed": {"en": "{what} was killed by {signal}", "zh": "{what}被 {signal} 终止"},
+    "jobmsg.killed_oom": {"en": "{what} was killed by {signal} (often the system running out of memory)",
+                          "zh": "{what}被 {signal} 终止（通常是系统内存不足）"},
+    "jobmsg.bad_config": {"en": "bad config: {reason}", "zh": "配置有误：{reason}"},
+    "jobmsg.see_log": {"en": "see the log", "zh": "请查看日志"},
+    "jobmsg.exit_code": {"en": "{what} exited with code {code}", "zh": "{what}以退出码 {code} 结束"},
+    "jobmsg.exit_code_tail": {"en": "{what} exited with code {code}: {tail}",
+                              "zh": "{what}以退出码 {code} 结束：{tail}"},
+    "jobmsg.no_status": {"en": "{file} has no status", "zh": "{file} 中没有状态"},
+    "jobmsg.wrong_type": {"en": "{file}: {name} has the wrong type ({type})", "zh": "{file}：{name} 的类型不对（{type}）"},
+    "jobmsg.unknown_status": {"en": "{file}: unknown status {status}", "zh": "{file}：未知状态 {status}"},
+    "jobmsg.bad_command": {"en": "{file}: command is not a list of strings", "zh": "{file}：command 不是字符串列表"},
 }
+
+# a job's state inside a sentence: the state's own word in English, its label in Chinese
+for _state in ("queued", "running", "stopping", "finished", "failed", "aborted", "interrupted", "damaged"):
+    STRINGS[f"jobstate.{_state}"] = {"en": _state, "zh": STRINGS[f"status.{_state}"]["zh"]}
 
 
 def _field_text(key: str, lang: str) -> str | None:
@@ -430,3 +509,54 @@ def t(key: str, lang: str = "en", **fmt) -> str:
     """The string for `key` in `lang`; an unknown key shows as itself (and fails the tests)."""
     text = t_optional(key, lang, **fmt)
     return key if text is None else text
+
+
+class Message(str):
+    """A message built by the core (no gradio there): it reads as English wherever a plain
+    string is expected (logs, the command line, job.json), and keeps its key and parameters so
+    the page renders it in the session's language with `render`."""
+
+    key: str
+    params: dict
+
+    def __new__(cls, key: str, **params):
+        if key not in STRINGS:
+            raise KeyError(f"no locale string {key!r}")
+        self = super().__new__(cls, t(key, "en", **params))
+        self.key, self.params = key, params
+        return self
+
+    def __reduce__(self):  # copies (dataclasses.asdict) keep the key
+        return (_rebuild, (self.key, self.params))
+
+    def render(self, lang: str) -> str:
+        return t(self.key, lang, **{name: render(value, lang) for name, value in self.params.items()})
+
+    def to_data(self) -> dict:
+        return {"key": self.key,
+                "params": {n: v.to_data() if isinstance(v, Message) else v for n, v in self.params.items()}}
+
+    @classmethod
+    def from_data(cls, data) -> "Message | None":
+        """The message saved by to_data, or None when the data is not one (a hand edit, an
+        older or newer version of the table)."""
+        try:
+            params = {n: cls.from_data(v) or v if isinstance(v, dict) else v for n, v in data["params"].items()}
+            return cls(data["key"], **params)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError):
+            return None
+
+
+def _rebuild(key: str, params: dict) -> Message:
+    return Message(key, **params)
+
+
+def render(text, lang: str) -> str:
+    """A core message in `lang`; any other text (an exception's words, a log line) as it is."""
+    return text.render(lang) if isinstance(text, Message) else ("" if text is None else str(text))
+
+
+def render_error(err: BaseException, lang: str) -> str:
+    """An exception raised with a core message, in `lang`; any other as its text."""
+    first = err.args[0] if len(err.args) == 1 else None
+    return render(first, lang) if isinstance(first, Message) else str(err)

@@ -42,6 +42,7 @@ class RunMonitor:
     new_hardware: bool = False          # hardware samples arrived since the last update()
     new_points: bool = False            # curves changed since the last update()
     note: str = ""                      # the latest step's message (what a non-training job is doing)
+    point_times: dict[int, float] = field(default_factory=dict)  # step -> when its point was logged
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
@@ -102,6 +103,7 @@ class RunMonitor:
                     self.first_token_time = event["time"]
         elif kind == "log":
             self.step = max(self.step, event["step"])
+            self.point_times[event["step"]] = event["time"]
             if isinstance(event.get("loss"), (int, float)):
                 self.loss.append((event["step"], float(event["loss"])))
                 self.new_points = True
@@ -114,6 +116,7 @@ class RunMonitor:
         elif kind == "eval":
             if isinstance(event.get("eval_loss"), (int, float)):
                 self.eval_loss.append((event["step"], float(event["eval_loss"])))
+                self.point_times.setdefault(event["step"], event["time"])
                 self.new_points = True
         elif kind == "hw":
             self.hardware.append(event)

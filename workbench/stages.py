@@ -5,7 +5,7 @@ import os
 
 import torch
 
-from .config import RunConfig, trackers
+from .config import RunConfig, resolve_logging_steps, trackers
 from .data import packing_enabled
 from .preference import dpo_trainer, kto_trainer, reward_model_kwargs, rm_trainer
 
@@ -39,7 +39,7 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         seed=cfg.seed,
         lr_scheduler_type=cfg.lr_scheduler_type,
         warmup_steps=cfg.warmup_steps,
-        logging_steps=cfg.logging_steps,
+        logging_steps=resolve_logging_steps(cfg),
         logging_first_step=True,
         save_strategy=cfg.save_strategy,
         save_steps=cfg.save_steps,

@@ -17,6 +17,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from .locale import Message
 from .config import ConfigError, RunConfig, load_config, save_config
 from .events import EventWriter
 from .runs import (EVENTS_FILE, FINAL_DIR, INCOMPLETE_PREFIX, STATE_FILE, STOP_FILE, checkpoint_step, choose_run_dir,
@@ -195,13 +196,14 @@ def why_it_ended(trainer, cfg: RunConfig, stop_requested: bool) -> dict:
                    final_is_best=bool(cfg.load_best_model_at_end))
     early = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
     if stop_requested:
-        out["reason"] = "stopped on request"
+        reason = Message("reason.stopped")
     elif early and early[0].early_stopping_patience_counter >= early[0].early_stopping_patience:
-        out["reason"] = (f"early stopping: {cfg.metric_for_best_model} did not improve by more than "
-                         f"{cfg.early_stopping_threshold:g} for {cfg.early_stopping_patience} validation(s) "
-                         f"in a row (step {state.global_step} of {state.max_steps})")
+        reason = Message("reason.early_stopping", metric=cfg.metric_for_best_model,
+                         threshold=f"{cfg.early_stopping_threshold:g}", patience=cfg.early_stopping_patience,
+                         step=state.global_step, max_steps=state.max_steps)
     else:
-        out["reason"] = f"finished all {state.max_steps} steps"
+        reason = Message("reason.all_steps", max_steps=state.max_steps)
+    out["reason"], out["reason_data"] = reason, reason.to_data()  # the key: the page shows it in its language
     return out
 
 

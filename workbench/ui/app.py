@@ -69,7 +69,7 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
         ctx.lang = gr.State(lang)
         with gr.Row():
             loc(gr.Markdown(loc.t("app.title")), "app.title")
-            switch = gr.Radio(choices=[(name, code) for code, name in locale.LANGUAGES.items()], value=lang,
+            switch = gr.Radio(choices=[(name, code) for code, name in locale.LANGUAGES.items()], value=lang, label="🌐",
                               show_label=False, container=False, elem_id="language", scale=0, min_width=220)
         folders = gr.Markdown(folders_text(ctx, lang), elem_id="app-folders")
         ctx.rendered_views.append((lambda code: folders_text(ctx, code), [ctx.lang], [folders], True))
@@ -93,6 +93,8 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
             return [code] + loc.updates(code)
 
         language_switched = switch.change(on_language, [switch], [ctx.lang] + loc.components(), queue=False)
+        for fn, inputs, outputs in ctx.language_views:
+            language_switched.then(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
         for fn, inputs, outputs, again_on_language in ctx.rendered_views:
             demo.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
             if again_on_language:

@@ -26,6 +26,8 @@ class UIContext:
     # (fn, inputs, outputs, again_on_language) that render a view from the form: app.py runs
     # them when a page opens and, where the flag says so, again after the language changes
     rendered_views: list[tuple] = field(default_factory=list)
+    # (fn, inputs, outputs) redrawn after a language switch only (not when the page opens)
+    language_views: list[tuple] = field(default_factory=list)
 
     def t(self, key: str, lang: str, **fmt) -> str:
         from .. import locale

@@ -64,7 +64,7 @@ def build(ctx: UIContext) -> None:
         mirrors = {name: field_control(name, loc, elem_id=f"data-{name}") for name in MIRRORED}
     summary = gr.Markdown("", elem_id="data-summary")
     histogram = loc(gr.BarPlot(None, x="length", y="rows", height=260,
-                               elem_id="data-histogram", **loc.kwargs("data.histogram")), "data.histogram")
+                               elem_id="data-histogram", **loc.plot_kwargs("data.histogram")), "data.histogram")
     rows_table = loc(gr.Dataframe(interactive=False, wrap=True, elem_id="data-rows", max_height=420,
                                   **loc.kwargs("data.rows")), "data.rows")
     with gr.Row(equal_height=True):
@@ -160,6 +160,8 @@ def build(ctx: UIContext) -> None:
     # switch: that would replace a file being previewed)
     ctx.rendered_views.append((preview_registered, {dataset} | form_inputs, preview_outputs + [source], False))
     dataset.input(preview_registered, inputs={dataset} | form_inputs, outputs=preview_outputs + [source])
+    # a language switch redraws what is shown (the same dataset or file) in the new language
+    ctx.language_views.append((lambda data: preview(data, data[source]), form_inputs | {source}, preview_outputs))
     file_inputs = {upload, fmt_box, columns_box, split_box, name_box} | form_inputs
     upload.upload(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])
     check.click(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])

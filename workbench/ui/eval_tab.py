@@ -42,6 +42,8 @@ def build(ctx: UIContext):
     table = loc(gr.Dataframe(value=empty_rows(loc.lang), interactive=False, wrap=True, elem_id="eval-table",
                              **loc.kwargs("eval.table")), "eval.table")
     timer = gr.Timer(1.0)
+    # a language switch renames the table's columns and keeps its rows
+    ctx.rendered_views.append((relabel_columns, [table, ctx.lang], [table], True))
 
     def latest_view():
         job = tasks.latest(ctx.controller, "eval")
@@ -196,6 +198,17 @@ def compare_frame(report: dict, lang: str) -> pd.DataFrame:
                           col(lang, "base"): r["base"], col(lang, "tuned"): r["tuned"],
                           col(lang, "change"): locale.t(f"eval.change.{r['change']}", lang)}
                          for r in report["rows"]])
+
+
+def relabel_columns(frame: pd.DataFrame | None, lang: str) -> pd.DataFrame:
+    """The table with its column names in `lang` (rows as they are)."""
+    if frame is None or not len(frame.columns):
+        return empty_rows(lang)
+    names = {}
+    for key, entry in locale.STRINGS.items():
+        if key.startswith("eval.col."):
+            names.update({text: entry.get(lang, entry["en"]) for text in entry.values()})
+    return frame.rename(columns=lambda name: names.get(name, name))
 
 
 def empty_rows(lang: str) -> pd.DataFrame:

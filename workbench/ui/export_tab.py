@@ -182,6 +182,9 @@ def build(ctx: UIContext):
             return None
         return folder if "/" not in run_id and folder.is_dir() else None
 
+    ctx.rendered_views.append((lambda run_id, lang: list_html(run_dir(run_id), lang), [run, ctx.lang], [listing],
+                               True))
+
     def names(run_id):
         return [e.name for e in export.export_entries(run_dir(run_id))] if run_dir(run_id) else []
 

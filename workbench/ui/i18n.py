@@ -33,6 +33,10 @@ class Localizer:
             out["info"] = info
         return out
 
+    def plot_kwargs(self, key: str) -> dict:
+        """label= and the axis and legend titles of a chart (keys `key.x`, `key.y`, `key.color`)."""
+        return {"label": self.t(key), **_plot_titles(key, self.lang)}
+
     def components(self) -> list:
         return [c for c, _ in self.entries]
 
@@ -48,7 +52,18 @@ class Localizer:
                 out.append(gr.update(value=text))
             elif isinstance(component, (gr.Tab, gr.Accordion)):
                 out.append(gr.update(label=text))
+            elif isinstance(component, (gr.LinePlot, gr.BarPlot)):
+                out.append(gr.update(label=text, **_plot_titles(key, lang)))
             else:
                 info = locale.t_optional(key + ".info", lang)
                 out.append(gr.update(label=text, info=info) if info else gr.update(label=text))
         return out
+
+
+def _plot_titles(key: str, lang: str) -> dict:
+    titles = {}
+    for part in ("x", "y", "color"):
+        text = locale.t_optional(f"{key}.{part}", lang)
+        if text:
+            titles[f"{part}_title"] = text
+    return titles

@@ -109,16 +109,19 @@ def build(ctx: UIContext) -> None:
     ctx.run_pickers.append(run_picker)
     progress = gr.HTML(render_progress(None, loc.lang), elem_id="train-progress")
     with gr.Row():
-        loss_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", color="series",
-                                    elem_id="loss-chart", height=260, **loc.kwargs("train.loss_chart")),
-                        "train.loss_chart")
-        lr_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", elem_id="lr-chart", height=260,
-                                  **loc.kwargs("train.lr_chart")), "train.lr_chart")
+        loss_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", color="series", x_axis_format="d",
+                                    tooltip=[TIME_COLUMN], elem_id="loss-chart", height=260,
+                                    **loc.plot_kwargs("train.loss_chart")), "train.loss_chart")
+        lr_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", color="series", x_axis_format="d",
+                                  y_axis_format="~e", tooltip=[TIME_COLUMN], elem_id="lr-chart", height=260,
+                                  **loc.plot_kwargs("train.lr_chart")), "train.lr_chart")
+    smoothing = loc(gr.Slider(0.0, 0.95, value=0.0, step=0.05, elem_id="train-smoothing",
+                              **loc.kwargs("train.smoothing")), "train.smoothing")
     # the training process's own figures (hw events in events.jsonl): nothing polls the machine
     with loc(gr.Accordion(loc.t("train.hardware"), open=True, elem_id="train-hardware"), "train.hardware"):
         with gr.Row():
             hw_plots = [loc(gr.LinePlot(empty_curve(), x="seconds", y="value", color="series", height=200,
-                                        elem_id=f"hw-{name}", **loc.kwargs(f"train.hw_{name}")), f"train.hw_{name}")
+                                        elem_id=f"hw-{name}", **loc.plot_kwargs(f"train.hw_{name}")), f"train.hw_{name}")
                         for name in HARDWARE_CHARTS]
     rl_view.build(ctx, run_picker)  # grpo/rloo: reward, KL, completion length, sampled answers
     log_box = loc(gr.Textbox(lines=12, max_lines=12, autoscroll=True, interactive=False,
@@ -174,9 +177,9 @@ def build(ctx: UIContext) -> None:
         if not run_id:
             return locale.t("train.pick_run", lang)
         try:
-            return ctx.controller.abort(run_id)
+            return locale.render(ctx.controller.abort(run_id), lang)
         except ValueError as err:
-            return f"⚠️ {err}"
+            return f"⚠️ {locale.render_error(err, lang)}"
 
     def on_resume(run_id, lang):
         if not run_id:
@@ -184,10 +187,13 @@ def build(ctx: UIContext) -> None:
         try:
             ctx.controller.resume(run_id)
         except ValueError as err:
-            return f"⚠️ {err}", gr.update()
+            return f"⚠️ {locale.render_error(err, lang)}", gr.update()
         return locale.t("train.resumed", lang, run=run_id), gr.update(choices=run_choices(ctx), value=run_id)
 
-    def on_select(run_id, lang):
+    def charts_of(mon: RunMonitor, lang: str, smooth: float) -> tuple:
+        return (chart_update(loss_frame(mon, lang, smooth), mon), chart_update(lr_frame(mon, lang), mon))
+
+    def on_select(run_id, lang, smooth):
         if run_id and not is_run_id(ctx, run_id):
             run_id = None
         if not run_id:
@@ -196,10 +202,14 @@ def build(ctx: UIContext) -> None:
         mon = RunMonitor(ctx.saves / run_id)
         mon.update()
         command, config_text = run_details(ctx, run_id, lang)
-        return (mon, render_progress(mon, lang, ctx.controller.job(run_id)), loss_frame(mon), lr_frame(mon),
+        return (mon, render_progress(mon, lang, ctx.controller.job(run_id)), *charts_of(mon, lang, smooth),
                 tail_log(ctx.saves / run_id), command, config_text, *hardware_frames(mon, lang))
 
-    def on_tick(run_id, mon: RunMonitor | None, shown_table, ids_shown, lang):
+    def on_redraw(mon: RunMonitor | None, lang, smooth):
+        """A new smoothing or language: the same points drawn again."""
+        return charts_of(mon, lang, smooth) if mon is not None else (gr.skip(), gr.skip())
+
+    def on_tick(run_id, mon: RunMonitor | None, shown_table, ids_shown, lang, smooth):
         """Once a second: new events of the selected run only; redraw what changed."""
         jobs = ctx.controller.jobs()  # one pass over the runs' job.json files per tick
         if run_id and not is_run_id(ctx, run_id):
@@ -225,7 +235,7 @@ def build(ctx: UIContext) -> None:
         changed = mon.update()
         job = ctx.controller.job(run_id)
         redraw = mon.new_points or (changed and not mon.loss)
-        charts = (loss_frame(mon), lr_frame(mon)) if redraw else (gr.skip(), gr.skip())
+        charts = charts_of(mon, lang, smooth) if redraw else (gr.skip(), gr.skip())
         live = job is not None and job.status in ("running", "stopping")
         log = tail_log(ctx.saves / run_id) if changed or live else gr.skip()
         hardware = hardware_frames(mon, lang) if mon.new_hardware or fresh else [gr.skip()] * len(HARDWARE_CHARTS)
@@ -277,7 +287,7 @@ def build(ctx: UIContext) -> None:
     start_btn.click(on_start, inputs=form_inputs, outputs=[message, run_picker])
     abort_btn.click(on_abort, inputs=[run_picker, ctx.lang], outputs=[message])
     resume_btn.click(on_resume, inputs=[run_picker, ctx.lang], outputs=[message, run_picker])
-    run_picker.change(on_select, inputs=[run_picker, ctx.lang],
+    run_picker.change(on_select, inputs=[run_picker, ctx.lang, smoothing],
                       outputs=[monitor, progress, loss_plot, lr_plot, log_box, run_command, run_config, *hw_plots])
     save_btn.click(on_save_config, inputs=form_inputs, outputs=[saved_file, message])
     load_btn.upload(on_load_config, inputs=[load_btn, ctx.lang],
@@ -287,7 +297,9 @@ def build(ctx: UIContext) -> None:
     refresh_btn.click(lambda lang: (gr.update(choices=run_choices(ctx)), runs_frame(ctx, lang),
                                     gr.update(choices=continue_choices(ctx))),
                       inputs=[ctx.lang], outputs=[run_picker, runs_table, ctx.fields["adapter_name_or_path"]])
-    timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, shown_ids, ctx.lang],
+    smoothing.release(on_redraw, inputs=[monitor, ctx.lang, smoothing], outputs=[loss_plot, lr_plot])
+    ctx.language_views.append((on_redraw, [monitor, ctx.lang, smoothing], [loss_plot, lr_plot]))
+    timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, shown_ids, ctx.lang, smoothing],
                outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table,
                         run_picker, shown_ids, *hw_plots],
                show_progress="hidden")
@@ -396,11 +408,39 @@ def empty_curve() -> None:
     return None
 
 
-def loss_frame(mon: RunMonitor) -> pd.DataFrame | None:
-    rows = [(s, v, "loss") for s, v in mon.loss] + [(s, v, "eval_loss") for s, v in mon.eval_loss]
+TIME_COLUMN = "🕒"  # shown on hover; a symbol reads the same in every language
+
+
+def loss_frame(mon: RunMonitor, lang: str = "en", smoothing: float = 0.0) -> pd.DataFrame | None:
+    """Training and evaluation loss on one chart, on integer steps; with smoothing > 0 an
+    exponential moving average of the training loss is drawn beside it."""
+    series = [(mon.loss, "chart.loss"), (mon.eval_loss, "chart.eval_loss")]
+    if smoothing > 0 and mon.loss:
+        series.append((smoothed(mon.loss, smoothing), "chart.smoothed"))
+    return _curve_frame(mon, series, lang)
+
+
+def lr_frame(mon: RunMonitor, lang: str = "en") -> pd.DataFrame | None:
+    return _curve_frame(mon, [(mon.learning_rate, "chart.learning_rate")], lang)
+
+
+def smoothed(points: list[tuple[int, float]], weight: float) -> list[tuple[int, float]]:
+    """Exponential moving average, corrected for its start at zero (so the first point is kept)."""
+    out, average = [], 0.0
+    for n, (step, value) in enumerate(points, start=1):
+        average = weight * average + (1 - weight) * value
+        out.append((step, average / (1 - weight ** n)))
+    return out
+
+
+def _curve_frame(mon: RunMonitor, series: list, lang: str) -> pd.DataFrame | None:
+    rows = [(int(step), float(value), locale.t(key, lang), _clock(mon.point_times.get(step)))
+            for points, key in series for step, value in points]
     if not rows:
         return empty_curve()
-    return pd.DataFrame(rows, columns=["step", "value", "series"])
+    frame = pd.DataFrame(rows, columns=["step", "value", "series", TIME_COLUMN])
+    frame["step"] = frame["step"].astype("int64")
+    return frame
 
 
 # chart → (hw event field, series label key) drawn on it; GPU series appear only with a GPU
@@ -426,11 +466,17 @@ def hardware_frames(mon: RunMonitor, lang: str) -> list:
     return frames
 
 
-def lr_frame(mon: RunMonitor) -> pd.DataFrame | None:
-    if not mon.learning_rate:
-        return empty_curve()
-    return pd.DataFrame([(s, v, "learning_rate") for s, v in mon.learning_rate],
-                        columns=["step", "value", "series"])
+def _clock(when: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(when)) if when else ""
+
+
+def chart_update(frame: pd.DataFrame | None, mon: RunMonitor):
+    """The frame with an x range of whole steps: the planned run length (at least 20 steps), so
+    the axis never shows 1.0, 1.2, 1.4 and the curve grows across a fixed axis."""
+    if frame is None:
+        return frame
+    span = max(mon.max_steps or 0, int(frame["step"].max()), 20)
+    return gr.update(value=frame, x_lim=[0, span])
 
 
 def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
@@ -447,9 +493,10 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
     if tps:
         parts.append(f"{tps:.0f} {locale.t('train.tokens_per_second', lang)}")
     if mon.last_loss() is not None:
-        parts.append(f"loss {mon.last_loss():.4f}")
+        parts.append(f"{locale.t('train.loss_now', lang)} {mon.last_loss():.4f}")
     if mon.final and mon.final.get("reason"):  # why it ended (early stopping, all steps, a stop)
-        parts.append(str(mon.final["reason"]))
+        parts.append(locale.render(locale.Message.from_data(mon.final.get("reason_data")) or mon.final["reason"],
+                                   lang))
     phase = locale.t(f"phase.{mon.phase}", lang) if status in ("running", "stopping") else ""
     message = html.escape(job_message(job, lang, mon.run_dir))
     return (
@@ -466,8 +513,8 @@ def job_message(job, lang: str, run_dir: Path | None = None) -> str:
         return ""
     if job.status == "stopping" and job.abort_stage:
         return locale.t(f"jobs.stage.{job.abort_stage}", lang)
-    text = job.message or ""
-    if job.status in ("interrupted", "aborted", "failed") and "resume" not in text.lower() \
+    text = locale.render(job.message, lang)
+    if job.status in ("interrupted", "aborted", "failed") and "resume" not in str(job.message).lower() \
             and run_dir and complete_checkpoints(run_dir):
         offer = locale.t("jobs.resume_offered", lang)
         text = f"{text} · {offer}" if text else offer
@@ -481,7 +528,7 @@ def runs_frame(ctx: UIContext, lang: str, jobs=None) -> pd.DataFrame:
     for row in reversed(ctx.controller.summaries(jobs)):
         status = locale.t("status." + row["status"], lang)
         if row["damaged"]:
-            status = f"{status}: {row['damaged']}"
+            status = f"{status}: {locale.render(row['damaged'], lang)}"
         steps = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"] or "")
         loss = row["last_loss"]
         rows.append([row["run"], status, f"{row['stage']}/{row['method']}", row["dataset"], steps,
