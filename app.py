@@ -1,4 +1,5 @@
 """`python app.py` serves the workbench at http://127.0.0.1:7860 (see `workbench ui --help`)."""
+
 import sys
 
 from workbench.cli import main

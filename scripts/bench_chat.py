@@ -1,15 +1,17 @@
 """Benchmark the chat engine on the default model; prints one JSON object.
 
-  memory:      peak resident memory of compare mode (base vs a LoRA run, one shared base copy)
-               against single-model chat, each measured in a fresh subprocess (target <= 1.25x).
-  throughput:  tokens/s of the engine's streaming chat against plain `model.generate` with the
-               same model, prompt and settings, alternated in one process (target >= 80%).
+memory:      peak resident memory of compare mode (base vs a LoRA run, one shared base copy)
+             against single-model chat, each measured in a fresh subprocess (target <= 1.25x).
+throughput:  tokens/s of the engine's streaming chat against plain `model.generate` with the
+             same model, prompt and settings, alternated in one process (target >= 80%).
 
-  python scripts/bench_chat.py [--tokens 64] [--rounds 3]
+python scripts/bench_chat.py [--tokens 64] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import resource
@@ -38,13 +40,13 @@ def make_lora_run(saves: Path, model_dir: str) -> None:
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False,
-                        task_type="CAUSAL_LM")
+    config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
     final = saves / "bench-lora" / "final"
     get_peft_model(model, config).save_pretrained(final)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(final)
     (saves / "bench-lora" / "config.yaml").write_text(
-        yaml.safe_dump({"model_name_or_path": model_dir, "finetuning_type": "lora"}), encoding="utf-8")
+        yaml.safe_dump({"model_name_or_path": model_dir, "finetuning_type": "lora"}), encoding="utf-8"
+    )
 
 
 def settings(tokens: int):
@@ -63,8 +65,11 @@ def memory_worker(mode: str, saves: str, model_dir: str, tokens: int) -> dict:
     targets = [base] if mode == "single" else [base, tuned]
     for target in targets:
         engine.reply(target, PROMPT, settings(tokens))
-    return {"mode": mode, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "models_cached": len(engine.cached_keys())}
+    return {
+        "mode": mode,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "models_cached": len(engine.cached_keys()),
+    }
 
 
 def throughput(model_dir: str, saves: Path, tokens: int, rounds: int) -> dict:
@@ -75,7 +80,7 @@ def throughput(model_dir: str, saves: Path, tokens: int, rounds: int) -> dict:
     engine = ChatEngine()
     base, _ = resolve_pair(BASE_PREFIX + model_dir, "bench-lora", saves)
     loaded = engine._load(base)
-    model, tokenizer = loaded.model, loaded.tokenizer   # the very same weights for both sides
+    model, tokenizer = loaded.model, loaded.tokenizer  # the very same weights for both sides
     gen = settings(tokens)
     inputs, _ = engine.prompt_ids(tokenizer, PROMPT, gen)
 
@@ -88,9 +93,7 @@ def throughput(model_dir: str, saves: Path, tokens: int, rounds: int) -> dict:
 
     def ours() -> tuple[int, float]:
         started = time.perf_counter()
-        final = None
-        for final in engine.stream(base, PROMPT, gen):
-            pass
+        final = collections.deque(engine.stream(base, PROMPT, gen), maxlen=1)[0]  # the last update
         return final.tokens, time.perf_counter() - started
 
     plain(), ours()  # warm up both paths
@@ -99,10 +102,17 @@ def throughput(model_dir: str, saves: Path, tokens: int, rounds: int) -> dict:
         for name, fn in (("plain", plain), ("engine", ours)):
             n, seconds = fn()
             rows.append({"side": name, "tokens": n, "seconds": round(seconds, 3)})
-    rate = {side: sum(r["tokens"] for r in rows if r["side"] == side) /
-            sum(r["seconds"] for r in rows if r["side"] == side) for side in ("plain", "engine")}
-    return {"plain_tokens_per_s": round(rate["plain"], 2), "engine_tokens_per_s": round(rate["engine"], 2),
-            "engine_vs_plain": round(rate["engine"] / rate["plain"], 3), "target_min": 0.8, "rounds": rows}
+    rate = {
+        side: sum(r["tokens"] for r in rows if r["side"] == side) / sum(r["seconds"] for r in rows if r["side"] == side)
+        for side in ("plain", "engine")
+    }
+    return {
+        "plain_tokens_per_s": round(rate["plain"], 2),
+        "engine_tokens_per_s": round(rate["engine"], 2),
+        "engine_vs_plain": round(rate["engine"] / rate["plain"], 3),
+        "target_min": 0.8,
+        "rounds": rows,
+    }
 
 
 def main(argv=None) -> int:
@@ -122,18 +132,30 @@ def main(argv=None) -> int:
         make_lora_run(saves, model_dir)
         memory = {}
         for mode in ("single", "compare"):
-            done = subprocess.run([sys.executable, __file__, "--worker", mode, str(saves), model_dir,
-                                   str(args.tokens)], capture_output=True, text=True, check=True,
-                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            done = subprocess.run(
+                [sys.executable, __file__, "--worker", mode, str(saves), model_dir, str(args.tokens)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            )
             memory[mode] = json.loads(done.stdout.strip().splitlines()[-1])
         ratio = memory["compare"]["peak_rss_mb"] / memory["single"]["peak_rss_mb"]
-        result = {"model": model_dir, "max_new_tokens": args.tokens, "torch_threads": _threads(),
-                  "cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 1) for x in load_at_start],
-                  "memory": {"single_peak_rss_mb": round(memory["single"]["peak_rss_mb"], 1),
-                             "compare_peak_rss_mb": round(memory["compare"]["peak_rss_mb"], 1),
-                             "compare_vs_single": round(ratio, 3), "target_max": 1.25,
-                             "models_cached_in_compare": memory["compare"]["models_cached"]},
-                  "throughput": throughput(model_dir, saves, args.tokens, args.rounds)}
+        result = {
+            "model": model_dir,
+            "max_new_tokens": args.tokens,
+            "torch_threads": _threads(),
+            "cpu_count": os.cpu_count(),
+            "load_average_at_start": [round(x, 1) for x in load_at_start],
+            "memory": {
+                "single_peak_rss_mb": round(memory["single"]["peak_rss_mb"], 1),
+                "compare_peak_rss_mb": round(memory["compare"]["peak_rss_mb"], 1),
+                "compare_vs_single": round(ratio, 3),
+                "target_max": 1.25,
+                "models_cached_in_compare": memory["compare"]["models_cached"],
+            },
+            "throughput": throughput(model_dir, saves, args.tokens, args.rounds),
+        }
     print(json.dumps(result, indent=2))
     return 0
 

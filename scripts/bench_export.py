@@ -7,6 +7,7 @@ Without --run, a LoRA run of the default model (SmolLM2-135M-Instruct) is traine
 few steps, with 5 rows of the identity set held out, so parity replays held-out prompts. Each
 export runs as `workbench export` in a fresh process; its peak resident set size (ru_maxrss from
 wait4) is its peak memory. Prints a Markdown table (for docs/export.md) and JSON lines."""
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,19 @@ def train(folder: Path, steps: int) -> Path:
     from workbench.train import run
 
     run_dir = folder / "bench-lora"
-    cfg = from_dict({"dataset": "identity", "dataset_dir": str(ROOT / "data"), "val_size": 5,
-                     "max_steps": steps, "per_device_train_batch_size": 4, "learning_rate": 1e-3,
-                     "cutoff_len": 128, "logging_steps": 1, "save_steps": 1000})
+    cfg = from_dict(
+        {
+            "dataset": "identity",
+            "dataset_dir": str(ROOT / "data"),
+            "val_size": 5,
+            "max_steps": steps,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 1e-3,
+            "cutoff_len": 128,
+            "logging_steps": 1,
+            "save_steps": 1000,
+        }
+    )
     run(cfg, run_dir, echo=False)
     return run_dir
 
@@ -48,8 +59,13 @@ def train(folder: Path, steps: int) -> Path:
 def measure(run_dir: Path, name: str, argv: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "workbench", "export", "--run", str(run_dir), *argv],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "export", "--run", str(run_dir), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
@@ -57,13 +73,21 @@ def measure(run_dir: Path, name: str, argv: list[str]) -> dict:
     folder = run_dir / "exports" / name
     report = json.loads((folder / "parity.json").read_text()) if (folder / "parity.json").is_file() else {}
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".gguf"))
-    return {"export": name, "rc": child.returncode, "seconds": round(seconds, 1),
-            "peak_mb": round(usage.ru_maxrss / 1024), "weights_mb": round(size / 2**20, 1),
-            "first_tokens": f"{report.get('first_tokens_same')}/{report.get('prompts')}" if report else "",
-            "identical": report.get("identical_answers"), "agree": report.get("token_agreement"),
-            "max_diff": report.get("max_diff"), "diff_measure": report.get("diff_measure"),
-            "status": report.get("status"), "prompts_from": report.get("prompts_from"),
-            "tail": out[-600:] if child.returncode else ""}
+    return {
+        "export": name,
+        "rc": child.returncode,
+        "seconds": round(seconds, 1),
+        "peak_mb": round(usage.ru_maxrss / 1024),
+        "weights_mb": round(size / 2**20, 1),
+        "first_tokens": f"{report.get('first_tokens_same')}/{report.get('prompts')}" if report else "",
+        "identical": report.get("identical_answers"),
+        "agree": report.get("token_agreement"),
+        "max_diff": report.get("max_diff"),
+        "diff_measure": report.get("diff_measure"),
+        "status": report.get("status"),
+        "prompts_from": report.get("prompts_from"),
+        "tail": out[-600:] if child.returncode else "",
+    }
 
 
 def main() -> int:
@@ -74,16 +98,19 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         run_dir = Path(args.run) if args.run else train(Path(tmp), args.steps)
-        rows = [measure(run_dir, name, argv) for name, argv in EXPORTS.items()
-                if not args.only or name in args.only]
-    print("| export | time (s) | peak memory (MB) | weights (MB) | first tokens same | identical answers "
-          "| tokens agreeing | largest difference | parity |")
+        rows = [measure(run_dir, name, argv) for name, argv in EXPORTS.items() if not args.only or name in args.only]
+    print(
+        "| export | time (s) | peak memory (MB) | weights (MB) | first tokens same | identical answers "
+        "| tokens agreeing | largest difference | parity |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         diff = "—" if r["max_diff"] is None else f"{r['max_diff']:.3g} ({r['diff_measure']})"
         agree = "" if r["agree"] is None else f"{r['agree']:.0%}"
-        print(f"| {r['export']} | {r['seconds']} | {r['peak_mb']:,} | {r['weights_mb']:,} | {r['first_tokens']} "
-              f"| {r['identical']}/5 | {agree} | {diff} | {r['status']} |")
+        print(
+            f"| {r['export']} | {r['seconds']} | {r['peak_mb']:,} | {r['weights_mb']:,} | {r['first_tokens']} "
+            f"| {r['identical']}/5 | {agree} | {diff} | {r['status']} |"
+        )
     for r in rows:
         print(json.dumps(r))
     return 0 if all(r["rc"] == 0 for r in rows) else 1

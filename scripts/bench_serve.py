@@ -1,14 +1,15 @@
 """Benchmark `workbench serve` against the Chat engine and plain `model.generate`; prints JSON.
 
-  latency/throughput: time to the first token and tokens/s of (a) plain `model.generate`, (b) the
-      chat engine's stream, (c) the API streamed through the official `openai` client, same model,
-      prompt and greedy settings, alternated in one process; then 4 concurrent API clients
-      (they queue: one generation at a time) against 4 engine replies one after another.
-  memory: peak RSS of a fresh process serving base + 3 LoRA runs (one request each) against one
-      serving the base only.
+latency/throughput: time to the first token and tokens/s of (a) plain `model.generate`, (b) the
+    chat engine's stream, (c) the API streamed through the official `openai` client, same model,
+    prompt and greedy settings, alternated in one process; then 4 concurrent API clients
+    (they queue: one generation at a time) against 4 engine replies one after another.
+memory: peak RSS of a fresh process serving base + 3 LoRA runs (one request each) against one
+    serving the base only.
 
-  python scripts/bench_serve.py [--tokens 32] [--rounds 2]
+python scripts/bench_serve.py [--tokens 32] [--rounds 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_chat import PROMPT, default_model, make_lora_run, settings  # noqa: E402
+from bench_chat import PROMPT, default_model, make_lora_run, settings
 
 
 def start_server(saves: Path, model_dir: str, engine=None):
@@ -48,8 +49,14 @@ def api_stream(url: str, model: str, tokens: int) -> tuple[float, int, float]:
 
     client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=600)
     started, first, usage = time.perf_counter(), None, None
-    for chunk in client.chat.completions.create(model=model, messages=PROMPT, max_tokens=tokens, temperature=0,
-                                                stream=True, stream_options={"include_usage": True}):
+    for chunk in client.chat.completions.create(
+        model=model,
+        messages=PROMPT,
+        max_tokens=tokens,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = time.perf_counter() - started
         usage = chunk.usage or usage
@@ -68,12 +75,13 @@ def latency_and_throughput(model_dir: str, saves: Path, tokens: int, rounds: int
     loaded = engine._load(target)
     model, tokenizer = loaded.model, loaded.tokenizer
     gen = settings(tokens)
-    gen.top_k = 0   # what the API sends (no top-k in OpenAI's fields); greedy either way
+    gen.top_k = 0  # what the API sends (no top-k in OpenAI's fields); greedy either way
     inputs, _ = engine.prompt_ids(tokenizer, PROMPT, gen)
     server, url = start_server(saves, model_dir, engine)
 
     class FirstToken:
         """A minimal streamer: notes when the first new token arrives."""
+
         def __init__(self):
             self.calls, self.first = 0, None
 
@@ -90,8 +98,7 @@ def latency_and_throughput(model_dir: str, saves: Path, tokens: int, rounds: int
         started = time.perf_counter()
         torch.manual_seed(gen.seed)
         with torch.inference_mode():
-            out = model.generate(**inputs, **gen.generate_kwargs(), streamer=mark,
-                                 pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(**inputs, **gen.generate_kwargs(), streamer=mark, pad_token_id=tokenizer.pad_token_id)
         return mark.first - started, out.shape[1] - inputs["input_ids"].shape[1], time.perf_counter() - started
 
     def ours():
@@ -115,8 +122,10 @@ def latency_and_throughput(model_dir: str, saves: Path, tokens: int, rounds: int
 
     def summary(side):
         mine = [r for r in rows if r["side"] == side]
-        return {"first_token_s": round(sum(r["first_token_s"] for r in mine) / len(mine), 4),
-                "tokens_per_s": round(sum(r["tokens"] for r in mine) / sum(r["seconds"] for r in mine), 2)}
+        return {
+            "first_token_s": round(sum(r["first_token_s"] for r in mine) / len(mine), 4),
+            "tokens_per_s": round(sum(r["tokens"] for r in mine) / sum(r["seconds"] for r in mine), 2),
+        }
 
     one = {side: summary(side) for side in sides}
     one["api_first_token_vs_engine"] = round(one["api"]["first_token_s"] / one["engine"]["first_token_s"], 3)
@@ -131,13 +140,20 @@ def latency_and_throughput(model_dir: str, saves: Path, tokens: int, rounds: int
     with ThreadPoolExecutor(4) as pool:
         api_four = list(pool.map(lambda _: api(), range(4)))
     api_wall = time.perf_counter() - started
-    four = {"engine_in_turn": {"tokens_per_s": round(sum(r[1] for r in engine_four) / engine_wall, 2),
-                               "mean_first_token_s": round(sum(r[0] for r in engine_four) / 4, 3)},
-            "api_concurrent": {"tokens_per_s": round(sum(r[1] for r in api_four) / api_wall, 2),
-                               "mean_first_token_s_incl_queue": round(sum(r[0] for r in api_four) / 4, 3),
-                               "first_token_s_of_each": [round(r[0], 3) for r in api_four]}}
-    four["api_tokens_per_s_vs_engine"] = round(four["api_concurrent"]["tokens_per_s"] /
-                                               four["engine_in_turn"]["tokens_per_s"], 3)
+    four = {
+        "engine_in_turn": {
+            "tokens_per_s": round(sum(r[1] for r in engine_four) / engine_wall, 2),
+            "mean_first_token_s": round(sum(r[0] for r in engine_four) / 4, 3),
+        },
+        "api_concurrent": {
+            "tokens_per_s": round(sum(r[1] for r in api_four) / api_wall, 2),
+            "mean_first_token_s_incl_queue": round(sum(r[0] for r in api_four) / 4, 3),
+            "first_token_s_of_each": [round(r[0], 3) for r in api_four],
+        },
+    }
+    four["api_tokens_per_s_vs_engine"] = round(
+        four["api_concurrent"]["tokens_per_s"] / four["engine_in_turn"]["tokens_per_s"], 3
+    )
     server.should_exit = True
     return {"one_client": one, "four_clients": four, "rounds": rows}
 
@@ -151,8 +167,11 @@ def memory_worker(saves: str, model_dir: str, adapters: int, tokens: int) -> dic
     for name in [BASE_PREFIX + model_dir] + [f"bench-lora-{i}" for i in range(adapters)]:
         api_stream(url, name, tokens)
     server.should_exit = True
-    return {"adapters": adapters, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "models_cached": len(engine.cached_keys())}
+    return {
+        "adapters": adapters,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "models_cached": len(engine.cached_keys()),
+    }
 
 
 def main(argv=None) -> int:
@@ -174,18 +193,28 @@ def main(argv=None) -> int:
             (saves / "bench-lora").rename(saves / f"bench-lora-{i}")
         memory = {}
         for adapters in (0, 3):
-            done = subprocess.run([sys.executable, __file__, "--worker", str(saves), model_dir, str(adapters),
-                                   str(args.tokens)], capture_output=True, text=True, check=True,
-                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            done = subprocess.run(
+                [sys.executable, __file__, "--worker", str(saves), model_dir, str(adapters), str(args.tokens)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            )
             memory[adapters] = json.loads(done.stdout.strip().splitlines()[-1])
-        result = {"model": model_dir, "max_new_tokens": args.tokens, "cpu_count": os.cpu_count(),
-                  "load_average_at_start": [round(x, 1) for x in load_at_start],
-                  "memory": {"base_only_peak_rss_mb": round(memory[0]["peak_rss_mb"], 1),
-                             "base_and_3_adapters_peak_rss_mb": round(memory[3]["peak_rss_mb"], 1),
-                             "ratio": round(memory[3]["peak_rss_mb"] / memory[0]["peak_rss_mb"], 3),
-                             "models_cached_with_3_adapters": memory[3]["models_cached"]},
-                  **latency_and_throughput(model_dir, saves, args.tokens, args.rounds),
-                  "load_average_at_end": [round(x, 1) for x in os.getloadavg()]}
+        result = {
+            "model": model_dir,
+            "max_new_tokens": args.tokens,
+            "cpu_count": os.cpu_count(),
+            "load_average_at_start": [round(x, 1) for x in load_at_start],
+            "memory": {
+                "base_only_peak_rss_mb": round(memory[0]["peak_rss_mb"], 1),
+                "base_and_3_adapters_peak_rss_mb": round(memory[3]["peak_rss_mb"], 1),
+                "ratio": round(memory[3]["peak_rss_mb"] / memory[0]["peak_rss_mb"], 3),
+                "models_cached_with_3_adapters": memory[3]["models_cached"],
+            },
+            **latency_and_throughput(model_dir, saves, args.tokens, args.rounds),
+            "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
+        }
     print(json.dumps(result, indent=2))
     return 0
 

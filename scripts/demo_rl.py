@@ -18,6 +18,7 @@ here: a LoRA SFT step fell from ~130 s to ~6.5 s with load average ~18 on 2 core
 
 Prints a JSON summary with the figures and the wall times.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,13 +32,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SFT = {"model_name_or_path": "SmolLM2-135M-Instruct", "dataset": "date_format", "stage": "sft",
-       "finetuning_type": "lora", "max_steps": 30, "cutoff_len": 96, "logging_steps": 5,
-       "save_steps": 1000, "learning_rate": 1e-3, "per_device_train_batch_size": 4}
-GRPO = {"dataset": "date_format", "stage": "grpo", "finetuning_type": "lora", "max_steps": 40,
-        "per_device_train_batch_size": 16, "num_generations": 4, "max_completion_length": 16,
-        "temperature": 1.0, "beta": 0.02, "learning_rate": 3e-4, "reward_funcs": "exact_match",
-        "cutoff_len": 96, "logging_steps": 2, "save_steps": 1000}
+SFT = {
+    "model_name_or_path": "SmolLM2-135M-Instruct",
+    "dataset": "date_format",
+    "stage": "sft",
+    "finetuning_type": "lora",
+    "max_steps": 30,
+    "cutoff_len": 96,
+    "logging_steps": 5,
+    "save_steps": 1000,
+    "learning_rate": 1e-3,
+    "per_device_train_batch_size": 4,
+}
+GRPO = {
+    "dataset": "date_format",
+    "stage": "grpo",
+    "finetuning_type": "lora",
+    "max_steps": 40,
+    "per_device_train_batch_size": 16,
+    "num_generations": 4,
+    "max_completion_length": 16,
+    "temperature": 1.0,
+    "beta": 0.02,
+    "learning_rate": 3e-4,
+    "reward_funcs": "exact_match",
+    "cutoff_len": 96,
+    "logging_steps": 2,
+    "save_steps": 1000,
+}
 
 
 def train(keys: dict, run_dir: Path, dataset_dir: Path | None = None) -> float:
@@ -51,8 +73,11 @@ def train(keys: dict, run_dir: Path, dataset_dir: Path | None = None) -> float:
         keys["dataset_dir"] = str(dataset_dir)
     config.write_text(yaml.safe_dump(keys, allow_unicode=True), encoding="utf-8")
     started = time.time()
-    done = subprocess.run([sys.executable, "-m", "workbench", "train", str(config)], cwd=ROOT,
-                          env={**os.environ, "WORKBENCH_SAVES": str(run_dir.parent)})
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "train", str(config)],
+        cwd=ROOT,
+        env={**os.environ, "WORKBENCH_SAVES": str(run_dir.parent)},
+    )
     if done.returncode != 0:
         raise SystemExit(f"training failed (exit {done.returncode}); see {run_dir / 'train.log'}")
     return time.time() - started
@@ -82,8 +107,7 @@ def evaluate(run_dir: Path, limit: int | None = None) -> tuple[dict, float]:
     from workbench.evaluate import Evaluator, before_after
 
     started = time.time()
-    report = before_after(run_dir.name, None, "test", Evaluator(root=run_dir.parent, batch_size=16),
-                          None, limit)
+    report = before_after(run_dir.name, None, "test", Evaluator(root=run_dir.parent, batch_size=16), None, limit)
     return report, time.time() - started
 
 
@@ -97,21 +121,29 @@ def part_skill(work: Path, limit: int | None, sft_merged: str | None = None) -> 
         merged = merge(sft_dir, work / "sft-merged")
     grpo_wall = train({**GRPO, "model_name_or_path": str(merged)}, grpo_dir)
     report, eval_seconds = evaluate(grpo_dir, limit)
-    return {"part": "skill", "rows": len(report["rows"]),
-            "exact_match_sft": round(report["base_metrics"]["exact_match"], 3),
-            "exact_match_sft_grpo": round(report["tuned_metrics"]["exact_match"], 3),
-            "improved": report["improved"], "worse": report["worse"],
-            "mean_reward_sft": _reward(report, "base"), "mean_reward_sft_grpo": _reward(report, "tuned"),
-            "forgetting_percent": round(report["forgetting"]["change_percent"], 2),
-            "sft_steps": SFT["max_steps"], "grpo_steps": GRPO["max_steps"],
-            "sft_wall_seconds": round(sft_wall, 1), "grpo_wall_seconds": round(grpo_wall, 1),
-            "eval_seconds": round(eval_seconds, 1)}
+    return {
+        "part": "skill",
+        "rows": len(report["rows"]),
+        "exact_match_sft": round(report["base_metrics"]["exact_match"], 3),
+        "exact_match_sft_grpo": round(report["tuned_metrics"]["exact_match"], 3),
+        "improved": report["improved"],
+        "worse": report["worse"],
+        "mean_reward_sft": _reward(report, "base"),
+        "mean_reward_sft_grpo": _reward(report, "tuned"),
+        "forgetting_percent": round(report["forgetting"]["change_percent"], 2),
+        "sft_steps": SFT["max_steps"],
+        "grpo_steps": GRPO["max_steps"],
+        "sft_wall_seconds": round(sft_wall, 1),
+        "grpo_wall_seconds": round(grpo_wall, 1),
+        "eval_seconds": round(eval_seconds, 1),
+    }
 
 
 # what the raters of part `ratings` like: short answers that give the ISO date alone
 def preferred(prediction_a: str, prediction_b: str) -> str:
     def good(text: str) -> int:
         return int(len(text.strip()) <= 12) + int(text.strip()[:1].isdigit())
+
     return "a" if good(prediction_a) >= good(prediction_b) else "b"
 
 
@@ -129,21 +161,57 @@ def part_ratings(work: Path, limit: int | None) -> dict:
         good, bad = row["messages"][-1]["content"], f"Sure! The date {prompt.splitlines()[-1]} is a nice day."
         a, b = (good, bad) if count % 2 else (bad, good)
         verdict = preferred(a, b)
-        count = rate(dataset_dir, "date_ratings", "preference", verdict, prompt=prompt, history=[],
-                     answers=(a, b), models=("base", "base"), settings=settings)["ratings"]
-    rm_wall = train({"model_name_or_path": "SmolLM2-135M-Instruct", "dataset": "date_ratings",
-                     "stage": "rm", "finetuning_type": "lora", "max_steps": 16, "cutoff_len": 96,
-                     "learning_rate": 1e-3, "per_device_train_batch_size": 4, "logging_steps": 4,
-                     "save_steps": 1000}, work / "rm", dataset_dir)
-    grpo_wall = train({**GRPO, "model_name_or_path": "SmolLM2-135M-Instruct", "reward_funcs": "",
-                       "reward_model": "rm", "max_completion_length": 24}, work / "grpo-rm", dataset_dir)
+        count = rate(
+            dataset_dir,
+            "date_ratings",
+            "preference",
+            verdict,
+            prompt=prompt,
+            history=[],
+            answers=(a, b),
+            models=("base", "base"),
+            settings=settings,
+        )["ratings"]
+    rm_wall = train(
+        {
+            "model_name_or_path": "SmolLM2-135M-Instruct",
+            "dataset": "date_ratings",
+            "stage": "rm",
+            "finetuning_type": "lora",
+            "max_steps": 16,
+            "cutoff_len": 96,
+            "learning_rate": 1e-3,
+            "per_device_train_batch_size": 4,
+            "logging_steps": 4,
+            "save_steps": 1000,
+        },
+        work / "rm",
+        dataset_dir,
+    )
+    grpo_wall = train(
+        {
+            **GRPO,
+            "model_name_or_path": "SmolLM2-135M-Instruct",
+            "reward_funcs": "",
+            "reward_model": "rm",
+            "max_completion_length": 24,
+        },
+        work / "grpo-rm",
+        dataset_dir,
+    )
     report, eval_seconds = evaluate(work / "grpo-rm", limit)
-    return {"part": "ratings", "ratings": count, "rows": len(report["rows"]),
-            "mean_reward_base": _reward(report, "base"), "mean_reward_tuned": _reward(report, "tuned"),
-            "exact_match_base": round(report["base_metrics"]["exact_match"], 3),
-            "exact_match_tuned": round(report["tuned_metrics"]["exact_match"], 3),
-            "rm_wall_seconds": round(rm_wall, 1), "grpo_wall_seconds": round(grpo_wall, 1),
-            "eval_seconds": round(eval_seconds, 1)}
+    return {
+        "part": "ratings",
+        "ratings": count,
+        "rows": len(report["rows"]),
+        "mean_reward_base": _reward(report, "base"),
+        "mean_reward_tuned": _reward(report, "tuned"),
+        "exact_match_base": round(report["base_metrics"]["exact_match"], 3),
+        "exact_match_tuned": round(report["tuned_metrics"]["exact_match"], 3),
+        "rm_wall_seconds": round(rm_wall, 1),
+        "grpo_wall_seconds": round(grpo_wall, 1),
+        "eval_seconds": round(eval_seconds, 1),
+    }
 
 
 def main() -> int:
@@ -152,11 +220,19 @@ def main() -> int:
     parser.add_argument("--work", default="/tmp/demo-rl", help="a fresh folder for the runs")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N test rows")
     parser.add_argument("--grpo-steps", type=int, default=GRPO["max_steps"])
-    parser.add_argument("--grpo-batch", type=int, default=GRPO["per_device_train_batch_size"],
-                        help="answers per grpo step (num_generations 4 each prompt)")
+    parser.add_argument(
+        "--grpo-batch",
+        type=int,
+        default=GRPO["per_device_train_batch_size"],
+        help="answers per grpo step (num_generations 4 each prompt)",
+    )
     parser.add_argument("--beta", type=float, default=GRPO["beta"])
-    parser.add_argument("--sft-merged", default=None, help="part skill: start grpo from this merged "
-                        "SFT model folder (from an earlier run of this script) instead of training one")
+    parser.add_argument(
+        "--sft-merged",
+        default=None,
+        help="part skill: start grpo from this merged "
+        "SFT model folder (from an earlier run of this script) instead of training one",
+    )
     args = parser.parse_args()
     GRPO.update(max_steps=args.grpo_steps, per_device_train_batch_size=args.grpo_batch, beta=args.beta)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -165,13 +241,23 @@ def main() -> int:
         raise SystemExit(f"{work} already holds runs: remove it or pass another --work")
     load = os.getloadavg()
     started = time.time()
-    summary = part_skill(work, args.limit, args.sft_merged) if args.part == "skill" else \
-        part_ratings(work, args.limit)
-    summary["grpo"] = {k: GRPO[k] for k in ("max_steps", "per_device_train_batch_size", "num_generations",
-                                            "beta", "learning_rate", "max_completion_length")}
-    summary.update(total_wall_seconds=round(time.time() - started, 1),
-                   load_average_at_start=[round(x, 2) for x in load],
-                   load_average_at_end=[round(x, 2) for x in os.getloadavg()])
+    summary = part_skill(work, args.limit, args.sft_merged) if args.part == "skill" else part_ratings(work, args.limit)
+    summary["grpo"] = {
+        k: GRPO[k]
+        for k in (
+            "max_steps",
+            "per_device_train_batch_size",
+            "num_generations",
+            "beta",
+            "learning_rate",
+            "max_completion_length",
+        )
+    }
+    summary.update(
+        total_wall_seconds=round(time.time() - started, 1),
+        load_average_at_start=[round(x, 2) for x in load],
+        load_average_at_end=[round(x, 2) for x in os.getloadavg()],
+    )
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0
 

@@ -10,6 +10,7 @@ tuned model on the held-out test split and the general-text forgetting check:
 Prints the exact match before and after, the forgetting %, and the training wall time, and
 exits non-zero when the goal (EM >= 0.8, forgetting < 15%) is missed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ def train(config: Path, run_dir: Path) -> float:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise SystemExit(f"{run_dir} already holds a run: remove it, or pass --skip-train")
     started = time.time()
-    done = subprocess.run([sys.executable, "-m", "workbench", "train", str(config),
-                           f"--set=output_dir={run_dir}"], cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "train", str(config), f"--set=output_dir={run_dir}"], cwd=ROOT
+    )
     if done.returncode != 0:
         raise SystemExit(f"training failed (exit {done.returncode}); see {run_dir / 'train.log'}")
     return time.time() - started
@@ -67,21 +69,29 @@ def main() -> int:
 
     print(f"evaluating base and tuned on the date_format test split ({run_dir.name})")
     started = time.time()
-    report = before_after(run_dir.name, None, "test", Evaluator(root=run_dir.parent, batch_size=16),
-                          progress, args.limit)
+    report = before_after(
+        run_dir.name, None, "test", Evaluator(root=run_dir.parent, batch_size=16), progress, args.limit
+    )
     eval_seconds = time.time() - started
     before, after = report["base_metrics"]["exact_match"], report["tuned_metrics"]["exact_match"]
     forgot = report["forgetting"]["change_percent"]
     inner = training_seconds(run_dir)
-    summary = {"exact_match_before": round(before, 3), "exact_match_after": round(after, 3),
-               "rows": len(report["rows"]), "improved": report["improved"], "worse": report["worse"],
-               "forgetting_percent": round(forgot, 2),
-               "train_wall_seconds": round(wall, 1) if wall else None,
-               "train_loop_seconds": round(inner, 1) if inner else None,
-               "eval_seconds": round(eval_seconds, 1)}
+    summary = {
+        "exact_match_before": round(before, 3),
+        "exact_match_after": round(after, 3),
+        "rows": len(report["rows"]),
+        "improved": report["improved"],
+        "worse": report["worse"],
+        "forgetting_percent": round(forgot, 2),
+        "train_wall_seconds": round(wall, 1) if wall else None,
+        "train_loop_seconds": round(inner, 1) if inner else None,
+        "eval_seconds": round(eval_seconds, 1),
+    }
     print(json.dumps(summary, indent=2))
-    print(f"exact match {before:.2f} -> {after:.2f}; forgetting {forgot:+.1f}%; "
-          f"training {summary['train_wall_seconds'] or summary['train_loop_seconds']} s")
+    print(
+        f"exact match {before:.2f} -> {after:.2f}; forgetting {forgot:+.1f}%; "
+        f"training {summary['train_wall_seconds'] or summary['train_loop_seconds']} s"
+    )
     ok = after >= GOAL_EM and forgot < GOAL_FORGETTING
     print("goal met" if ok else f"goal missed (needs EM >= {GOAL_EM} and forgetting < {GOAL_FORGETTING}%)")
     return 0 if ok else 1

@@ -1,8 +1,9 @@
 """Write docs/config.md, the reference of every config key, from the field declarations.
 
-    python scripts/gen_config_docs.py           # rewrite docs/config.md
-    python scripts/gen_config_docs.py --check   # exit 1 when docs/config.md is out of date
+python scripts/gen_config_docs.py           # rewrite docs/config.md
+python scripts/gen_config_docs.py --check   # exit 1 when docs/config.md is out of date
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,10 +62,17 @@ def render() -> str:
         for f in rows:
             meta = f.metadata
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            out.append("| `{}` | `{}` | {} | **{}**: {} | **{}**：{} |".format(
-                f.name, _cell(_shown(default)), _cell(allowed_values(meta)),
-                _cell(meta["label"]["en"]), _cell(meta["help"]["en"]),
-                _cell(meta["label"]["zh"]), _cell(meta["help"]["zh"])))
+            out.append(
+                "| `{}` | `{}` | {} | **{}**: {} | **{}**：{} |".format(
+                    f.name,
+                    _cell(_shown(default)),
+                    _cell(allowed_values(meta)),
+                    _cell(meta["label"]["en"]),
+                    _cell(meta["help"]["en"]),
+                    _cell(meta["label"]["zh"]),
+                    _cell(meta["help"]["zh"]),
+                )
+            )
     return "\n".join(out) + "\n"
 
 

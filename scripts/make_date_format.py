@@ -6,6 +6,7 @@ that needs generalisation, not a memorised answer. Train and test dates never ov
 
     python scripts/make_date_format.py        # rewrites workbench/data/shipped/date_format*.json (fixed seed)
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,15 +19,54 @@ N_TRAIN = 240
 N_TEST = 60
 DATA = Path(__file__).resolve().parent.parent / "workbench" / "data" / "shipped"
 
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-ORDINAL_WORDS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
-                 "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
-                 "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth",
-                 "twenty-first", "twenty-second", "twenty-third", "twenty-fourth", "twenty-fifth",
-                 "twenty-sixth", "twenty-seventh", "twenty-eighth", "twenty-ninth", "thirtieth",
-                 "thirty-first"]
+ORDINAL_WORDS = [
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+    "seventeenth",
+    "eighteenth",
+    "nineteenth",
+    "twentieth",
+    "twenty-first",
+    "twenty-second",
+    "twenty-third",
+    "twenty-fourth",
+    "twenty-fifth",
+    "twenty-sixth",
+    "twenty-seventh",
+    "twenty-eighth",
+    "twenty-ninth",
+    "thirtieth",
+    "thirty-first",
+]
 ZH_DIGITS = "〇一二三四五六七八九"
 
 INSTRUCTIONS_EN = [
@@ -48,7 +88,7 @@ def ordinal(n: int) -> str:
 def zh_number(n: int) -> str:
     """Chinese numerals for a day or month (1-31): 五, 十, 十二, 二十一, 三十."""
     tens, ones = divmod(n, 10)
-    text = ("" if tens == 0 else "十" if tens == 1 else ZH_DIGITS[tens] + "十")
+    text = "" if tens == 0 else "十" if tens == 1 else ZH_DIGITS[tens] + "十"
     return text + (ZH_DIGITS[ones] if ones else "")
 
 
@@ -67,8 +107,11 @@ STYLES = [
     ("compact", "en", lambda d: f"{d.year}{d.month:02d}{d.day:02d}"),
     ("zh_digits", "zh", lambda d: f"{d.year}年{d.month}月{d.day}日"),
     ("zh_slash", "zh", lambda d: f"{d.year}/{d.month}/{d.day}"),
-    ("zh_numerals", "zh", lambda d: "".join(ZH_DIGITS[int(c)] for c in str(d.year))
-        + f"年{zh_number(d.month)}月{zh_number(d.day)}日"),
+    (
+        "zh_numerals",
+        "zh",
+        lambda d: "".join(ZH_DIGITS[int(c)] for c in str(d.year)) + f"年{zh_number(d.month)}月{zh_number(d.day)}日",
+    ),
 ]
 
 
@@ -80,8 +123,7 @@ def random_date(rng: random.Random) -> dt.date:
 def make_row(rng: random.Random, day: dt.date, style_index: int) -> dict:
     name, lang, render = STYLES[style_index]
     instruction = rng.choice(INSTRUCTIONS_ZH if lang == "zh" else INSTRUCTIONS_EN)
-    return {"instruction": instruction, "input": render(day), "output": day.isoformat(),
-            "style": name}
+    return {"instruction": instruction, "input": render(day), "output": day.isoformat(), "style": name}
 
 
 def build() -> tuple[list[dict], list[dict]]:

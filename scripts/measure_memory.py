@@ -8,6 +8,7 @@ continued pretraining with packing, so every batch is exactly batch x cutoff tok
 process; the peak resident set size of that process (ru_maxrss) is its peak. On a CUDA machine
 the peak is torch.cuda.max_memory_allocated plus the CUDA context. Results print as a table and
 as JSON lines (for tests/test_memory.py)."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,53 +26,86 @@ def write_long_pairs(folder: Path) -> Path:
     """Preference pairs whose prompt + answer pass 512 tokens, so every sequence is cut at the
     cutoff (the shipped preference set is short: its peaks would say little about the estimate,
     which is for full-length sequences)."""
-    words = ("the quick brown fox jumps over the lazy dog while a careful model learns which answer "
-             "people prefer and why training on long pairs fills every position up to the cutoff").split()
-    rows = [{"prompt": f"Question {i}: " + " ".join(words[(i + j) % len(words)] for j in range(40)),
-             "chosen": " ".join(words[(3 * i + j) % len(words)] for j in range(700)),
-             "rejected": " ".join(words[(5 * i + j) % len(words)] for j in range(700))} for i in range(16)]
+    words = (
+        "the quick brown fox jumps over the lazy dog while a careful model learns which answer "
+        "people prefer and why training on long pairs fills every position up to the cutoff"
+    ).split()
+    rows = [
+        {
+            "prompt": f"Question {i}: " + " ".join(words[(i + j) % len(words)] for j in range(40)),
+            "chosen": " ".join(words[(3 * i + j) % len(words)] for j in range(700)),
+            "rejected": " ".join(words[(5 * i + j) % len(words)] for j in range(700)),
+        }
+        for i in range(16)
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "long_pairs.json").write_text(json.dumps(rows), encoding="utf-8")
-    (folder / "dataset_info.json").write_text(json.dumps(
-        {LONG_PAIRS: {"file_name": "long_pairs.json", "format": "preference"}}), encoding="utf-8")
+    (folder / "dataset_info.json").write_text(
+        json.dumps({LONG_PAIRS: {"file_name": "long_pairs.json", "format": "preference"}}), encoding="utf-8"
+    )
     return folder
 
 
 CONFIGS = {
     "lora-b2-c256": dict(finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=256),
     "lora-b4-c512": dict(finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512),
-    "lora-ckpt-b4-c512": dict(finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512,
-                              activation_checkpointing=True),
+    "lora-ckpt-b4-c512": dict(
+        finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512, activation_checkpointing=True
+    ),
     "full-b2-c256": dict(finetuning_type="full", per_device_train_batch_size=2, cutoff_len=256),
     "freeze-b2-c256": dict(finetuning_type="freeze", per_device_train_batch_size=2, cutoff_len=256),
     # not used to fit the estimate's terms: an independent check (longer sequences, batch 1)
     "lora-b1-c1024": dict(finetuning_type="lora", per_device_train_batch_size=1, cutoff_len=1024),
     "full-b1-c512": dict(finetuning_type="full", per_device_train_batch_size=1, cutoff_len=512),
-    "lora-ckpt-b2-c512": dict(finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=512,
-                              activation_checkpointing=True),
-    "lora-ckpt-b8-c512": dict(finetuning_type="lora", per_device_train_batch_size=8, cutoff_len=512,
-                              activation_checkpointing=True),
+    "lora-ckpt-b2-c512": dict(
+        finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=512, activation_checkpointing=True
+    ),
+    "lora-ckpt-b8-c512": dict(
+        finetuning_type="lora", per_device_train_batch_size=8, cutoff_len=512, activation_checkpointing=True
+    ),
     # DPO (trl's trainer, not our SFT path) on pairs long enough to fill the cutoff
-    "dpo-lora-b2-c256": dict(stage="dpo", packing=False, dataset=LONG_PAIRS, finetuning_type="lora",
-                             per_device_train_batch_size=2, cutoff_len=256),
-    "dpo-lora-b2-c512": dict(stage="dpo", packing=False, dataset=LONG_PAIRS, finetuning_type="lora",
-                             per_device_train_batch_size=2, cutoff_len=512),
+    "dpo-lora-b2-c256": dict(
+        stage="dpo",
+        packing=False,
+        dataset=LONG_PAIRS,
+        finetuning_type="lora",
+        per_device_train_batch_size=2,
+        cutoff_len=256,
+    ),
+    "dpo-lora-b2-c512": dict(
+        stage="dpo",
+        packing=False,
+        dataset=LONG_PAIRS,
+        finetuning_type="lora",
+        per_device_train_batch_size=2,
+        cutoff_len=512,
+    ),
 }
 # the configurations above compute in fp32 (what they were first measured in); "auto" would
 # pick bf16 on CPUs with AMX. These compute in bf16: mixed precision on a CPU (fp32 master
 # weights, bf16 products under autocast)
 for _keys in CONFIGS.values():
     _keys.setdefault("compute_type", "fp32")
-CONFIGS.update({
-    "bf16-lora-b2-c256": dict(finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=256,
-                              compute_type="bf16"),
-    "bf16-lora-b4-c512": dict(finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512,
-                              compute_type="bf16"),
-    "bf16-full-b2-c256": dict(finetuning_type="full", per_device_train_batch_size=2, cutoff_len=256,
-                              compute_type="bf16"),
-    "bf16-qlora-b4-c512": dict(finetuning_type="lora", quantization_bit=4, per_device_train_batch_size=4,
-                               cutoff_len=512, compute_type="bf16"),
-})
+CONFIGS.update(
+    {
+        "bf16-lora-b2-c256": dict(
+            finetuning_type="lora", per_device_train_batch_size=2, cutoff_len=256, compute_type="bf16"
+        ),
+        "bf16-lora-b4-c512": dict(
+            finetuning_type="lora", per_device_train_batch_size=4, cutoff_len=512, compute_type="bf16"
+        ),
+        "bf16-full-b2-c256": dict(
+            finetuning_type="full", per_device_train_batch_size=2, cutoff_len=256, compute_type="bf16"
+        ),
+        "bf16-qlora-b4-c512": dict(
+            finetuning_type="lora",
+            quantization_bit=4,
+            per_device_train_batch_size=4,
+            cutoff_len=512,
+            compute_type="bf16",
+        ),
+    }
+)
 
 CHILD = r"""
 import json, resource, sys
@@ -93,20 +127,31 @@ print("RESULT " + json.dumps({"peak": peak, "estimate": est.needed, **est.parts(
 def measure(name: str, keys: dict, steps: int) -> dict:
     from workbench.config import DEFAULT_MODEL
 
-    data = {"model_name_or_path": DEFAULT_MODEL, "dataset": "identity",
-            "dataset_dir": str(ROOT / "workbench" / "data" / "shipped"), "stage": "pt", "packing": True, "max_steps": steps,
-            "save_steps": 1000, "logging_steps": 1, **keys}
+    data = {
+        "model_name_or_path": DEFAULT_MODEL,
+        "dataset": "identity",
+        "dataset_dir": str(ROOT / "workbench" / "data" / "shipped"),
+        "stage": "pt",
+        "packing": True,
+        "max_steps": steps,
+        "save_steps": 1000,
+        "logging_steps": 1,
+        **keys,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         if keys.get("dataset") == LONG_PAIRS:
             data["dataset_dir"] = str(write_long_pairs(Path(tmp) / "data"))
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(data), str(Path(tmp) / "run")],
-                              capture_output=True, text=True, cwd=ROOT)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(data), str(Path(tmp) / "run")],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+    line = next((out for out in proc.stdout.splitlines() if out.startswith("RESULT ")), None)
     if line is None:
         raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(line[len("RESULT "):])
-    return {"name": name, "keys": keys, **result,
-            "error": (result["estimate"] - result["peak"]) / result["peak"]}
+    result = json.loads(line[len("RESULT ") :])
+    return {"name": name, "keys": keys, **result, "error": (result["estimate"] - result["peak"]) / result["peak"]}
 
 
 def main() -> int:
@@ -114,14 +159,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()
-    gib = 1024 ** 3
+    gib = 1024**3
     print(f"{'config':<20} {'estimate GiB':>12} {'peak GiB':>9} {'error':>7}")
     for name, keys in CONFIGS.items():
         if args.only and name not in args.only:
             continue
         r = measure(name, keys, args.steps)
-        print(f"{name:<20} {r['estimate'] / gib:>12.2f} {r['peak'] / gib:>9.2f} {100 * r['error']:>6.0f}%",
-              flush=True)
+        print(f"{name:<20} {r['estimate'] / gib:>12.2f} {r['peak'] / gib:>9.2f} {100 * r['error']:>6.0f}%", flush=True)
         print(json.dumps(r), flush=True)
     return 0
 

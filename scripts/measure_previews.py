@@ -10,6 +10,7 @@ Writes the files to a temporary folder, then:
    while it runs, a one-row preview from a second session: prints both latencies;
 4. times loading a YAML alias bomb.
 Prints the peak memory of this process (ru_maxrss) after each step."""
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,10 @@ def time_core_previews(files: dict[str, Path]) -> None:
         path = files[key]
         started = time.perf_counter()
         result = inspect(cfg, tokenizer, str(path), sample=PREVIEW_ROWS)
-        print(f"preview {path.name} ({path.stat().st_size / 1e6:.0f} MB): {time.perf_counter() - started:.2f} s, "
-              f"sampled={result.sampled}, peak RSS {peak_mb():.0f} MB")
+        print(
+            f"preview {path.name} ({path.stat().st_size / 1e6:.0f} MB): {time.perf_counter() - started:.2f} s, "
+            f"sampled={result.sampled}, peak RSS {peak_mb():.0f} MB"
+        )
 
 
 def time_full_check(files: dict[str, Path], folder: Path) -> None:
@@ -70,8 +73,10 @@ def time_full_check(files: dict[str, Path], folder: Path) -> None:
     data.mkdir()
     started = time.perf_counter()
     _, count = add_dataset(data, "million", files["many"])
-    print(f"register million.jsonl (every row checked): {count} rows in {time.perf_counter() - started:.2f} s, "
-          f"peak RSS {peak_mb():.0f} MB")
+    print(
+        f"register million.jsonl (every row checked): {count} rows in {time.perf_counter() - started:.2f} s, "
+        f"peak RSS {peak_mb():.0f} MB"
+    )
 
 
 def time_two_users(files: dict[str, Path], folder: Path) -> None:
@@ -82,6 +87,7 @@ def time_two_users(files: dict[str, Path], folder: Path) -> None:
     saves, data = folder / "saves", folder / "served"
     data.mkdir()
     import socket
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -101,13 +107,24 @@ def time_two_users(files: dict[str, Path], folder: Path) -> None:
 
         def preview(path: Path, stored: str, out: dict) -> None:
             user = httpx.Client(base_url=url, timeout=600)
-            data_in = [{"path": stored, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
-                       if i == upload_id else (None if components[i]["type"] in ("state", "file") else
-                                               components[i]["props"].get("value")) for i in dep["inputs"]]
+            data_in = [
+                {"path": stored, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+                if i == upload_id
+                else (None if components[i]["type"] in ("state", "file") else components[i]["props"].get("value"))
+                for i in dep["inputs"]
+            ]
             session = uuid.uuid4().hex
             started = time.perf_counter()
-            user.post("/gradio_api/queue/join", json={"data": data_in, "fn_index": dep["id"], "session_hash": session,
-                                                      "trigger_id": check_id, "event_data": None})
+            user.post(
+                "/gradio_api/queue/join",
+                json={
+                    "data": data_in,
+                    "fn_index": dep["id"],
+                    "session_hash": session,
+                    "trigger_id": check_id,
+                    "event_data": None,
+                },
+            )
             with user.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
                 for line in stream.iter_lines():
                     if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
@@ -125,8 +142,10 @@ def time_two_users(files: dict[str, Path], folder: Path) -> None:
             preview(files["small"], small, second)
             worker.join()
             assert "sampled" in first["text"], first["text"][:300]
-            print(f"two users at once: preview of {files[big].name} {first['seconds']:.2f} s; a one-row preview "
-                  f"sent 0.3 s later answered in {second['seconds']:.2f} s")
+            print(
+                f"two users at once: preview of {files[big].name} {first['seconds']:.2f} s; a one-row preview "
+                f"sent 0.3 s later answered in {second['seconds']:.2f} s"
+            )
     finally:
         demo.close()
         demo.wb_context.controller.stop_watcher()
@@ -136,15 +155,18 @@ def time_yaml_bomb(folder: Path) -> None:
     from workbench.config import ConfigError, load_config
 
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+    )
     path = folder / "bomb.yaml"
     path.write_text(bomb)
     started = time.perf_counter()
     try:
         load_config(path)
     except ConfigError as err:
-        print(f"YAML alias bomb ({len(bomb)} bytes): refused in {(time.perf_counter() - started) * 1000:.1f} ms: "
-              f"{err.problems[0][:80]}")
+        print(
+            f"YAML alias bomb ({len(bomb)} bytes): refused in {(time.perf_counter() - started) * 1000:.1f} ms: "
+            f"{err.problems[0][:80]}"
+        )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ the first step's start to the last step's end, as events.jsonl records them). Pr
 JSON lines. The machine's load (os.getloadavg) is recorded with every row: a calibration on a
 busy machine predicts a busy machine's run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,26 +25,58 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 CONFIGS = {
-    "lora-bf16-identity": dict(finetuning_type="lora", compute_type="auto", dataset="identity",
-                               max_steps=16, per_device_train_batch_size=4),
-    "lora-fp32-identity": dict(finetuning_type="lora", compute_type="fp32", dataset="identity",
-                               max_steps=10, per_device_train_batch_size=4),
-    "lora-bf16-epoch-b8": dict(finetuning_type="lora", compute_type="auto", dataset="identity",
-                               num_train_epochs=1, per_device_train_batch_size=8),
-    "full-bf16-identity": dict(finetuning_type="full", compute_type="auto", dataset="identity",
-                               max_steps=10, per_device_train_batch_size=4, learning_rate=5e-5),
-    "qlora-bf16-identity": dict(finetuning_type="lora", quantization_bit=4, compute_type="auto",
-                                dataset="identity", max_steps=10, per_device_train_batch_size=4),
-    "lora-bf16-dates-c256": dict(finetuning_type="lora", compute_type="auto", dataset="date_format",
-                                 max_steps=12, per_device_train_batch_size=4, cutoff_len=256),
+    "lora-bf16-identity": dict(
+        finetuning_type="lora", compute_type="auto", dataset="identity", max_steps=16, per_device_train_batch_size=4
+    ),
+    "lora-fp32-identity": dict(
+        finetuning_type="lora", compute_type="fp32", dataset="identity", max_steps=10, per_device_train_batch_size=4
+    ),
+    "lora-bf16-epoch-b8": dict(
+        finetuning_type="lora",
+        compute_type="auto",
+        dataset="identity",
+        num_train_epochs=1,
+        per_device_train_batch_size=8,
+    ),
+    "full-bf16-identity": dict(
+        finetuning_type="full",
+        compute_type="auto",
+        dataset="identity",
+        max_steps=10,
+        per_device_train_batch_size=4,
+        learning_rate=5e-5,
+    ),
+    "qlora-bf16-identity": dict(
+        finetuning_type="lora",
+        quantization_bit=4,
+        compute_type="auto",
+        dataset="identity",
+        max_steps=10,
+        per_device_train_batch_size=4,
+    ),
+    "lora-bf16-dates-c256": dict(
+        finetuning_type="lora",
+        compute_type="auto",
+        dataset="date_format",
+        max_steps=12,
+        per_device_train_batch_size=4,
+        cutoff_len=256,
+    ),
 }
 
 
 def base_keys(keys: dict, run_dir: str) -> dict:
     from workbench.config import DEFAULT_MODEL
 
-    return {"model_name_or_path": DEFAULT_MODEL, "dataset_dir": str(ROOT / "workbench" / "data" / "shipped"), "cutoff_len": 512,
-            "logging_steps": 1, "save_steps": 10 ** 6, "output_dir": run_dir, **keys}
+    return {
+        "model_name_or_path": DEFAULT_MODEL,
+        "dataset_dir": str(ROOT / "workbench" / "data" / "shipped"),
+        "cutoff_len": 512,
+        "logging_steps": 1,
+        "save_steps": 10**6,
+        "output_dir": run_dir,
+        **keys,
+    }
 
 
 def step_seconds(events_path: Path) -> float | None:
@@ -70,17 +103,29 @@ def measure(name: str, keys: dict) -> dict:
         from workbench.config import save_config
 
         save_config(cfg, config_path)
-        proc = subprocess.run([sys.executable, "-m", "workbench.train", str(config_path),
-                               "--run-dir", str(Path(tmp) / "run")], capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-m", "workbench.train", str(config_path), "--run-dir", str(Path(tmp) / "run")],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
         measured = step_seconds(Path(tmp) / "run" / "events.jsonl")
-    return {"name": name, "keys": keys, "dtype": str(dtype).replace("torch.", ""), "steps": est.steps,
-            "tokens": est.tokens, "calibrated_tokens_per_s": est.tokens_per_s,
-            "predicted_seconds": est.seconds, "measured_seconds": measured,
-            "error": (est.seconds - measured) / measured if est.seconds and measured else None,
-            "calibration_seconds": calibration_seconds, "load_avg_before": load_before,
-            "load_avg_after": os.getloadavg()[0]}
+    return {
+        "name": name,
+        "keys": keys,
+        "dtype": str(dtype).replace("torch.", ""),
+        "steps": est.steps,
+        "tokens": est.tokens,
+        "calibrated_tokens_per_s": est.tokens_per_s,
+        "predicted_seconds": est.seconds,
+        "measured_seconds": measured,
+        "error": (est.seconds - measured) / measured if est.seconds and measured else None,
+        "calibration_seconds": calibration_seconds,
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg()[0],
+    }
 
 
 def main() -> int:
@@ -93,8 +138,11 @@ def main() -> int:
             continue
         r = measure(name, keys)
         err = f"{100 * r['error']:+.0f}%" if r["error"] is not None else "-"
-        print(f"{name:<24} {r['steps']:>5} {r['predicted_seconds'] or 0:>11.1f} {r['measured_seconds'] or 0:>10.1f} "
-              f"{err:>6} {r['load_avg_before']:>4.1f}/{r['load_avg_after']:>4.1f}", flush=True)
+        print(
+            f"{name:<24} {r['steps']:>5} {r['predicted_seconds'] or 0:>11.1f} {r['measured_seconds'] or 0:>10.1f} "
+            f"{err:>6} {r['load_avg_before']:>4.1f}/{r['load_avg_after']:>4.1f}",
+            flush=True,
+        )
         print(json.dumps(r), flush=True)
     return 0
 

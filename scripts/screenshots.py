@@ -6,6 +6,7 @@ run, and photograph each of the six tabs in Chromium (Playwright).
 
 Writes docs/{train,data,chat,export,evaluate,experiments}-tab.png, each reduced to a 256-colour
 palette so it stays small."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,19 @@ def tiny_model(folder: Path) -> Path:
     from workbench.models import KNOWN_MODELS, ensure_embedded_cache
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_embedded_cache(KNOWN_MODELS[DEFAULT_MODEL]))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -79,8 +89,11 @@ def main() -> None:
                 box.press("Enter")
             set_value(page, "#field-max_steps", str(args.steps))
             page.click("#train-start")
-            wait_until(lambda: page.locator(".wb-progress[data-status='finished']").count() == 1, 1800,
-                       what="the run to finish")
+            wait_until(
+                lambda: page.locator(".wb-progress[data-status='finished']").count() == 1,
+                1800,
+                what="the run to finish",
+            )
             run_id = next(p.name for p in saves.iterdir() if p.is_dir() and not p.name.startswith("."))
             page.locator("#train-progress").scroll_into_view_if_needed()
             page.mouse.wheel(0, -120)
@@ -94,8 +107,13 @@ def main() -> None:
             pick_option(page, "#chat-right", run_id)
             page.locator("#chat-input textarea").fill("Who are you?")
             page.click("#chat-send")
-            wait_until(lambda: "tokens/s" in page.inner_text("#chat-stats-a") and
-                       "tokens/s" in page.inner_text("#chat-stats-b"), 300, what="both panes to answer")
+            wait_until(
+                lambda: (
+                    "tokens/s" in page.inner_text("#chat-stats-a") and "tokens/s" in page.inner_text("#chat-stats-b")
+                ),
+                300,
+                what="both panes to answer",
+            )
             save_small(page, out / "chat-tab.png")
 
             open_tab(page, "export")

@@ -1,4 +1,5 @@
 """Launch the real app in its own process and drive it with Playwright in Debian's Chromium."""
+
 from __future__ import annotations
 
 import contextlib
@@ -25,12 +26,28 @@ def running_app(saves: Path, root: Path, extra_args: list[str] | None = None, en
     """Yield the base URL of a freshly started `workbench ui`; stop it afterwards."""
     port = free_port()
     log = open(saves.parent / f"ui-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "ui", "--port", str(port), "--saves", str(saves),
-                             "--dataset-dir", str(root / "data"),
-                             # the tests' models are folders under pytest's tmp, outside the workspace
-                             "--allow-local-models", *(extra_args or [])],
-                            cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "ui",
+            "--port",
+            str(port),
+            "--saves",
+            str(saves),
+            "--dataset-dir",
+            str(root / "data"),
+            # the tests' models are folders under pytest's tmp, outside the workspace
+            "--allow-local-models",
+            *(extra_args or []),
+        ],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 120
@@ -58,8 +75,9 @@ def browser_page(width: int = 1400, height: int = 1100, locale: str | None = Non
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
-                                      **({"locale": locale} if locale else {}))
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, accept_downloads=True, **({"locale": locale} if locale else {})
+        )
         page = context.new_page()
         page.set_default_timeout(60_000)
         try:

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny random-initialised model (for speed), isolated saves folders, and
 helpers to write run configs and run the CLI in a fresh process."""
+
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from workbench.data.registry import SHIPPED_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +28,8 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
     """The embedded default model, converted to the safetensors cache (once per machine)."""
-    from workbench.models import KNOWN_MODELS, ensure_embedded_cache
     from workbench.config import DEFAULT_MODEL
+    from workbench.models import KNOWN_MODELS, ensure_embedded_cache
 
     return ensure_embedded_cache(KNOWN_MODELS[DEFAULT_MODEL])
 
@@ -40,13 +42,21 @@ def tiny_model_dir(tmp_path_factory, default_model_dir) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny-model")
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True,
-                         # large enough that a 32-wide model can express confident predictions
-                         initializer_range=0.2,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        # large enough that a 32-wide model can express confident predictions
+        initializer_range=0.2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
@@ -65,22 +75,37 @@ def saves(tmp_path, monkeypatch) -> Path:
 @pytest.fixture()
 def write_config(tmp_path, tiny_model_dir):
     """write_config(**keys) -> path of a YAML config for the tiny model (overridable)."""
+
     def write(name: str = "run.yaml", **keys) -> Path:
-        data = {"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                "dataset_dir": str(SHIPPED_DIR), "max_steps": 6, "logging_steps": 1,
-                "save_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 5e-3,
-                "cutoff_len": 128}
+        data = {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "identity",
+            "dataset_dir": str(SHIPPED_DIR),
+            "max_steps": 6,
+            "logging_steps": 1,
+            "save_steps": 3,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 5e-3,
+            "cutoff_len": 128,
+        }
         data.update(keys)
         path = tmp_path / name
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         return path
+
     return write
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None):
     """Run `python -m workbench ...` in a fresh process; returns CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd or ROOT, text=True,
-                          capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        cwd=cwd or ROOT,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -90,9 +115,19 @@ def trained_lora_run(tmp_path_factory, tiny_model_dir) -> Path:
     from workbench.train import run
 
     saves = tmp_path_factory.mktemp("saves-lora")
-    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(SHIPPED_DIR), "max_steps": 8, "save_steps": 4,
-                     "learning_rate": 5e-2, "lora_rank": 4, "cutoff_len": 128, "logging_steps": 1})
+    cfg = from_dict(
+        {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "identity",
+            "dataset_dir": str(SHIPPED_DIR),
+            "max_steps": 8,
+            "save_steps": 4,
+            "learning_rate": 5e-2,
+            "lora_rank": 4,
+            "cutoff_len": 128,
+            "logging_steps": 1,
+        }
+    )
     run(cfg, saves / "lora-run", echo=False)
     return saves / "lora-run"
 

@@ -1,5 +1,6 @@
 """The workbench works from any working folder, and refuses a run it can tell will fail before
 the run's folder exists: from the command line and from Start in the page."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
 from workbench.data.registry import SHIPPED_DIR, dataset_folders, load_registry
+
+from conftest import ROOT
 
 SHIPPED = ["date_format", "identity", "preference", "pretrain_text", "sentiment"]
 
@@ -31,13 +33,23 @@ def workbench(*args: str, cwd: Path):
     """`python -m workbench ...` in cwd, the worktree importable but not the working folder."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("WORKBENCH_SAVES", None)
-    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, text=True, capture_output=True,
-                          timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args], cwd=cwd, text=True, capture_output=True, timeout=600, env=env
+    )
 
 
 def config(folder: Path, model: Path, **keys) -> Path:
-    data = {"model_name_or_path": str(model), "dataset": "identity", "max_steps": 1, "logging_steps": 1,
-            "save_steps": 100, "per_device_train_batch_size": 2, "cutoff_len": 64, "max_samples": 8, **keys}
+    data = {
+        "model_name_or_path": str(model),
+        "dataset": "identity",
+        "max_steps": 1,
+        "logging_steps": 1,
+        "save_steps": 100,
+        "per_device_train_batch_size": 2,
+        "cutoff_len": 64,
+        "max_samples": 8,
+        **keys,
+    }
     path = folder / "run.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -118,8 +130,11 @@ def test_cli_bad_config_exits_2_and_debug_shows_the_traceback(elsewhere, tiny_mo
     assert quiet.returncode == loud.returncode == 1
     assert "no training example is left" in quiet.stderr and "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr
-    events = [json.loads(line) for run in (elsewhere / "saves").iterdir()
-              for line in (run / "events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)
+        for run in (elsewhere / "saves").iterdir()
+        for line in (run / "events.jsonl").read_text().splitlines()
+    ]
     assert any(e["type"] == "error" and "no training example" in e["message"] for e in events)
 
 
@@ -133,6 +148,7 @@ def start_handler(app):
         for name, value in values.items():
             data[ctx.fields[name]] = value
         return start(data, None)
+
     return press
 
 
@@ -180,27 +196,33 @@ def test_a_disk_without_room_for_a_checkpoint_is_refused(elsewhere, tiny_model_d
 
 
 def test_the_page_starts_a_shipped_dataset_run_from_elsewhere(elsewhere, tiny_model_dir):
-    from browser import wait_until
     from workbench.jobs import FINAL
     from workbench.ui.app import create_app
 
+    from browser import wait_until
+
     app = create_app(saves=elsewhere / "saves")
     ctx = app.wb_context
-    text, _ = start_handler(app)(model_name_or_path=str(tiny_model_dir), max_steps=1, cutoff_len=64,
-                                 per_device_train_batch_size=2)
+    text, _ = start_handler(app)(
+        model_name_or_path=str(tiny_model_dir), max_steps=1, cutoff_len=64, per_device_train_batch_size=2
+    )
     assert "cannot start" not in text, text
     [job] = ctx.controller.jobs()
 
     def ended():
         ctx.controller.tick()
         return ctx.controller.job(job.run_id).status in FINAL
+
     wait_until(ended, timeout=300, what="the run to end")
-    assert ctx.controller.job(job.run_id).status == "finished", (elsewhere / "saves" / job.run_id / "train.log").read_text()
+    assert ctx.controller.job(job.run_id).status == "finished", (
+        elsewhere / "saves" / job.run_id / "train.log"
+    ).read_text()
 
 
 def test_every_shipped_file_is_declared_package_data():
     """A non-editable install (`pip install .`, the Docker image) carries every shipped file."""
     import fnmatch
+
     import tomllib
 
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]

@@ -1,14 +1,16 @@
 """Training speed: our path against trl's defaults on the tiny model, as ratios
 measured side by side in one run (never absolute seconds), and the guards that the speed-ups
 change nothing that is learned."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from conftest import ROOT, run_cli
 from workbench.data.registry import SHIPPED_DIR
+
+from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +23,17 @@ def bench_data(tmp_path_factory):
 def _run(path, model_dir, bench_data, steps=3, **extra):
     from workbench.bench import run_worker
 
-    return run_worker({"model": str(model_dir), "method": "lora", "path": path, "steps": steps,
-                       "cutoff": 256, "dataset_dir": str(bench_data), **extra})
+    return run_worker(
+        {
+            "model": str(model_dir),
+            "method": "lora",
+            "path": path,
+            "steps": steps,
+            "cutoff": 256,
+            "dataset_dir": str(bench_data),
+            **extra,
+        }
+    )
 
 
 def test_our_steps_run_only_the_required_matmuls_and_learn_the_same(tiny_model_dir, bench_data):
@@ -74,8 +85,9 @@ def test_flop_count_sees_a_quantized_model_as_its_float_self(tmp_path):
     shapes = []
     for method in ("lora", "qlora"):
         cfg = bench.bench_config(str(model_dir), method, 1, 64, tmp_path)
-        model = models.load_causal_lm(str(model_dir), "fp32", cfg.quantization_bit,
-                                      cfg.quantization_type, cfg.double_quantization)
+        model = models.load_causal_lm(
+            str(model_dir), "fp32", cfg.quantization_bit, cfg.quantization_type, cfg.double_quantization
+        )
         shapes.append(bench.model_shape(methods.apply_method(model, cfg)))
     assert shapes[0] == shapes[1]
     assert shapes[0]["layer_params"] == 2 * (64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128)
@@ -106,25 +118,36 @@ def test_per_example_attention_matches_sdpa_with_a_block_mask(tiny_model_dir, mo
             return sdpa(*args, **kwargs)
 
         monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting)
-        packed = model(input_ids=ids, position_ids=positions, cu_seq_lens_q=bounds,
-                       cu_seq_lens_k=bounds, max_length_q=11, max_length_k=11).logits[0]
+        packed = model(
+            input_ids=ids,
+            position_ids=positions,
+            cu_seq_lens_q=bounds,
+            cu_seq_lens_k=bounds,
+            max_length_q=11,
+            max_length_k=11,
+        ).logits[0]
         # without the row boundaries it falls back to plain SDPA, unchanged
         whole = model(input_ids=seqs[1][None]).logits[0]
     # one causal call per example per layer: the per-example path ran, not a masked fallback
-    assert causal_calls[:3 * model.config.num_hidden_layers] == [True] * 3 * model.config.num_hidden_layers
+    assert causal_calls[: 3 * model.config.num_hidden_layers] == [True] * 3 * model.config.num_hidden_layers
     assert torch.allclose(packed, torch.cat(alone), atol=1e-4)
     assert torch.allclose(whole, alone[1], atol=1e-5)
 
 
 def test_tokenized_cache_hits_on_the_same_inputs_only(tiny_model_dir, monkeypatch, tmp_path):
     from workbench.config import from_dict
-    from workbench.data import load_splits, tokenize_rows
-    from workbench.data import cache
+    from workbench.data import cache, load_splits, tokenize_rows
     from workbench.models import load_tokenizer
 
     monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path / "tokenized")
-    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(SHIPPED_DIR), "cutoff_len": 64})
+    cfg = from_dict(
+        {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "identity",
+            "dataset_dir": str(SHIPPED_DIR),
+            "cutoff_len": 64,
+        }
+    )
     tokenizer = load_tokenizer(cfg.model_name_or_path)
     rows = load_splits(cfg).train
     first, stats, hit = cache.tokenize_rows_cached(tokenizer, rows, cfg)
@@ -149,8 +172,20 @@ def test_tokenized_cache_hits_on_the_same_inputs_only(tiny_model_dir, monkeypatc
 
 
 def test_bench_command_prints_a_json_summary_last(tiny_model_dir):
-    result = run_cli("bench", "--model", str(tiny_model_dir), "--methods", "lora", "--steps", "2",
-                     "--rows", "8", "--cutoff", "128", "--no-extras")
+    result = run_cli(
+        "bench",
+        "--model",
+        str(tiny_model_dir),
+        "--methods",
+        "lora",
+        "--steps",
+        "2",
+        "--rows",
+        "8",
+        "--cutoff",
+        "128",
+        "--no-extras",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     lora = summary["methods"]["lora"]
@@ -162,24 +197,36 @@ def test_bench_command_prints_a_json_summary_last(tiny_model_dir):
     expected = {"ours", "trl"} | ({"trl-defaults"} if trl_default_compute_type() != "fp32" else set())
     assert {r["path"] for r in summary["runs"]} == expected
     assert all(r["peak_rss_mb"] > 0 and 0 < r["roofline_fraction"] for r in summary["runs"])
-    assert all(r["setup"]["dtype"] == r["dtype"] and set(r["rooflines_gflops"]) == {"fp32", "bf16"}
-               for r in summary["runs"])
+    assert all(
+        r["setup"]["dtype"] == r["dtype"] and set(r["rooflines_gflops"]) == {"fp32", "bf16"} for r in summary["runs"]
+    )
     assert {r["dtype"] for r in summary["runs"] if r["path"] in ("ours", "trl")} == {"float32"}
 
 
 def _fake_run(path, dtype, tokens_per_s, losses, cpu=None):
-    return {"method": "lora", "path": path, "dtype": dtype, "tokens_per_s": tokens_per_s,
-            "tokens_per_cpu_s": cpu or tokens_per_s / 2, "roofline_fraction": 0.5, "real_tokens": 100,
-            "final_loss": losses[-1], "losses": losses, "peak_rss_mb": 1.0}
+    return {
+        "method": "lora",
+        "path": path,
+        "dtype": dtype,
+        "tokens_per_s": tokens_per_s,
+        "tokens_per_cpu_s": cpu or tokens_per_s / 2,
+        "roofline_fraction": 0.5,
+        "real_tokens": 100,
+        "final_loss": losses[-1],
+        "losses": losses,
+        "peak_rss_mb": 1.0,
+    }
 
 
 def test_summary_reports_both_baselines_and_our_fp32_path():
     from workbench.bench import summarize
 
-    runs = [_fake_run("ours", "bfloat16", 900.0, [2.0, 1.5]),
-            _fake_run("trl", "float32", 150.0, [2.0, 1.5]),
-            _fake_run("trl-defaults", "bfloat16", 200.0, [2.01, 1.51]),
-            _fake_run("ours-fp32", "float32", 450.0, [2.002, 1.503])]
+    runs = [
+        _fake_run("ours", "bfloat16", 900.0, [2.0, 1.5]),
+        _fake_run("trl", "float32", 150.0, [2.0, 1.5]),
+        _fake_run("trl-defaults", "bfloat16", 200.0, [2.01, 1.51]),
+        _fake_run("ours-fp32", "float32", 450.0, [2.002, 1.503]),
+    ]
     lora = summarize(runs)["lora"]
     assert lora["speedup"] == pytest.approx(6.0) and lora["speedup_vs_trl_defaults"] == pytest.approx(4.5)
     assert lora["speedup_vs_fp32"] == pytest.approx(2.0) and lora["speedup_cpu"] == pytest.approx(6.0)
@@ -223,17 +270,24 @@ def test_padding_free_only_where_attention_keeps_examples_apart(tiny_model_dir, 
     from workbench.data import load_splits, tokenize_rows
     from workbench.models import load_tokenizer
 
-    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(SHIPPED_DIR), "cutoff_len": 64, "max_steps": 1,
-                     "finetuning_type": "full", "compute_type": "fp32"})
+    cfg = from_dict(
+        {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "identity",
+            "dataset_dir": str(SHIPPED_DIR),
+            "cutoff_len": 64,
+            "max_steps": 1,
+            "finetuning_type": "full",
+            "compute_type": "fp32",
+        }
+    )
     tokenizer = load_tokenizer(cfg.model_name_or_path)
     examples, _ = tokenize_rows(tokenizer, load_splits(cfg).train[:8], cfg)
     import torch
 
     for attn, padding_free in (("sdpa", True), ("eager", False)):
         model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attn)
-        trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], str(tmp_path / attn),
-                                       torch.float32, [])
+        trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], str(tmp_path / attn), torch.float32, [])
         assert trainer.padding_free is padding_free
         expected = "workbench_varlen" if padding_free else attn
         assert model.config._attn_implementation == expected

@@ -1,6 +1,7 @@
 """bf16 on a CPU: mixed precision (bf16 products under autocast, fp32 master weights, optimizer
 states, loss and gradient norms) for LoRA, full fine-tuning and QLoRA, and how `auto` picks
 between bf16 and fp32 by measuring the machine."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,23 @@ from workbench.config import from_dict
 def _train(tiny_model_dir, tmp_path, compute_type, **keys):
     from workbench import train
 
-    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(_data_dir()), "max_samples": 8, "max_steps": 8,
-                     "logging_steps": 1, "save_steps": 100, "per_device_train_batch_size": 4,
-                     "learning_rate": 2e-2, "cutoff_len": 128, "lr_scheduler_type": "constant",
-                     "compute_type": compute_type, **keys})
+    cfg = from_dict(
+        {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "identity",
+            "dataset_dir": str(_data_dir()),
+            "max_samples": 8,
+            "max_steps": 8,
+            "logging_steps": 1,
+            "save_steps": 100,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 2e-2,
+            "cutoff_len": 128,
+            "lr_scheduler_type": "constant",
+            "compute_type": compute_type,
+            **keys,
+        }
+    )
     run_dir = tmp_path / f"run-{compute_type}-{keys.get('finetuning_type', 'lora')}-{keys.get('quantization_bit')}"
     final = train.run(cfg, run_dir, echo=False)
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
@@ -32,9 +45,11 @@ def _data_dir():
     return SHIPPED_DIR
 
 
-@pytest.mark.parametrize("keys", [{"finetuning_type": "lora"}, {"finetuning_type": "full"},
-                                  {"finetuning_type": "lora", "quantization_bit": 4}],
-                         ids=["lora", "full", "qlora"])
+@pytest.mark.parametrize(
+    "keys",
+    [{"finetuning_type": "lora"}, {"finetuning_type": "full"}, {"finetuning_type": "lora", "quantization_bit": 4}],
+    ids=["lora", "full", "qlora"],
+)
 def test_bf16_trains_on_cpu_with_fp32_master_weights(tiny_model_dir, tmp_path, keys):
     final, events = _train(tiny_model_dir, tmp_path, "bf16", **keys)
     model_event = next(e for e in events if e["type"] == "model")
@@ -70,11 +85,15 @@ def _fake_measure(fp32: float, bf16: float):
     def measure(dtype, shape):
         calls.append((dtype, shape))
         return {"fp32": fp32, "bf16": bf16}[dtype]
+
     return measure, calls
 
 
-@pytest.mark.parametrize("bf16_speed, expected", [(1900.0, True), (400.0, False), (1.0, False)],
-                         ids=["amx", "no-clear-margin", "no-bf16-units"])
+@pytest.mark.parametrize(
+    "bf16_speed, expected",
+    [(1900.0, True), (400.0, False), (1.0, False)],
+    ids=["amx", "no-clear-margin", "no-bf16-units"],
+)
 def test_auto_picks_bf16_only_when_measured_clearly_faster(bf16_speed, expected):
     measure, calls = _fake_measure(350.0, bf16_speed)
     choice = models.cpu_bf16_choice((576, 1536), measure=measure)
@@ -91,6 +110,7 @@ def test_auto_measures_once_per_machine_and_shape(tmp_path, monkeypatch):
     def probe(shape, rounds=4):
         probes.append(shape)
         return 300.0, 1800.0
+
     monkeypatch.setattr(models, "_probe_both", probe)
     assert models.pick_compute_dtype("auto", "cpu", (64, 128)) == torch.bfloat16
     assert models.pick_compute_dtype("auto", "cpu", (64, 128)) == torch.bfloat16

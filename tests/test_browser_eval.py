@@ -1,5 +1,6 @@
 """The Evaluate and Experiments tabs in a real browser: before/after with the forgetting check,
 gap analysis, overlaid loss curves with metrics and config diff, and the checkpoint gallery."""
+
 import shutil
 
 import pytest
@@ -22,8 +23,7 @@ def test_evaluate_and_experiments_tabs(tmp_path, trained_lora_run):
         pick_option(page, "#eval-dataset", "date_format")
         set_value(page, "#eval-limit", "3")
         page.click("#eval-compare")
-        wait_until(lambda: "Forgetting check" in page.inner_text("#eval-summary"), 240,
-                   what="the before/after report")
+        wait_until(lambda: "Forgetting check" in page.inner_text("#eval-summary"), 240, what="the before/after report")
         summary = page.inner_text("#eval-summary")
         assert "improved" in summary and "exact_match" in summary
         table = page.inner_text("#eval-table")
@@ -31,15 +31,15 @@ def test_evaluate_and_experiments_tabs(tmp_path, trained_lora_run):
         page.screenshot(path=str(tmp_path / "evaluate.png"), full_page=True)
 
         page.click("#eval-gap")
-        wait_until(lambda: "what tuning must fix" in page.inner_text("#eval-summary"), 240,
-                   what="the gap analysis")
+        wait_until(lambda: "what tuning must fix" in page.inner_text("#eval-summary"), 240, what="the gap analysis")
 
         page.get_by_role("tab", name="Experiments").click()
         page.wait_for_timeout(1000)  # opening the tab refreshes its run lists
         page.click("#exp-show")
         wait_until(lambda: "date_format" in page.inner_text("#exp-metrics"), 60, what="the metrics table")
-        wait_until(lambda: page.locator("#exp-loss [aria-roledescription='point']").count() >= 2, 60,
-                   what="loss curve points")
+        wait_until(
+            lambda: page.locator("#exp-loss [aria-roledescription='point']").count() >= 2, 60, what="loss curve points"
+        )
         assert "activation_checkpointing" in page.inner_text("#exp-config")  # the first row of a long table
         set_value(page, "#gallery-prompts", "Who are you?")
         page.click("#gallery-build")

@@ -1,5 +1,6 @@
 """The whole flow in a real browser: start a run, watch the chart grow, chat side by side,
 merge and download, switch the language."""
+
 import zipfile
 
 import pytest
@@ -17,27 +18,37 @@ def test_train_watch_chat_merge_download(tmp_path, tiny_model_dir):
         page.goto(url)
         page.wait_for_selector("#train-start")
         # the method panel shows what the default run trains and whether it fits, unasked
-        wait_until(lambda: "Trainable: 2,442,240" in page.inner_text("#method-panel"), 60,
-                   what="the method panel on open")
+        wait_until(
+            lambda: "Trainable: 2,442,240" in page.inner_text("#method-panel"), 60, what="the method panel on open"
+        )
         # the tiny test model stands in for the default one; everything else is the default
         model_box = page.locator("#field-model_name_or_path input")
         model_box.fill(str(tiny_model_dir))
         model_box.press("Enter")
         set_value(page, "#field-max_steps", "40")
-        set_value(page, "#field-logging_steps", "2") if page.locator("#field-logging_steps input").is_visible() else None
+        set_value(page, "#field-logging_steps", "2") if page.locator(
+            "#field-logging_steps input"
+        ).is_visible() else None
         page.click("#train-start")
         wait_until(lambda: "Started run" in page.inner_text("#train-message"), 30, what="the start message")
 
         # progress with step/total and ETA, then a loss chart that grows while the run trains
-        wait_until(lambda: "step" in page.inner_text("#train-progress") and "/40" in page.inner_text("#train-progress"),
-                   120, what="progress step/total")
+        wait_until(
+            lambda: "step" in page.inner_text("#train-progress") and "/40" in page.inner_text("#train-progress"),
+            120,
+            what="progress step/total",
+        )
         assert "ETA" in page.inner_text("#train-progress")
-        points = lambda: page.locator("#loss-chart [aria-roledescription='point']").count()  # noqa: E731
+
+        def points():
+            return page.locator("#loss-chart [aria-roledescription='point']").count()
+
         wait_until(lambda: points() >= 2, 120, what="loss points")
         first = points()
         wait_until(lambda: points() > first, 120, what="more loss points")
-        wait_until(lambda: page.locator(".wb-progress[data-status='finished']").count() == 1, 300,
-                   what="the run to finish")
+        wait_until(
+            lambda: page.locator(".wb-progress[data-status='finished']").count() == 1, 300, what="the run to finish"
+        )
         assert "[log]" in page.locator("#train-log textarea").input_value()
         page.screenshot(path=str(tmp_path / "train.png"), full_page=True)
 
@@ -47,8 +58,11 @@ def test_train_watch_chat_merge_download(tmp_path, tiny_model_dir):
         pick_option(page, "#chat-right", saves_run_id(saves))
         page.locator("#chat-input textarea").fill("Who are you?")
         page.click("#chat-send")
-        wait_until(lambda: "tokens/s" in page.inner_text("#chat-stats-a") and
-                   "tokens/s" in page.inner_text("#chat-stats-b"), 120, what="both panes to answer")
+        wait_until(
+            lambda: "tokens/s" in page.inner_text("#chat-stats-a") and "tokens/s" in page.inner_text("#chat-stats-b"),
+            120,
+            what="both panes to answer",
+        )
         assert page.locator("#chat-pane-a .message").count() >= 2
         assert page.locator("#chat-pane-b .message").count() >= 2
 

@@ -1,6 +1,7 @@
 """Runs in a real browser: two sessions start runs (one trains, one waits in the queue); the app
 process is restarted while the first trains and the reopened page finds it and keeps streaming;
 Abort stops it gracefully and the queued run then starts by itself."""
+
 import re
 
 import pytest
@@ -19,8 +20,11 @@ def start_run(page, url, model_dir, max_steps):
     model_box.press("Enter")
     set_value(page, "#field-max_steps", str(max_steps))
     page.click("#train-start")
-    wait_until(lambda: "run **" in page.inner_text("#train-message") or "run" in page.inner_text("#train-message"),
-               30, what="the start message")
+    wait_until(
+        lambda: "run **" in page.inner_text("#train-message") or "run" in page.inner_text("#train-message"),
+        30,
+        what="the start message",
+    )
 
 
 def shown_step(page) -> int:
@@ -62,37 +66,51 @@ def test_two_sessions_queue_and_a_restarted_app_finds_the_live_run(tmp_path, tin
             wait_until(lambda: "Queued run" in second.inner_text("#train-message"), 30, what="the queued message")
             # each session sees both runs, neither lost
             for page in (first, second):
-                wait_until(lambda p=page: "Running" in p.inner_text("#runs-table")
-                           and "Queued" in p.inner_text("#runs-table"), 30, what="both runs listed")
+                wait_until(
+                    lambda p=page: "Running" in p.inner_text("#runs-table") and "Queued" in p.inner_text("#runs-table"),
+                    30,
+                    what="both runs listed",
+                )
             wait_until(lambda: shown_step(first) >= 2, 180, what="the first run to stream steps")
 
         # the app process is gone and comes back; the run kept training meanwhile
-        runs = sorted(p.name for p in saves.iterdir() if p.is_dir() and not p.name.startswith(".")
-                      and p.name != "configs")
+        runs = sorted(
+            p.name for p in saves.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "configs"
+        )
         assert len(runs) == 2
         with running_app(saves, ROOT) as (url, _):
             first.goto(url)
             first.wait_for_selector("#train-start")
-            wait_until(lambda: first.locator(".wb-progress").count() == 1 and status_of(first) == "running",
-                       60, what="the reopened page to show the live run")
+            wait_until(
+                lambda: first.locator(".wb-progress").count() == 1 and status_of(first) == "running",
+                60,
+                what="the reopened page to show the live run",
+            )
             before = shown_step(first)
             wait_until(lambda: shown_step(first) > before, 120, what="steps to keep streaming")
             assert "/400" in first.inner_text("#train-progress")
-            points = lambda: first.locator("#loss-chart [aria-roledescription='point']").count()  # noqa: E731
+
+            def points():
+                return first.locator("#loss-chart [aria-roledescription='point']").count()
+
             wait_until(lambda: points() >= 2, 60, what="the loss chart")
             first.screenshot(path=str(tmp_path / "reattached.png"), full_page=True)
 
             first.click("#train-abort")
             wait_until(lambda: status_of(first) == "aborted", 180, what="the graceful abort")
             assert "gracefully" in first.inner_text("#train-progress")
-            table = lambda: first.inner_text("#runs-table")  # noqa: E731
+
+            def table():
+                return first.inner_text("#runs-table")
+
             wait_until(lambda: "Finished" in table(), 240, what="the queued run to start by itself and finish")
             assert re.search(r"Aborted", table())
 
             # the run controls in Chinese (the upload button keeps working as a button)
             first.get_by_text("简体中文").click()
-            wait_until(lambda: "加载配置" in first.locator("#train-load-config").inner_text(), 30,
-                       what="Chinese labels")
+            wait_until(
+                lambda: "加载配置" in first.locator("#train-load-config").inner_text(), 30, what="Chinese labels"
+            )
             wait_until(lambda: "已完成" in table() and "状态" in table(), 30, what="the runs table in Chinese")
         browser.close()
     assert (saves / runs[0] / "final" / "adapter_model.safetensors").is_file()

@@ -1,6 +1,7 @@
 """The frames the Train tab's charts get: whole steps, training and evaluation loss together,
 optional smoothing, localized series names, the time of each point for the hover; and a
 logging_steps that draws enough points on a short run."""
+
 import pandas as pd
 import pytest
 
@@ -60,8 +61,11 @@ def test_smoothing_adds_a_smoothed_curve_that_starts_at_the_first_point(monitor)
 
 def test_series_names_follow_the_language(monitor):
     frame = loss_frame(monitor, "zh", 0.5)
-    assert set(frame["series"]) == {locale.t("chart.loss", "zh"), locale.t("chart.eval_loss", "zh"),
-                                    locale.t("chart.smoothed", "zh")}
+    assert set(frame["series"]) == {
+        locale.t("chart.loss", "zh"),
+        locale.t("chart.eval_loss", "zh"),
+        locale.t("chart.smoothed", "zh"),
+    }
     assert set(lr_frame(monitor, "zh")["series"]) == {"学习率"}
 
 

@@ -1,4 +1,5 @@
 """Which models the chat offers. (Answers, adapters, stop and sessions: test_chat_engine.py.)"""
+
 from workbench.chat import BASE_PREFIX, list_targets, resolve_target
 
 
@@ -23,8 +24,11 @@ def test_a_stop_pressed_before_the_reply_begins_stops_it(tmp_path, tiny_model_di
     from workbench.ui.app import create_app
 
     app = create_app(saves=tmp_path / "saves")
-    fn = {f.fn.__name__: f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "")
-          in ("add_prompt", "on_stop", "generate")}
+    fn = {
+        f.fn.__name__: f.fn
+        for f in app.fns.values()
+        if getattr(f.fn, "__name__", "") in ("add_prompt", "on_stop", "generate")
+    }
     defaults = GenerationSettings()
     settings = ["", 16, 0.0, defaults.top_p, defaults.top_k, defaults.repetition_penalty, 0]
 
@@ -32,8 +36,9 @@ def test_a_stop_pressed_before_the_reply_begins_stops_it(tmp_path, tiny_model_di
         _, pane, _ = fn["add_prompt"]("Hello", [], [], False, session)
         if stop_first:
             fn["on_stop"](session)
-        updates = list(fn["generate"](pane, [], f"{BASE_PREFIX}{tiny_model_dir}", None, False, "none", "en",
-                                      *settings, session))
+        updates = list(
+            fn["generate"](pane, [], f"{BASE_PREFIX}{tiny_model_dir}", None, False, "none", "en", *settings, session)
+        )
         return pane, updates[-1]
 
     stop_first = True

@@ -1,4 +1,5 @@
 """The Chat tab in a real browser: compare mode fills both panes, export, stop, regenerate, clear."""
+
 import json
 import shutil
 
@@ -24,8 +25,11 @@ def test_compare_mode_fills_both_panes_and_exports(tmp_path, trained_lora_run, t
         pick_option(page, "#chat-right", "lora-run")
         page.locator("#chat-input textarea").fill("Who are you?")
         page.click("#chat-send")
-        wait_until(lambda: "done" in page.inner_text("#chat-stats-a") and "done" in page.inner_text("#chat-stats-b"),
-                   180, what="both panes to answer")
+        wait_until(
+            lambda: "done" in page.inner_text("#chat-stats-a") and "done" in page.inner_text("#chat-stats-b"),
+            180,
+            what="both panes to answer",
+        )
         assert "tokens/s" in page.inner_text("#chat-stats-a") and "tokens/s" in page.inner_text("#chat-stats-b")
         for pane in ("#chat-pane-a", "#chat-pane-b"):
             messages = page.locator(f"{pane} .message")
@@ -46,10 +50,13 @@ def test_compare_mode_fills_both_panes_and_exports(tmp_path, trained_lora_run, t
 
         # a long reply stopped at once: the pane says so
         set_max_new_tokens(page, 2000)
-        page.click("#chat-compare input")   # single mode
+        page.click("#chat-compare input")  # single mode
         page.locator("#chat-input textarea").fill("Tell me more.")
         page.click("#chat-send")
-        running = lambda: "tokens/s" in page.inner_text("#chat-stats-a") and "done" not in page.inner_text("#chat-stats-a")  # noqa: E731
+
+        def running():
+            return "tokens/s" in page.inner_text("#chat-stats-a") and "done" not in page.inner_text("#chat-stats-a")
+
         wait_until(running, 120, what="the reply to start")
         page.click("#chat-stop")
         try:

@@ -1,4 +1,5 @@
 """The chat engine against plain transformers/peft: same answers, exact base, stop, sessions."""
+
 from __future__ import annotations
 
 import threading
@@ -7,8 +8,14 @@ import time
 import pytest
 import torch
 
-from workbench.chat import (BASE_PREFIX, ChatEngine, GenerationSettings, conversation_record,
-                            resolve_pair, resolve_target)
+from workbench.chat import (
+    BASE_PREFIX,
+    ChatEngine,
+    GenerationSettings,
+    conversation_record,
+    resolve_pair,
+    resolve_target,
+)
 
 HELLO = [{"role": "user", "content": "Who are you?"}]
 IDS = torch.tensor([[1, 100, 200, 300, 400]])
@@ -21,7 +28,7 @@ def plain_generate(model, tokenizer, messages, settings: GenerationSettings) -> 
     torch.manual_seed(settings.seed)
     with torch.no_grad():
         out = model.generate(**inputs, **settings.generate_kwargs(), pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def plain_models(tiny_model_dir, adapter_dir):
@@ -35,8 +42,7 @@ def plain_models(tiny_model_dir, adapter_dir):
 
 
 GREEDY = GenerationSettings(max_new_tokens=16, temperature=0.0, repetition_penalty=1.0)
-SAMPLED = GenerationSettings(max_new_tokens=16, temperature=0.9, top_p=0.9, top_k=40,
-                             repetition_penalty=1.2, seed=7)
+SAMPLED = GenerationSettings(max_new_tokens=16, temperature=0.9, top_p=0.9, top_k=40, repetition_penalty=1.2, seed=7)
 
 
 def test_answers_match_plain_generate_and_base_differs_from_tuned(trained_lora_run, tiny_model_dir):
@@ -74,8 +80,11 @@ def test_checkpoint_and_adapter_toggling_give_exact_logits(trained_lora_run, tin
     plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     with torch.no_grad():
         want_base = plain(ids).logits
-        want_early = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                               early.adapter_dir).eval()(ids).logits
+        want_early = (
+            PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), early.adapter_dir)
+            .eval()(ids)
+            .logits
+        )
     # on, off, another adapter, off again: the base is exactly the base every time
     got_final, got_base, got_early, got_base_again = logits(final), logits(base), logits(early), logits(base)
     assert torch.equal(got_base, want_base) and torch.equal(got_base_again, want_base)
@@ -119,8 +128,10 @@ def test_stop_while_waiting_in_the_queue(trained_lora_run):
 def test_two_concurrent_sessions_get_their_own_answers(trained_lora_run, tiny_model_dir):
     engine = ChatEngine()
     base, tuned = resolve_pair(BASE_PREFIX + str(tiny_model_dir), "lora-run", trained_lora_run.parent)
-    jobs = {"a": (base, [{"role": "user", "content": "Hello there"}]),
-            "b": (tuned, [{"role": "user", "content": "What is your name?"}])}
+    jobs = {
+        "a": (base, [{"role": "user", "content": "Hello there"}]),
+        "b": (tuned, [{"role": "user", "content": "What is your name?"}]),
+    }
     settings = GenerationSettings(max_new_tokens=24, temperature=0.0, repetition_penalty=1.0)
     expected = {name: engine.reply(target, messages, settings) for name, (target, messages) in jobs.items()}
     assert expected["a"] != expected["b"]
@@ -143,7 +154,7 @@ def test_two_concurrent_sessions_get_their_own_answers(trained_lora_run, tiny_mo
     assert not errors
     for name, texts in seen.items():
         finals = [t for t in texts if t == expected[name]]
-        assert len(finals) >= 2, name      # each of the two sessions got its own full answer
+        assert len(finals) >= 2, name  # each of the two sessions got its own full answer
         assert all(expected[name].startswith(t) for t in texts), name  # never a piece of another's
 
 
@@ -158,10 +169,19 @@ def wide_lora_run(tmp_path_factory, tiny_model_dir):
     saves = tmp_path_factory.mktemp("saves-wide")
     model_dir = saves.parent / (saves.name + "-model")
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
@@ -183,9 +203,9 @@ def test_quantized_base_and_adapter_share_one_copy(wide_lora_run, bits):
         with torch.inference_mode(), engine._busy, engine._activate(loaded, base) as model:
             return model(IDS).logits
 
-    before = base_logits()   # the quantized base before any adapter is attached
+    before = base_logits()  # the quantized base before any adapter is attached
     assert engine.reply(base, HELLO, GREEDY) != engine.reply(tuned, HELLO, GREEDY)
-    assert torch.equal(base_logits(), before)   # adapter switched off: exactly the base again
+    assert torch.equal(base_logits(), before)  # adapter switched off: exactly the base again
     assert len(engine.cached_keys()) == 1
     modules = {type(m).__name__ for m in engine._load(base).model.modules()}
     assert {8: "Linear8bitLt", 4: "Linear4bit"}[bits] in modules
@@ -199,7 +219,7 @@ def test_release_drops_models_no_session_selects(trained_lora_run, tiny_model_di
     engine.select("two", [quantized])
     engine._load(base), engine._load(quantized)
     assert len(engine.cached_keys()) == 2
-    engine.select("two", [base])          # session two switched away from 8-bit
+    engine.select("two", [base])  # session two switched away from 8-bit
     assert engine.cached_keys() == [("shared", str(tiny_model_dir), None, "LORA")]
     engine.forget("one"), engine.forget("two")
     assert engine.cached_keys() == []
@@ -234,7 +254,8 @@ def test_bad_settings_and_targets_say_what_is_wrong(trained_lora_run):
 def test_conversation_export_holds_models_settings_and_messages():
     record = conversation_record(
         [("base:m", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])],
-        GenerationSettings(seed=5))
+        GenerationSettings(seed=5),
+    )
     assert record["panes"][0]["model"] == "base:m"
     assert record["panes"][0]["messages"][1] == {"role": "assistant", "content": "hello"}
     assert record["settings"]["seed"] == 5

@@ -1,10 +1,9 @@
 """Chat targets of other methods: full fine-tune (own weights), PiSSA (clean base), prompt tuning."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
-from conftest import ROOT
 
 from workbench.chat import BASE_PREFIX, ChatEngine, GenerationSettings, resolve_pair
 from workbench.data.registry import SHIPPED_DIR
@@ -21,11 +20,21 @@ def method_runs(tmp_path_factory, tiny_model_dir):
     from workbench.train import run
 
     saves = tmp_path_factory.mktemp("saves-methods")
-    common = {"model_name_or_path": str(tiny_model_dir), "dataset": "identity", "dataset_dir": str(SHIPPED_DIR),
-              "max_steps": 2, "save_steps": 2, "learning_rate": 5e-2, "cutoff_len": 96, "logging_steps": 1}
-    for name, keys in {"full": {"finetuning_type": "full", "learning_rate": 1e-3},
-                       "pissa": {"finetuning_type": "lora", "pissa_init": True, "lora_rank": 4},
-                       "prompt": {"finetuning_type": "prompt_tuning", "num_virtual_tokens": 4}}.items():
+    common = {
+        "model_name_or_path": str(tiny_model_dir),
+        "dataset": "identity",
+        "dataset_dir": str(SHIPPED_DIR),
+        "max_steps": 2,
+        "save_steps": 2,
+        "learning_rate": 5e-2,
+        "cutoff_len": 96,
+        "logging_steps": 1,
+    }
+    for name, keys in {
+        "full": {"finetuning_type": "full", "learning_rate": 1e-3},
+        "pissa": {"finetuning_type": "lora", "pissa_init": True, "lora_rank": 4},
+        "prompt": {"finetuning_type": "prompt_tuning", "num_virtual_tokens": 4},
+    }.items():
         run(from_dict({**common, **keys}), saves / name, echo=False)
     return saves
 
@@ -66,7 +75,7 @@ def test_pissa_run_gets_a_clean_base_for_the_base_side(method_runs, tiny_model_d
     assert not tuned.exact_toggle
     got_tuned, got_base = logits_of(engine, tuned), logits_of(engine, base)
     assert torch.allclose(got_tuned, plain_logits(tiny_model_dir, adapter=tuned.adapter_dir), atol=1e-5)
-    assert torch.equal(got_base, plain_logits(tiny_model_dir))   # not the PiSSA residual
+    assert torch.equal(got_base, plain_logits(tiny_model_dir))  # not the PiSSA residual
     assert len(engine.cached_keys()) == 2
     # (the run's final adapter is saved as a plain LoRA of the untouched base, so plain peft
     # reproduces it above; the engine still loads a clean base, which intermediate PiSSA
@@ -91,5 +100,6 @@ def test_prompt_tuning_adapter_chats_and_switches_off_exactly(method_runs, tiny_
     inputs = tokenizer(text, add_special_tokens=False, return_tensors="pt")
     with torch.no_grad():
         out = model.eval().generate(**inputs, **GREEDY.generate_kwargs(), pad_token_id=tokenizer.pad_token_id)
-    assert answer == tokenizer.decode(out[0, -GREEDY.max_new_tokens:], skip_special_tokens=True) or \
-        answer == tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert answer == tokenizer.decode(
+        out[0, -GREEDY.max_new_tokens :], skip_special_tokens=True
+    ) or answer == tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)

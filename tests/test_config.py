@@ -1,19 +1,55 @@
 """RunConfig: one declaration per knob, names users know, unknown keys and bad values refused."""
+
 import dataclasses
 
 import pytest
 
-from workbench.config import (FIELDS, ConfigError, RunConfig, from_dict, load_config, parse_overrides,
-                              save_config, to_yaml)
+from workbench.config import (
+    FIELDS,
+    ConfigError,
+    RunConfig,
+    from_dict,
+    load_config,
+    parse_overrides,
+    save_config,
+    to_yaml,
+)
 
-TRAINING_ARGUMENT_NAMES = ["output_dir", "learning_rate", "num_train_epochs", "max_steps",
-                           "per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps",
-                           "save_steps", "resume_from_checkpoint", "seed", "weight_decay", "max_grad_norm",
-                           "lr_scheduler_type", "warmup_steps", "optim", "save_total_limit", "eval_steps",
-                           "neftune_noise_alpha"]
-LLAMAFACTORY_NAMES = ["model_name_or_path", "dataset", "dataset_dir", "template", "stage", "finetuning_type",
-                      "quantization_bit", "cutoff_len", "lora_rank", "lora_alpha", "lora_dropout",
-                      "lora_target", "val_size"]
+TRAINING_ARGUMENT_NAMES = [
+    "output_dir",
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "logging_steps",
+    "save_steps",
+    "resume_from_checkpoint",
+    "seed",
+    "weight_decay",
+    "max_grad_norm",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "optim",
+    "save_total_limit",
+    "eval_steps",
+    "neftune_noise_alpha",
+]
+LLAMAFACTORY_NAMES = [
+    "model_name_or_path",
+    "dataset",
+    "dataset_dir",
+    "template",
+    "stage",
+    "finetuning_type",
+    "quantization_bit",
+    "cutoff_len",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target",
+    "val_size",
+]
 
 
 def test_names_users_already_know_are_fields():
@@ -46,16 +82,19 @@ def test_unknown_key_is_refused_and_named(tmp_path):
     assert "run.yaml" in str(err.value)
 
 
-@pytest.mark.parametrize("data, needle", [
-    ({"learning_rate": -1}, "'learning_rate' is -1"),
-    ({"lora_rank": 0}, "'lora_rank' is 0"),
-    ({"stage": "ppo2"}, "'stage' is 'ppo2'; allowed"),
-    ({"quantization_bit": 3}, "'quantization_bit' is 3"),
-    ({"max_steps": "ten"}, "'max_steps' must be a whole number"),
-    ({"activation_checkpointing": "maybe"}, "'activation_checkpointing' must be true or false"),
-    ({"per_device_train_batch_size": 2.5}, "'per_device_train_batch_size' must be a whole number"),
-    ({"finetuning_type": "full", "quantization_bit": 4}, "needs finetuning_type lora"),
-])
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"learning_rate": -1}, "'learning_rate' is -1"),
+        ({"lora_rank": 0}, "'lora_rank' is 0"),
+        ({"stage": "ppo2"}, "'stage' is 'ppo2'; allowed"),
+        ({"quantization_bit": 3}, "'quantization_bit' is 3"),
+        ({"max_steps": "ten"}, "'max_steps' must be a whole number"),
+        ({"activation_checkpointing": "maybe"}, "'activation_checkpointing' must be true or false"),
+        ({"per_device_train_batch_size": 2.5}, "'per_device_train_batch_size' must be a whole number"),
+        ({"finetuning_type": "full", "quantization_bit": 4}, "needs finetuning_type lora"),
+    ],
+)
 def test_bad_values_are_refused_with_the_field_named(data, needle):
     with pytest.raises(ConfigError) as err:
         from_dict(data)
@@ -109,8 +148,7 @@ def test_kto_batch_of_one_row_runs_as_pairs_with_the_same_rows_per_step():
     from workbench.config import ConfigError, from_dict
 
     notes = []
-    cfg = from_dict({"stage": "kto", "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8},
-                    notes=notes)
+    cfg = from_dict({"stage": "kto", "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8}, notes=notes)
     assert (cfg.per_device_train_batch_size, cfg.gradient_accumulation_steps) == (2, 4)
     assert any("runs as 2 x 4" in note for note in notes)
     with pytest.raises(ConfigError, match="per_device_train_batch_size"):

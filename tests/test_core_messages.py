@@ -1,5 +1,6 @@
 """Messages built by the core carry a locale key: English on the command line and in job.json,
 the session's language in the page, kept across a save and a load of the job."""
+
 import copy
 
 from workbench import locale
@@ -17,8 +18,11 @@ def test_a_message_reads_as_english_and_renders_in_chinese():
 
 
 def test_a_jobs_message_survives_save_and_load(tmp_path):
-    job = Job(run_id="r1", status="aborted", message=Message("jobmsg.sigterm_then",
-                                                             reason=Message("jobmsg.stopped_gracefully")))
+    job = Job(
+        run_id="r1",
+        status="aborted",
+        message=Message("jobmsg.sigterm_then", reason=Message("jobmsg.stopped_gracefully")),
+    )
     job.save(tmp_path)
     loaded = Job.load(tmp_path)
     assert loaded.message == job.message

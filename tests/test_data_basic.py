@@ -1,12 +1,13 @@
 """The data path of a run: registry → rows → the exact tokens and loss mask."""
+
 import pytest
 
 from workbench.config import RunConfig
-from workbench.data import (IGNORE_INDEX, DataError, load_rows, load_splits, split_rows, tokenize_rows)
+from workbench.data import IGNORE_INDEX, DataError, load_rows, load_splits, split_rows, tokenize_rows
+from workbench.data.registry import SHIPPED_DIR
 from workbench.models import load_tokenizer
 
-from conftest import ROOT, SAMPLES, needs_samples
-from workbench.data.registry import SHIPPED_DIR
+from conftest import SAMPLES, needs_samples
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,7 @@ def tokenizer(default_model_dir):
 
 
 def trained_text(tokenizer, example):
-    return tokenizer.decode([t for t, l in zip(example["input_ids"], example["labels"]) if l != IGNORE_INDEX])
+    return tokenizer.decode([t for t, label in zip(example["input_ids"], example["labels"]) if label != IGNORE_INDEX])
 
 
 def test_identity_placeholders_are_filled():
@@ -25,8 +26,7 @@ def test_identity_placeholders_are_filled():
 
 
 def test_loss_is_on_assistant_replies_only(tokenizer):
-    cfg = RunConfig(dataset="identity", dataset_dir=str(SHIPPED_DIR), identity_name="Ada",
-                    identity_author="Lab X")
+    cfg = RunConfig(dataset="identity", dataset_dir=str(SHIPPED_DIR), identity_name="Ada", identity_author="Lab X")
     rows, _ = load_rows(cfg.dataset_dir, ["identity"], {"name": "Ada", "author": "Lab X"})
     examples, stats = tokenize_rows(tokenizer, rows[:1], cfg)
     reply = rows[0]["messages"][-1]["content"]

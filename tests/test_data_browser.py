@@ -1,14 +1,15 @@
 """The Data tab in a real browser: upload a file, see the rows, the exact trained text with its
 loss marks and the length histogram, switch "train on prompt", register it, refuse a bad file,
 and the same page in Chinese."""
+
 import json
 import shutil
 
 import pytest
 
-from browser import browser_page, running_app, wait_until
-from conftest import ROOT
 from workbench.data.registry import SHIPPED_DIR
+
+from browser import browser_page, running_app, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -21,10 +22,17 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
     saves = tmp_path / "saves"
     saves.mkdir()
     upload = tmp_path / "units.jsonl"
-    upload.write_text("".join(json.dumps({"question": f"Convert {i} km to metres.", "answer": f"{i} km is {i * 1000} m."})
-                              + "\n" for i in range(1, 31)), encoding="utf-8")
+    upload.write_text(
+        "".join(
+            json.dumps({"question": f"Convert {i} km to metres.", "answer": f"{i} km is {i * 1000} m."}) + "\n"
+            for i in range(1, 31)
+        ),
+        encoding="utf-8",
+    )
     broken = tmp_path / "broken.json"
-    broken.write_text('[{"instruction": "a", "output": "b"}, {"instruction": "c", "output": ["x"]}, {"instruction": "d"}]')
+    broken.write_text(
+        '[{"instruction": "a", "output": "b"}, {"instruction": "c", "output": ["x"]}, {"instruction": "d"}]'
+    )
 
     with running_app(saves, root) as (url, _), browser_page() as page:
         page.goto(url)
@@ -44,8 +52,9 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
         wait_until(lambda: marked.count() >= 1, 30, what="loss marks")
         assert "1 km is 1000 m." in marked.first.inner_text()
         assert "Convert 1 km" in page.locator("#data-trained .wb-none").first.inner_text()
-        wait_until(lambda: page.locator("#data-histogram [aria-roledescription='bar']").count() >= 1, 30,
-                   what="histogram bars")
+        wait_until(
+            lambda: page.locator("#data-histogram [aria-roledescription='bar']").count() >= 1, 30, what="histogram bars"
+        )
         page.screenshot(path=str(tmp_path / "data-en.png"), full_page=True)
 
         # train on prompt too: every token carries loss
@@ -80,10 +89,22 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
         wait_until(lambda: "注册数据集" in page.locator("#data-register").inner_text(), 20, what="Chinese labels")
         page.locator("#data-dataset input").click()
         page.locator("ul[role=listbox] li", has_text="units").first.click()
-        wait_until(lambda: "计算损失" in page.inner_text("#data-summary")
-                   and "uploaded from units.jsonl" in page.inner_text("#data-summary"), 60, what="the Chinese summary")
-        wait_until(lambda: page.locator("#data-histogram [aria-roledescription='bar']").count() >= 1
-                   and "processing" not in page.inner_text("body"), 60, what="the preview to settle")
+        wait_until(
+            lambda: (
+                "计算损失" in page.inner_text("#data-summary")
+                and "uploaded from units.jsonl" in page.inner_text("#data-summary")
+            ),
+            60,
+            what="the Chinese summary",
+        )
+        wait_until(
+            lambda: (
+                page.locator("#data-histogram [aria-roledescription='bar']").count() >= 1
+                and "processing" not in page.inner_text("body")
+            ),
+            60,
+            what="the preview to settle",
+        )
         page.screenshot(path=str(tmp_path / "data-zh.png"), full_page=True)
 
         # {{name}} is filled from the assistant-name field, which is also the run form's field
@@ -97,5 +118,8 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
         assert "{{name}}" not in page.inner_text("#data-trained")
         page.get_by_role("tab", name="训练").click()
         page.click("#train-preview")
-        wait_until(lambda: "identity_name: Ada Lovebot" in page.inner_text("#train-command"), 30,
-                   what="the run config to carry the name")
+        wait_until(
+            lambda: "identity_name: Ada Lovebot" in page.inner_text("#train-command"),
+            30,
+            what="the run config to carry the name",
+        )

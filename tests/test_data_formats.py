@@ -1,5 +1,6 @@
 """Every input format and file type reads into the same canonical rows; every bad input is
 refused with a message that names the file, the row and the field."""
+
 import json
 
 import pandas as pd
@@ -20,30 +21,53 @@ def write_jsonl(path, rows):
     return path
 
 
-ALPACA = [{"instruction": "Add", "input": "2 and 3", "output": "5", "system": "Be brief",
-           "history": [["hi", "hello"]]},
-          {"instruction": "Say hi", "output": "hi"}]
-SHAREGPT = [{"conversations": [{"from": "system", "value": "You are helpful."},
-                               {"from": "human", "value": "Weather in Paris?"},
-                               {"from": "function_call", "value": '{"name": "weather", "arguments": {"city": "Paris"}}'},
-                               {"from": "observation", "value": '{"temp": 21}'},
-                               {"from": "gpt", "value": "It is 21 degrees."}],
-             "tools": '[{"name": "weather"}]'}]
+ALPACA = [
+    {"instruction": "Add", "input": "2 and 3", "output": "5", "system": "Be brief", "history": [["hi", "hello"]]},
+    {"instruction": "Say hi", "output": "hi"},
+]
+SHAREGPT = [
+    {
+        "conversations": [
+            {"from": "system", "value": "You are helpful."},
+            {"from": "human", "value": "Weather in Paris?"},
+            {"from": "function_call", "value": '{"name": "weather", "arguments": {"city": "Paris"}}'},
+            {"from": "observation", "value": '{"temp": 21}'},
+            {"from": "gpt", "value": "It is 21 degrees."},
+        ],
+        "tools": '[{"name": "weather"}]',
+    }
+]
 OPENAI = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
 PROMPT_COMPLETION = [{"prompt": "2+2=", "completion": "4"}]
 PREFERENCE = [{"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Berlin."}]
-SHAREGPT_PREFERENCE = [{"conversations": [{"from": "human", "value": "Capital of France?"}],
-                        "chosen": {"from": "gpt", "value": "Paris."}, "rejected": {"from": "gpt", "value": "Rome."}}]
-KTO = [{"prompt": "Capital of France?", "completion": "Paris.", "label": True},
-       {"prompt": "Capital of Spain?", "completion": "Lisbon.", "label": False}]
+SHAREGPT_PREFERENCE = [
+    {
+        "conversations": [{"from": "human", "value": "Capital of France?"}],
+        "chosen": {"from": "gpt", "value": "Paris."},
+        "rejected": {"from": "gpt", "value": "Rome."},
+    }
+]
+KTO = [
+    {"prompt": "Capital of France?", "completion": "Paris.", "label": True},
+    {"prompt": "Capital of Spain?", "completion": "Lisbon.", "label": False},
+]
 CLASSIFICATION = [{"text": "great film", "label": "positive"}, {"text": "dull", "label": "negative"}]
 
 
-@pytest.mark.parametrize("rows, fmt, kind", [
-    (ALPACA, "alpaca", "conversation"), (SHAREGPT, "sharegpt", "conversation"), (OPENAI, "openai", "conversation"),
-    (PROMPT_COMPLETION, "prompt_completion", "conversation"), (PREFERENCE, "preference", "preference"),
-    (SHAREGPT_PREFERENCE, "preference", "preference"), (KTO, "kto", "kto"),
-    (CLASSIFICATION, "classification", "classification"), ([{"text": "a document"}], "text", "text")])
+@pytest.mark.parametrize(
+    "rows, fmt, kind",
+    [
+        (ALPACA, "alpaca", "conversation"),
+        (SHAREGPT, "sharegpt", "conversation"),
+        (OPENAI, "openai", "conversation"),
+        (PROMPT_COMPLETION, "prompt_completion", "conversation"),
+        (PREFERENCE, "preference", "preference"),
+        (SHAREGPT_PREFERENCE, "preference", "preference"),
+        (KTO, "kto", "kto"),
+        (CLASSIFICATION, "classification", "classification"),
+        ([{"text": "a document"}], "text", "text"),
+    ],
+)
 def test_each_format_is_detected_and_normalized(tmp_path, rows, fmt, kind):
     out, detected = read_file(write_json(tmp_path / "d.json", rows))
     assert detected == fmt and all(r["kind"] == kind for r in out) and len(out) == len(rows)
@@ -53,9 +77,13 @@ def test_each_format_is_detected_and_normalized(tmp_path, rows, fmt, kind):
 
 def test_alpaca_system_history_and_input_become_turns(tmp_path):
     rows, _ = read_file(write_json(tmp_path / "a.json", ALPACA))
-    assert rows[0]["messages"] == [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "hi"},
-                                   {"role": "assistant", "content": "hello"},
-                                   {"role": "user", "content": "Add\n2 and 3"}, {"role": "assistant", "content": "5"}]
+    assert rows[0]["messages"] == [
+        {"role": "system", "content": "Be brief"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "Add\n2 and 3"},
+        {"role": "assistant", "content": "5"},
+    ]
 
 
 def test_sharegpt_roles_are_mapped_to_real_roles(tmp_path):
@@ -65,8 +93,12 @@ def test_sharegpt_roles_are_mapped_to_real_roles(tmp_path):
 
 
 def test_role_names_of_common_dumps_are_understood(tmp_path):
-    turns = [{"from": "prompter", "value": "hi"}, {"from": "chatgpt", "value": "hello"},
-             {"from": "human", "value": "and?"}, {"from": "model", "value": "done"}]
+    turns = [
+        {"from": "prompter", "value": "hi"},
+        {"from": "chatgpt", "value": "hello"},
+        {"from": "human", "value": "and?"},
+        {"from": "model", "value": "done"},
+    ]
     rows, _ = read_file(write_json(tmp_path / "d.json", [{"conversations": turns}]))
     assert [m["role"] for m in rows[0]["messages"]] == ["user", "assistant", "user", "assistant"]
 
@@ -115,8 +147,9 @@ def test_format_override_and_column_mapping(tmp_path):
         read_file(tmp_path / "qa.csv")
     rows, fmt = read_file(tmp_path / "qa.csv", column_map="instruction=question, output=answer")
     assert fmt == "alpaca" and rows[1]["messages"][-1] == {"role": "assistant", "content": "6"}
-    rows, fmt = read_file(tmp_path / "qa.csv", fmt="prompt_completion", column_map={"prompt": "question",
-                                                                                 "completion": "answer"})
+    rows, fmt = read_file(
+        tmp_path / "qa.csv", fmt="prompt_completion", column_map={"prompt": "question", "completion": "answer"}
+    )
     assert fmt == "prompt_completion" and rows[0]["messages"][0]["content"] == "2+2?"
     # a classification file read as raw text for pretraining
     rows, fmt = read_file(write_json(tmp_path / "c.json", CLASSIFICATION), fmt="text")
@@ -140,34 +173,66 @@ def bad(tmp_path, name, content: bytes | str):
     return path
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("broken.json", '[{"instruction": "a", "output": "b"},\n {"instruction": ', r"broken.json: malformed JSON at line 2"),
-    ("broken.jsonl", '{"text": "a"}\n{"text": \n', r"broken.jsonl, row 2: malformed JSON on line 2"),
-    ("cells.csv", "text,label\ngood,pos\nbad,neg,extra\n", r"cells.csv, row 3: has 3 cells but the header has 2"),
-    ("empty.json", "", r"empty.json: the file is empty"),
-    ("blank.txt", "\n\n  \n", r"blank.txt: the file is empty"),
-    ("nothing.json", "[]", r"nothing.json: the file has no rows"),
-    ("missing.json", '[{"instruction": "a", "output": "b"}, {"instruction": "c"}]',
-     r"missing.json, row 2, field 'output': is missing"),
-    ("emptyfield.jsonl", '{"prompt": "a", "completion": "b"}\n{"prompt": "a", "completion": "  "}\n',
-     r"emptyfield.jsonl, row 2, field 'completion': is empty"),
-    ("nonstring.json", '[{"text": "a", "label": "x"}, {"text": ["a"], "label": "y"}]',
-     r"nonstring.json, row 2, field 'text': must be text, got list"),
-    ("mixed.jsonl", '{"instruction": "a", "output": "b"}\n{"messages": [{"role": "user", "content": "hi"}]}\n',
-     r"mixed.jsonl, row 2: looks like openai, but row 1 is alpaca"),
-    ("roles.json", '[{"conversations": [{"from": "human", "value": "hi"}, {"from": "robot", "value": "yo"}]}]',
-     r"roles.json, row 1, field 'conversations\[1\]': has unknown role 'robot'"),
-    ("latin1.csv", b"text,label\ncaf\xe9,pos\n", r"latin1.csv: not UTF-8 text \(byte 0xe9 at line 2\)"),
-    ("noreply.json", '[{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]}]',
-     r"noreply.json, row 1, field 'messages\[1\]': is an empty assistant reply"),
-    ("unknown.json", '[{"question": "a", "answer": "b"}]', r"unknown.json, row 1: cannot tell the format"),
-    ("badcell.csv", 'messages\n"[{""role"": ""user"""\n', r"badcell.csv, row 2, field 'messages': holds malformed JSON"),
-    ("kto.json", '[{"prompt": "a", "completion": "b", "label": true}, {"prompt": "a", "completion": "b", "label": "maybe"}]',
-     r"kto.json, row 2, field 'label': must be true or false"),
-    ("scalar.json", '[1, 2]', r"scalar.json, row 1: each row must be an object"),
-    ("data.xlsx", "x", r"data.xlsx: unsupported file type '.xlsx'"),
-    ("damaged.parquet", b"PAR1 not really", r"damaged.parquet: cannot read Parquet"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "broken.json",
+            '[{"instruction": "a", "output": "b"},\n {"instruction": ',
+            r"broken.json: malformed JSON at line 2",
+        ),
+        ("broken.jsonl", '{"text": "a"}\n{"text": \n', r"broken.jsonl, row 2: malformed JSON on line 2"),
+        ("cells.csv", "text,label\ngood,pos\nbad,neg,extra\n", r"cells.csv, row 3: has 3 cells but the header has 2"),
+        ("empty.json", "", r"empty.json: the file is empty"),
+        ("blank.txt", "\n\n  \n", r"blank.txt: the file is empty"),
+        ("nothing.json", "[]", r"nothing.json: the file has no rows"),
+        (
+            "missing.json",
+            '[{"instruction": "a", "output": "b"}, {"instruction": "c"}]',
+            r"missing.json, row 2, field 'output': is missing",
+        ),
+        (
+            "emptyfield.jsonl",
+            '{"prompt": "a", "completion": "b"}\n{"prompt": "a", "completion": "  "}\n',
+            r"emptyfield.jsonl, row 2, field 'completion': is empty",
+        ),
+        (
+            "nonstring.json",
+            '[{"text": "a", "label": "x"}, {"text": ["a"], "label": "y"}]',
+            r"nonstring.json, row 2, field 'text': must be text, got list",
+        ),
+        (
+            "mixed.jsonl",
+            '{"instruction": "a", "output": "b"}\n{"messages": [{"role": "user", "content": "hi"}]}\n',
+            r"mixed.jsonl, row 2: looks like openai, but row 1 is alpaca",
+        ),
+        (
+            "roles.json",
+            '[{"conversations": [{"from": "human", "value": "hi"}, {"from": "robot", "value": "yo"}]}]',
+            r"roles.json, row 1, field 'conversations\[1\]': has unknown role 'robot'",
+        ),
+        ("latin1.csv", b"text,label\ncaf\xe9,pos\n", r"latin1.csv: not UTF-8 text \(byte 0xe9 at line 2\)"),
+        (
+            "noreply.json",
+            '[{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]}]',
+            r"noreply.json, row 1, field 'messages\[1\]': is an empty assistant reply",
+        ),
+        ("unknown.json", '[{"question": "a", "answer": "b"}]', r"unknown.json, row 1: cannot tell the format"),
+        (
+            "badcell.csv",
+            'messages\n"[{""role"": ""user"""\n',
+            r"badcell.csv, row 2, field 'messages': holds malformed JSON",
+        ),
+        (
+            "kto.json",
+            '[{"prompt": "a", "completion": "b", "label": true}, {"prompt": "a", "completion": "b", "label": "maybe"}]',
+            r"kto.json, row 2, field 'label': must be true or false",
+        ),
+        ("scalar.json", "[1, 2]", r"scalar.json, row 1: each row must be an object"),
+        ("data.xlsx", "x", r"data.xlsx: unsupported file type '.xlsx'"),
+        ("damaged.parquet", b"PAR1 not really", r"damaged.parquet: cannot read Parquet"),
+    ],
+)
 def test_bad_input_names_file_row_and_field(tmp_path, name, content, message):
     with pytest.raises(DataError, match=message):
         read_file(bad(tmp_path, name, content))
@@ -181,8 +246,11 @@ def test_a_file_over_the_upload_limit_is_refused(tmp_path):
 
 def test_bad_column_mappings_are_explained(tmp_path):
     path = write_json(tmp_path / "qa.json", [{"question": "a", "answer": "b"}])
-    with pytest.raises(DataError, match=r"qa.json, field 'reply': the column mapping takes 'reply' as output, "
-                                        r"but the file has no such column \(columns: answer, question\)"):
+    with pytest.raises(
+        DataError,
+        match=r"qa.json, field 'reply': the column mapping takes 'reply' as output, "
+        r"but the file has no such column \(columns: answer, question\)",
+    ):
         read_file(path, column_map="instruction=question, output=reply")
     with pytest.raises(DataError, match="unknown column 'query'"):
         read_file(path, column_map="query=question")

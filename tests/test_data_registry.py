@@ -1,21 +1,29 @@
 """Registering uploads (they survive a restart; a bad one changes nothing), LLaMA-Factory's
 registry and sample files read unchanged, and `workbench data inspect|add` on the command line."""
+
 import json
 import shutil
 
 import pytest
 
 from workbench.config import RunConfig
-from workbench.data import (DataError, add_dataset, load_registry, load_rows, local_dataset_names,
-                            tokenize_rows)
+from workbench.data import DataError, add_dataset, load_registry, load_rows, local_dataset_names, tokenize_rows
 from workbench.data.inspect import example_spans, inspect
+from workbench.data.registry import SHIPPED_DIR
 from workbench.models import load_tokenizer
 
-from conftest import ROOT, SAMPLES, needs_samples, run_cli
-from workbench.data.registry import SHIPPED_DIR
+from conftest import SAMPLES, needs_samples, run_cli
 
-SAMPLE_NAMES = ["identity", "alpaca_en_demo", "alpaca_zh_demo", "glaive_toolcall_en_demo", "dpo_en_demo",
-                "kto_en_demo", "wiki_demo", "c4_demo"]
+SAMPLE_NAMES = [
+    "identity",
+    "alpaca_en_demo",
+    "alpaca_zh_demo",
+    "glaive_toolcall_en_demo",
+    "dpo_en_demo",
+    "kto_en_demo",
+    "wiki_demo",
+    "c4_demo",
+]
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +91,11 @@ def test_a_bad_upload_writes_nothing(dataset_dir, tmp_path):
         add_dataset(dataset_dir, "broken", broken)
     with pytest.raises(DataError, match="good.jsonl: the file is 0.0 MB, over the 1e-05 MB upload limit"):
         add_dataset(dataset_dir, "big", good, max_mb=0.00001)
-    for name, message in (("identity", "is a shipped dataset"), ("good", "already registered"),
-                          ("../evil", "must start with a letter")):
+    for name, message in (
+        ("identity", "is a shipped dataset"),
+        ("good", "already registered"),
+        ("../evil", "must start with a letter"),
+    ):
         with pytest.raises(DataError, match=message):
             add_dataset(dataset_dir, name, good)
     assert {p.name: p.read_bytes() for p in (dataset_dir / "uploads").iterdir()} == before
@@ -109,8 +120,10 @@ def test_cli_add_and_inspect_a_file(dataset_dir, tmp_path):
 def test_cli_bad_input_exits_nonzero_with_the_message(dataset_dir, tmp_path):
     path = tmp_path / "bad.json"
     path.write_text('[{"conversations": [{"from": "human", "value": "hi"}, {"from": "narrator", "value": "yo"}]}]')
-    for args in (("data", "inspect", str(path)),
-                 ("data", "add", str(path), "--name", "bad", "--dataset-dir", str(dataset_dir))):
+    for args in (
+        ("data", "inspect", str(path)),
+        ("data", "add", str(path), "--name", "bad", "--dataset-dir", str(dataset_dir)),
+    ):
         result = run_cli(*args)
         assert result.returncode == 1
         assert "bad.json, row 1, field 'conversations[1]': has unknown role 'narrator'" in result.stderr
@@ -132,7 +145,9 @@ def test_train_on_prompt_and_cutoff_change_the_marked_text(tokenizer):
 def test_shipped_datasets_have_the_promised_shape():
     data = SHIPPED_DIR
     preference, _ = load_rows(data, ["preference"])
-    assert len(preference) >= 100 and all(r["kind"] == "preference" and r["chosen"] != r["rejected"] for r in preference)
+    assert len(preference) >= 100 and all(
+        r["kind"] == "preference" and r["chosen"] != r["rejected"] for r in preference
+    )
     assert sum(any("\u4e00" <= ch <= "\u9fff" for ch in r["messages"][-1]["content"]) for r in preference) >= 10
     text, _ = load_rows(data, ["pretrain_text"])
     assert len(text) >= 24 and all(r["kind"] == "text" and len(r["text"].split()) > 30 for r in text)

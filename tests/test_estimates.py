@@ -1,20 +1,29 @@
 """Before Start: the time a run will take (steps from the data's real token counts, speed
 measured on this machine) and the memory of its largest real batch, beside the worst case."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from conftest import run_cli
-from workbench.data.registry import SHIPPED_DIR
 from workbench import memory, timing
 from workbench.config import from_dict
+from workbench.data.registry import SHIPPED_DIR
+
+from conftest import run_cli
 
 
 def _cfg(model_dir, **keys):
-    return from_dict({"model_name_or_path": str(model_dir), "dataset": "identity",
-                      "dataset_dir": str(SHIPPED_DIR), "cutoff_len": 128, **keys})
+    return from_dict(
+        {
+            "model_name_or_path": str(model_dir),
+            "dataset": "identity",
+            "dataset_dir": str(SHIPPED_DIR),
+            "cutoff_len": 128,
+            **keys,
+        }
+    )
 
 
 def test_steps_and_tokens_follow_the_data(tiny_model_dir):
@@ -25,15 +34,13 @@ def test_steps_and_tokens_follow_the_data(tiny_model_dir):
     assert timing.planned_steps(cfg, lengths)[0] == 3
     cfg.max_steps = 10  # max_steps wins; tokens in proportion
     assert timing.planned_steps(cfg, lengths) == (10, round(278 * 10 / 1))
-    packed = _cfg(tiny_model_dir, packing=True, per_device_train_batch_size=1, num_train_epochs=1,
-                  max_steps=-1)
+    packed = _cfg(tiny_model_dir, packing=True, per_device_train_batch_size=1, num_train_epochs=1, max_steps=-1)
     assert timing.planned_steps(packed, lengths)[0] == 3  # 278 tokens in rows of 128
 
 
 def test_the_estimate_says_duration_steps_and_seconds_per_step(tiny_model_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
-    cfg = _cfg(tiny_model_dir, per_device_train_batch_size=4, num_train_epochs=2, max_steps=-1,
-               compute_type="fp32")
+    cfg = _cfg(tiny_model_dir, per_device_train_batch_size=4, num_train_epochs=2, max_steps=-1, compute_type="fp32")
     lengths = [100] * 40  # 10 steps an epoch, 20 steps, 8,000 tokens
     unknown = timing.estimate_time(cfg, lengths)
     assert unknown.seconds is None and "unknown (20 steps" in unknown.line()
@@ -51,11 +58,13 @@ def test_the_estimate_says_duration_steps_and_seconds_per_step(tiny_model_dir, m
 
 
 def test_speed_comes_from_the_steps_after_the_first():
-    events = [{"type": "start", "time": 0.0},
-              {"type": "step", "step": 1, "time": 5.0, "tokens_seen": 100},  # warm-up step
-              {"type": "step", "step": 2, "time": 6.0, "tokens_seen": 300},
-              {"type": "log", "step": 2, "time": 6.1, "loss": 1.0},
-              {"type": "step", "step": 3, "time": 7.0, "tokens_seen": 500}]
+    events = [
+        {"type": "start", "time": 0.0},
+        {"type": "step", "step": 1, "time": 5.0, "tokens_seen": 100},  # warm-up step
+        {"type": "step", "step": 2, "time": 6.0, "tokens_seen": 300},
+        {"type": "log", "step": 2, "time": 6.1, "loss": 1.0},
+        {"type": "step", "step": 3, "time": 7.0, "tokens_seen": 500},
+    ]
     assert timing.speed_from_events(events) == pytest.approx(200.0)
     assert timing.speed_from_events(events[:2]) is None
 
@@ -86,8 +95,7 @@ def test_activations_use_the_largest_real_batch_not_batch_times_cutoff(default_m
     assert est.worst_needed > est.needed
     assert est.worst_activations == memory.estimate(cfg, device="cpu").activations
     # padded batches (DPO, not our SFT path): batch x longest, each pair two sequences
-    dpo = _cfg(default_model_dir, stage="dpo", cutoff_len=1024, per_device_train_batch_size=4,
-               compute_type="fp32")
+    dpo = _cfg(default_model_dir, stage="dpo", cutoff_len=1024, per_device_train_batch_size=4, compute_type="fp32")
     assert memory.largest_batch_tokens(dpo, short) == 4 * 25 * 2
     # packing fills rows up to the cutoff
     packed = _cfg(default_model_dir, packing=True, cutoff_len=64, per_device_train_batch_size=4)
@@ -100,7 +108,7 @@ def test_panel_shows_real_batch_worst_case_dtype_and_time(default_model_dir, mon
     from workbench.ui.method_panel import render
 
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(memory, "device_memory", lambda device: (16 * 1024 ** 3, 12 * 1024 ** 3))
+    monkeypatch.setattr(memory, "device_memory", lambda device: (16 * 1024**3, 12 * 1024**3))
     cfg = _cfg(default_model_dir, cutoff_len=1024, compute_type="fp32")
     est = memory.estimate(cfg, device="cpu", lengths=[20] * 10)
     lengths = [20] * 10
@@ -120,11 +128,13 @@ def test_panel_says_what_auto_measured(default_model_dir, monkeypatch):
 
     cfg = _cfg(default_model_dir, compute_type="auto")
     monkeypatch.setattr(models, "device_type", lambda: "cpu")
-    monkeypatch.setattr(models, "cpu_bf16_choice", lambda shape=None, measure=None: models.Bf16Choice(
-        True, 350.0, 1950.0, shape))
+    monkeypatch.setattr(
+        models, "cpu_bf16_choice", lambda shape=None, measure=None: models.Bf16Choice(True, 350.0, 1950.0, shape)
+    )
     assert dtype_text(cfg, "en").startswith("Compute type bfloat16 (auto): bf16 matrix products measured 5.6×")
-    monkeypatch.setattr(models, "cpu_bf16_choice", lambda shape=None, measure=None: models.Bf16Choice(
-        False, 130.0, 1.0, shape))
+    monkeypatch.setattr(
+        models, "cpu_bf16_choice", lambda shape=None, measure=None: models.Bf16Choice(False, 130.0, 1.0, shape)
+    )
     assert dtype_text(cfg, "en").startswith("Compute type float32 (auto)")
 
 
@@ -139,8 +149,7 @@ def test_check_prints_dtype_memory_and_time_lines(write_config, tmp_path):
     assert "steps" in time_line and "--calibrate" in time_line
     assert not (tmp_path / "saves").exists()
     # with --calibrate it trains a few steps in a scratch folder and knows the speed
-    result = run_cli("train", str(config), "--check", "--calibrate",
-                     env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
+    result = run_cli("train", str(config), "--check", "--calibrate", env={"WORKBENCH_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr[-2000:]
     time_line = next(line for line in result.stdout.splitlines() if line.startswith("estimated time: "))
     assert time_line.startswith("estimated time: about ") and "s/step" in time_line

@@ -1,10 +1,19 @@
 """Metrics against values worked out by hand on small fixed inputs (English and Chinese)."""
+
 import math
 
 import pytest
 
-from workbench.evaluate import (EvalError, bleu, classification_metrics, exact_match,
-                                generation_metrics, match_label, rouge_per_row, score_tokens)
+from workbench.evaluate import (
+    EvalError,
+    bleu,
+    classification_metrics,
+    exact_match,
+    generation_metrics,
+    match_label,
+    rouge_per_row,
+    score_tokens,
+)
 
 
 def test_exact_match_ignores_whitespace_only():
@@ -24,8 +33,8 @@ def test_rouge_english_by_hand():
 def test_rouge_chinese_is_scored_per_character():
     assert score_tokens("我爱北京 ok") == ["我", "爱", "北", "京", "ok"]
     row = rouge_per_row(["我爱北京"], ["我爱上海"])[0]
-    assert row["rouge1"] == pytest.approx(0.5)       # 我, 爱 of 4 characters each
-    assert row["rouge2"] == pytest.approx(1 / 3)     # 我爱 of 3 bigrams each
+    assert row["rouge1"] == pytest.approx(0.5)  # 我, 爱 of 4 characters each
+    assert row["rouge2"] == pytest.approx(1 / 3)  # 我爱 of 3 bigrams each
     assert row["rougeL"] == pytest.approx(0.5)
 
 
@@ -69,8 +78,9 @@ def test_classification_chinese_labels_and_matching():
     labels = ["正面", "负面"]
     assert match_label("正面。", labels) == "正面"
     assert match_label("Positive!", ["positive", "negative"]) == "positive"
-    m = classification_metrics([match_label(p, labels) for p in ["正面", "负面", "负面"]],
-                               ["正面", "正面", "负面"], labels)
+    m = classification_metrics(
+        [match_label(p, labels) for p in ["正面", "负面", "负面"]], ["正面", "正面", "负面"], labels
+    )
     assert m["accuracy"] == pytest.approx(2 / 3)
     assert m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0]]
 
@@ -84,8 +94,16 @@ def _result(target, outputs, refs):
     from workbench.evaluate import EvalResult, normalize_text
 
     per_row = rouge_per_row(outputs, refs)
-    rows = [{"prompt": f"p{i}", "reference": r, "prediction": o, "exact": normalize_text(o) == normalize_text(r),
-             "rougeL": s["rougeL"]} for i, (o, r, s) in enumerate(zip(outputs, refs, per_row))]
+    rows = [
+        {
+            "prompt": f"p{i}",
+            "reference": r,
+            "prediction": o,
+            "exact": normalize_text(o) == normalize_text(r),
+            "rougeL": s["rougeL"],
+        }
+        for i, (o, r, s) in enumerate(zip(outputs, refs, per_row))
+    ]
     return EvalResult(target, "d", "test", len(refs), generation_metrics(outputs, refs), rows)
 
 
@@ -98,7 +116,7 @@ def test_compare_marks_improved_and_worse_rows():
     result = compare(base, tuned)
     assert [r["change"] for r in result.rows] == ["improved", "worse", "same", "improved"]
     assert (result.improved, result.worse) == (2, 1)
-    assert result.delta["exact_match"] == pytest.approx(0.0)   # one row gained, one lost
+    assert result.delta["exact_match"] == pytest.approx(0.0)  # one row gained, one lost
     assert result.rows[0]["base"] == "March 5" and result.rows[0]["tuned"] == "2021-03-05"
     with pytest.raises(EvalError, match="different rows"):
         compare(base, _result("run", ["x"], ["y"]))

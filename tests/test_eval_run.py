@@ -1,12 +1,21 @@
 """Evaluation of real runs of the tiny model: saved results, before/after, forgetting, gap, CLI."""
+
 import json
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
-from workbench.evaluate import (EvalError, Evaluator, before_after, evaluate, gap_analysis,
-                                load_comparison, load_result, saved_results)
+from tests.conftest import run_cli
 from workbench.data.registry import SHIPPED_DIR
+from workbench.evaluate import (
+    EvalError,
+    Evaluator,
+    before_after,
+    evaluate,
+    gap_analysis,
+    load_comparison,
+    load_result,
+    saved_results,
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +25,15 @@ def evaluator(trained_lora_run):
 
 def test_evaluate_run_saves_metrics_and_predictions(trained_lora_run, evaluator):
     seen = []
-    result = evaluate("lora-run", "date_format", "test", evaluator, limit=6,
-                      progress=lambda done, total, what: seen.append((what, done, total)),
-                      dataset_dir=str(SHIPPED_DIR))
+    result = evaluate(
+        "lora-run",
+        "date_format",
+        "test",
+        evaluator,
+        limit=6,
+        progress=lambda done, total, what: seen.append((what, done, total)),
+        dataset_dir=str(SHIPPED_DIR),
+    )
     assert result.rows == 6 and len(result.predictions) == 6
     assert result.metrics["perplexity"] > 1 and result.metrics["loss"] > 0
     assert 0 <= result.metrics["exact_match"] <= 1 and "bleu" in result.metrics
@@ -32,10 +47,11 @@ def test_evaluate_run_saves_metrics_and_predictions(trained_lora_run, evaluator)
 
 def test_before_after_and_forgetting(trained_lora_run, evaluator, tmp_path):
     reference = tmp_path / "ref.json"
-    reference.write_text(json.dumps([{"text": "The sun rises in the east."}, {"text": "水是生命之源。"}],
-                                    ensure_ascii=False), encoding="utf-8")
-    report = before_after("lora-run", "date_format", "test", evaluator, limit=4, reference=reference,
-                          threshold=0.0)
+    reference.write_text(
+        json.dumps([{"text": "The sun rises in the east."}, {"text": "水是生命之源。"}], ensure_ascii=False),
+        encoding="utf-8",
+    )
+    report = before_after("lora-run", "date_format", "test", evaluator, limit=4, reference=reference, threshold=0.0)
     assert len(report["rows"]) == 4
     row = report["rows"][0]
     assert set(row) >= {"prompt", "reference", "base", "tuned", "change"}
@@ -53,8 +69,8 @@ def test_before_after_and_forgetting(trained_lora_run, evaluator, tmp_path):
 
 def test_gap_analysis_lists_failures(tiny_model_dir, evaluator):
     report = gap_analysis(f"base:{tiny_model_dir}", "date_format", evaluator, limit=3)
-    assert report["split"] == "test"          # the default config holds no validation rows
-    assert report["rows"] == 3 and report["failed"] == 3   # a random model gets none right
+    assert report["split"] == "test"  # the default config holds no validation rows
+    assert report["rows"] == 3 and report["failed"] == 3  # a random model gets none right
     assert report["failures"][0]["reference"][:2] in ("19", "20")
 
 
@@ -68,8 +84,20 @@ def test_bad_requests_are_named(evaluator):
 
 
 def test_cli_eval_base_and_errors(tiny_model_dir, tmp_path):
-    done = run_cli("eval", "--base", "--model", str(tiny_model_dir), "--dataset", "date_format",
-                   "--limit", "2", "--max-new-tokens", "4", "--saves", str(tmp_path))
+    done = run_cli(
+        "eval",
+        "--base",
+        "--model",
+        str(tiny_model_dir),
+        "--dataset",
+        "date_format",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--saves",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"] == 2
     assert list(tmp_path.glob(".base/*/eval/date_format-test.json"))
@@ -106,13 +134,22 @@ def test_experiments_views(trained_lora_run, evaluator, tmp_path):
 def test_classification_data_gets_accuracy_and_confusion_matrix(tiny_model_dir, tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    rows = [{"text": f"review {i}: {'great' if i % 2 else '很差'}", "label": "positive" if i % 2 else "negative"}
-            for i in range(6)]
+    rows = [
+        {"text": f"review {i}: {'great' if i % 2 else '很差'}", "label": "positive" if i % 2 else "negative"}
+        for i in range(6)
+    ]
     (data_dir / "reviews.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    (data_dir / "dataset_info.json").write_text(json.dumps(
-        {"reviews": {"file_name": "reviews.json", "format": "classification"}}), encoding="utf-8")
-    result = evaluate(f"base:{tiny_model_dir}", "reviews", "test", Evaluator(root=tmp_path, max_new_tokens=4),
-                      dataset_dir=str(data_dir), cfg=_cfg(tiny_model_dir, test_size=4))
+    (data_dir / "dataset_info.json").write_text(
+        json.dumps({"reviews": {"file_name": "reviews.json", "format": "classification"}}), encoding="utf-8"
+    )
+    result = evaluate(
+        f"base:{tiny_model_dir}",
+        "reviews",
+        "test",
+        Evaluator(root=tmp_path, max_new_tokens=4),
+        dataset_dir=str(data_dir),
+        cfg=_cfg(tiny_model_dir, test_size=4),
+    )
     assert result.rows == 4
     matrix = result.classification["confusion_matrix"]
     assert result.classification["labels"] == ["negative", "positive", "(other)"]

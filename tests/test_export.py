@@ -3,6 +3,7 @@ of the model inside the workbench (base + adapter, as the chat tab loads it).
 
 All exports of the tiny model are made once (three of them through the CLI), then one fresh
 process loads them all and reports logits and greedy generations."""
+
 import json
 import os
 import subprocess
@@ -14,16 +15,18 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from conftest import ROOT, as_f16_stores_it, run_cli
 from workbench import export, models
 from workbench.cli import main as cli_main
 from workbench.data.registry import SHIPPED_DIR
+
+from conftest import as_f16_stores_it, run_cli
 
 IDS = torch.tensor([[1, 9690, 198, 2683, 359, 253, 5356, 2]])
 NEW_TOKENS = 8
 
 # Runs in a fresh interpreter: nothing from the workbench, only transformers/peft/gguf.
-PROBE = r'''
+PROBE = (
+    r"""
 import json, sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from peft import PeftModel
@@ -57,14 +60,22 @@ for name, spec in specs.items():
     except Exception as err:
         out[name] = {"error": f"{type(err).__name__}: {err}"}
 torch.save(out, sys.argv[2])
-''' % NEW_TOKENS
+"""
+    % NEW_TOKENS
+)
 
 
 def probe(tmp_path, specs: dict) -> dict:
     spec_file, out_file = tmp_path / "specs.json", tmp_path / "probe.pt"
     spec_file.write_text(json.dumps({**specs, "__ids__": IDS.tolist()}))
-    done = subprocess.run([sys.executable, "-c", PROBE, str(spec_file), str(out_file)], capture_output=True,
-                          text=True, timeout=900, env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(spec_file), str(out_file)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": ""},
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(out_file)
 
@@ -79,23 +90,34 @@ def train_run(saves, tiny_model_dir, name, **keys):
     from workbench.config import from_dict
     from workbench.train import run
 
-    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(SHIPPED_DIR), "max_steps": 3, "save_steps": 100,
-                     "learning_rate": 5e-2, "cutoff_len": 64, "logging_steps": 1, **keys})
+    cfg = from_dict(
+        {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "identity",
+            "dataset_dir": str(SHIPPED_DIR),
+            "max_steps": 3,
+            "save_steps": 100,
+            "learning_rate": 5e-2,
+            "cutoff_len": 64,
+            "logging_steps": 1,
+            **keys,
+        }
+    )
     run(cfg, saves / name, echo=False)
     return saves / name
 
 
 def in_workbench(base_dir, adapter_dir=None, quantization_bit=None):
     """The model the workbench itself would chat with: base (+ adapter), as chat.py loads it."""
-    model = models.load_causal_lm(str(base_dir), compute_type="fp32", device="cpu",
-                                  quantization_bit=quantization_bit)
+    model = models.load_causal_lm(str(base_dir), compute_type="fp32", device="cpu", quantization_bit=quantization_bit)
     return PeftModel.from_pretrained(model, str(adapter_dir)) if adapter_dir else model
 
 
 def outputs(model):
     with torch.no_grad():
-        return model(IDS).logits.float(), model.generate(IDS, max_new_tokens=NEW_TOKENS, do_sample=False)[0, IDS.shape[1]:].tolist()
+        return model(IDS).logits.float(), model.generate(IDS, max_new_tokens=NEW_TOKENS, do_sample=False)[
+            0, IDS.shape[1] :
+        ].tolist()
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +128,11 @@ def made(trained_lora_run, tiny_model_dir, tmp_path_factory):
     saves = tmp / "saves"
     run = trained_lora_run
     # the CLI (in this process: loading in a fresh one is the probe's job below)
-    for argv in (["--merge", "--dtype", "fp16", "--out", str(tmp / "cli-fp16")], ["--gguf", "q8_0"],
-                 ["--quantize", "4bit"]):
+    for argv in (
+        ["--merge", "--dtype", "fp16", "--out", str(tmp / "cli-fp16")],
+        ["--gguf", "q8_0"],
+        ["--quantize", "4bit"],
+    ):
         assert cli_main(["export", "--run", str(run), *argv]) == 0, argv
     results = {
         "merged": export.export_merged(run, "fp32", max_shard_size="200KB"),
@@ -166,8 +191,11 @@ def test_model_card_names_base_method_dataset_hyperparameters_and_final_loss(mad
     card = (made["results"]["merged"].folder / "README.md").read_text()
     assert str(tiny_model_dir) in card and "lora" in card and "identity" in card
     assert "learning_rate" in card and "lora_rank" in card and "num_virtual_tokens" not in card
-    losses = [json.loads(line)["loss"] for line in (trained_lora_run / "events.jsonl").read_text().splitlines()
-              if '"loss"' in line and json.loads(line).get("type") == "log"]
+    losses = [
+        json.loads(line)["loss"]
+        for line in (trained_lora_run / "events.jsonl").read_text().splitlines()
+        if '"loss"' in line and json.loads(line).get("type") == "log"
+    ]
     assert f"| loss | {losses[-1]:.4g} |" in card
 
 
@@ -226,11 +254,15 @@ def test_bitsandbytes_exports_reload_quantized(made, trained_lora_run, tiny_mode
     for name, bits, module in (("bnb4", 4, "Linear4bit"), ("bnb8", 8, "Linear8bitLt")):
         seen = loaded(made, name)
         assert module in seen["modules"], seen["modules"]
-        quant = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True)
-                 if bits == 4 else BitsAndBytesConfig(load_in_8bit=True))
+        quant = (
+            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True)
+            if bits == 4
+            else BitsAndBytesConfig(load_in_8bit=True)
+        )
         # the workbench's own 4/8-bit load of the merged model gives the same outputs
-        reference = AutoModelForCausalLM.from_pretrained(merged, quantization_config=quant, dtype=torch.float32,
-                                                         device_map={"": "cpu"})
+        reference = AutoModelForCausalLM.from_pretrained(
+            merged, quantization_config=quant, dtype=torch.float32, device_map={"": "cpu"}
+        )
         ref_logits = reference(IDS).logits.float().detach()  # with grad: see the probe
         assert torch.allclose(seen["logits"], ref_logits, atol=1e-3), name
 
@@ -261,9 +293,7 @@ def test_exports_are_listed_per_run_and_deletable(made, trained_lora_run):
 
 
 def test_not_enough_disk_space_is_refused_before_writing(trained_lora_run, monkeypatch):
-    from workbench.export import common
-
-    from workbench.export import kinds
+    from workbench.export import common, kinds
 
     monkeypatch.setattr(common, "free_bytes", lambda folder: 10 * 2**20)
     monkeypatch.setattr(kinds, "load_merged", lambda src: pytest.fail("loaded the model before checking"))

@@ -1,5 +1,6 @@
 """In a real browser, behind a login: export a run, download the zip (from disk, through the
 login-protected file route), see it listed, delete it."""
+
 import shutil
 import urllib.error
 import urllib.request
@@ -53,7 +54,6 @@ def test_export_and_download_the_zip_behind_a_login(tmp_path, trained_lora_run):
         assert not (run / "exports" / "merged-fp32").exists()
 
 
-
 def test_an_export_is_stopped_and_run_again_from_the_page(tmp_path, trained_lora_run):
     """The export is a job of the UI's controller: Cancel stops it (nothing half-written lists),
     Run again submits the same export, which then completes. Each attempt holds 45 s at its zip
@@ -61,8 +61,7 @@ def test_an_export_is_stopped_and_run_again_from_the_page(tmp_path, trained_lora
     saves = tmp_path / "saves"
     run = saves / trained_lora_run.name
     shutil.copytree(trained_lora_run, run, ignore=shutil.ignore_patterns("exports", "checkpoint-*"))
-    with running_app(saves, ROOT, env={"WORKBENCH_JOB_PAUSE_AT": "zip:45"}) as (url, _), \
-            browser_page() as page:
+    with running_app(saves, ROOT, env={"WORKBENCH_JOB_PAUSE_AT": "zip:45"}) as (url, _), browser_page() as page:
         page.goto(url)
         page.get_by_role("tab", name="Export").click()
         pick_option(page, "#export-run", run.name)

@@ -1,32 +1,37 @@
 """GGUF files the way users run them: loaded by llama.cpp itself (xllamacpp), with the metadata it
 needs (pre-tokenizer name, special tokens, chat template, context length), every type the `gguf`
 package writes, and a parity report on every export kind."""
+
 import json
-import os
 import shutil
 
 import gguf
 import pytest
 
-from conftest import ROOT
 from workbench import export
 from workbench.cli import main as cli_main
 from workbench.export import gguf_file, parity
+
+from conftest import ROOT
 
 xllamacpp = pytest.importorskip("xllamacpp")
 
 
 def fields(path):
     reader = gguf.GGUFReader(str(path))
-    return {key: field.contents() for key, field in reader.fields.items()
-            if not key.startswith(("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type"))}
+    return {
+        key: field.contents()
+        for key, field in reader.fields.items()
+        if not key.startswith(("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type"))
+    }
 
 
 def chat(path, text="Who are you?", max_tokens=8):
     server = parity.llama_cpp_server(path, threads=1)
     try:
-        return server.handle_chat_completions({"messages": [{"role": "user", "content": text}],
-                                               "max_tokens": max_tokens, "temperature": 0})
+        return server.handle_chat_completions(
+            {"messages": [{"role": "user", "content": text}], "max_tokens": max_tokens, "temperature": 0}
+        )
     finally:
         del server
 
@@ -99,12 +104,24 @@ def test_an_unknown_tokenizer_is_refused_before_a_file_is_written(tmp_path, tiny
     model = tmp_path / "odd-tokenizer-model"
     shutil.copytree(tiny_model_dir, model)
     data = json.loads((model / "tokenizer.json").read_text())
-    data["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
-                             "use_regex": True}
+    data["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
     (model / "tokenizer.json").write_text(json.dumps(data))
     run_dir = tmp_path / "saves" / "odd"
-    run(from_dict({"model_name_or_path": str(model), "dataset": "identity", "dataset_dir": str(ROOT / "data"),
-                   "max_steps": 1, "save_steps": 100, "cutoff_len": 64, "logging_steps": 1}), run_dir, echo=False)
+    run(
+        from_dict(
+            {
+                "model_name_or_path": str(model),
+                "dataset": "identity",
+                "dataset_dir": str(ROOT / "data"),
+                "max_steps": 1,
+                "save_steps": 100,
+                "cutoff_len": 64,
+                "logging_steps": 1,
+            }
+        ),
+        run_dir,
+        echo=False,
+    )
     with pytest.raises(export.ExportError, match="does not know this tokenizer's pre-tokenizer"):
         export.export_gguf(run_dir, "f16")
     assert not (run_dir / "exports" / "gguf-f16").exists()
@@ -127,8 +144,9 @@ def test_merged_export_parity_default_dtype_sizes_and_file_modes(trained_lora_ru
     expected = export.expected_size(trained_lora_run, "merged", dtype="fp32")
     assert abs(expected - weights) / weights < 0.05
     assert export.expected_size(trained_lora_run, "merged", dtype="fp16") == pytest.approx(expected / 2, rel=0.01)
-    assert export.expected_size(trained_lora_run, "gguf", gguf_type="q4_0") < \
-        export.expected_size(trained_lora_run, "gguf", gguf_type="q8_0")
+    assert export.expected_size(trained_lora_run, "gguf", gguf_type="q4_0") < export.expected_size(
+        trained_lora_run, "gguf", gguf_type="q8_0"
+    )
 
 
 def test_the_default_model_exports_merged_in_bf16(trained_lora_run):
@@ -140,8 +158,9 @@ def test_the_default_model_exports_merged_in_bf16(trained_lora_run):
     assert base_dtype(run_source(trained_lora_run)) == "fp32"
 
 
-def test_require_parity_makes_the_command_fail_when_an_export_disagrees(trained_lora_run, tmp_path, monkeypatch,
-                                                                         capsys):
+def test_require_parity_makes_the_command_fail_when_an_export_disagrees(
+    trained_lora_run, tmp_path, monkeypatch, capsys
+):
     argv = ["export", "--run", str(trained_lora_run), "--merge", "--dtype", "fp32", "--out", str(tmp_path / "m")]
     assert cli_main(argv + ["--require-parity"]) == 0
     assert "parity (transformers (fp32)" in capsys.readouterr().out
@@ -156,11 +175,26 @@ def test_require_parity_makes_the_command_fail_when_an_export_disagrees(trained_
 
 
 def test_without_llama_cpp_the_gguf_report_says_it_was_not_checked(trained_lora_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(parity, "llama_cpp_available", lambda: "llama.cpp is not installed here (pip install xllamacpp)")
+    monkeypatch.setattr(
+        parity, "llama_cpp_available", lambda: "llama.cpp is not installed here (pip install xllamacpp)"
+    )
     result = export.export_gguf(trained_lora_run, "q8_0", out_dir=tmp_path / "g")
     assert result.parity["status"] == "unchecked" and "pip install xllamacpp" in result.parity["summary"]
-    assert cli_main(["export", "--run", str(trained_lora_run), "--gguf", "q8_0", "--out", str(tmp_path / "h"),
-                     "--require-parity"]) == 3
+    assert (
+        cli_main(
+            [
+                "export",
+                "--run",
+                str(trained_lora_run),
+                "--gguf",
+                "q8_0",
+                "--out",
+                str(tmp_path / "h"),
+                "--require-parity",
+            ]
+        )
+        == 3
+    )
 
 
 def test_export_tab_shows_sizes_before_starting_and_parity_in_colour(trained_lora_run, gguf_exports):
@@ -171,19 +205,30 @@ def test_export_tab_shows_sizes_before_starting_and_parity_in_colour(trained_lor
     assert "<b>auto ≈" in sizes_html(trained_lora_run, "merged", "auto", "4bit", "q8_0", "en")
     table = list_html(trained_lora_run, "en")
     assert "Parity with the trained model" in table and "data-status='ok'" in table
-    beyond = parity_cell({"status": "beyond", "first_tokens_same": 1, "prompts": 5, "token_agreement": 0.1,
-                          "max_diff": 3.0, "summary": "s"}, "zh")
+    beyond = parity_cell(
+        {
+            "status": "beyond",
+            "first_tokens_same": 1,
+            "prompts": 5,
+            "token_agreement": 0.1,
+            "max_diff": 3.0,
+            "summary": "s",
+        },
+        "zh",
+    )
     assert "#cf222e" in beyond and "差异" in beyond
 
 
 def test_parity_replays_the_runs_held_out_rows_else_built_in_prompts(tmp_path):
     from workbench.export.source import RunSource
 
-    held_out = RunSource(tmp_path, tmp_path, {"dataset": "identity", "dataset_dir": str(ROOT / "data"),
-                                              "val_size": 5})
+    held_out = RunSource(tmp_path, tmp_path, {"dataset": "identity", "dataset_dir": str(ROOT / "data"), "val_size": 5})
     chats, origin = parity.parity_prompts(held_out)
     assert origin == "held-out rows (validation)" and len(chats) == 5
     assert all(chat[-1]["role"] == "user" for chat in chats)
-    chats, origin = parity.parity_prompts(RunSource(tmp_path, tmp_path, {"dataset": "identity",
-                                                                         "dataset_dir": str(ROOT / "data")}))
-    assert origin.startswith("built-in prompts") and chats[0] == [{"role": "user", "content": parity.BUILTIN_PROMPTS[0]}]
+    chats, origin = parity.parity_prompts(
+        RunSource(tmp_path, tmp_path, {"dataset": "identity", "dataset_dir": str(ROOT / "data")})
+    )
+    assert origin.startswith("built-in prompts") and chats[0] == [
+        {"role": "user", "content": parity.BUILTIN_PROMPTS[0]}
+    ]

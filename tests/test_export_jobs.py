@@ -1,5 +1,6 @@
 """A command-line export killed mid-way never leaves anything that lists as a complete export
 (exports from the page are jobs of the controller: tests/test_jobs_tasks.py)."""
+
 import json
 import os
 import shutil
@@ -10,8 +11,9 @@ import time
 
 import pytest
 
-from conftest import ROOT
 from workbench import export
+
+from conftest import ROOT
 
 
 @pytest.fixture()
@@ -44,9 +46,26 @@ def inside_staging(job_file):
 def test_an_export_killed_mid_way_never_lists_as_complete(run_copy, tmp_path):
     job_file = tmp_path / "progress.json"
     env = {**os.environ, "WORKBENCH_EXPORT_PAUSE_AT": "zip:60", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "export", "--run", str(run_copy), "--merge",
-                             "--dtype", "fp16", "--job-file", str(job_file)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "export",
+            "--run",
+            str(run_copy),
+            "--merge",
+            "--dtype",
+            "fp16",
+            "--job-file",
+            str(job_file),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for(lambda: inside_staging(job_file), what="the export to reach its zip step")
         partial = run_copy / "exports" / ".merged-fp16.tmp"
@@ -62,4 +81,3 @@ def test_an_export_killed_mid_way_never_lists_as_complete(run_copy, tmp_path):
     result = export.export_merged(run_copy, "fp16")
     assert [e.name for e in export.export_entries(run_copy)] == ["merged-fp16"]
     assert not (run_copy / "exports" / ".merged-fp16.tmp").exists() and result.archive.is_file()
-

@@ -1,4 +1,5 @@
 """The job controller runs training in its own process group, and Abort keeps a usable adapter."""
+
 import os
 import time
 

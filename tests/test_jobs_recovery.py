@@ -2,6 +2,7 @@
 restart re-attaches to a live run; a SIGKILLed run is shown interrupted and resumes from its last
 complete checkpoint (a half-written one is set aside) to the same step count; an abort while
 loading ends cleanly; two processes through torchrun (gloo on CPU) give one result."""
+
 import functools
 import json
 import os
@@ -11,23 +12,32 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-from browser import wait_until
+
 from workbench.config import load_config
 from workbench.events import read_all
 from workbench.jobs import JobController
 from workbench.progress import RunMonitor
 
+from browser import wait_until
+from conftest import ROOT
 
 wait_for = functools.partial(wait_until, timeout=240, poll=0.2)
 
 
 def submit_from_another_process(saves, config) -> str:
     """A UI process that starts a run and then goes away."""
-    code = ("import sys; from workbench.jobs import JobController; from workbench.config import load_config; "
-            "print(JobController(sys.argv[1]).submit(load_config(sys.argv[2])))")
-    out = subprocess.run([sys.executable, "-c", code, str(saves), str(config)], cwd=ROOT, text=True,
-                         capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys; from workbench.jobs import JobController; from workbench.config import load_config; "
+        "print(JobController(sys.argv[1]).submit(load_config(sys.argv[2])))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(saves), str(config)],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
 

@@ -1,6 +1,7 @@
 """Job states without a model: stand-in trainer processes (plain Python) that the controller did
 not start itself, as after a UI restart. Covers the abort escalation (stop file → SIGTERM →
 SIGKILL, and which one happened), a reused pid, a dead run, and two UIs queueing at once."""
+
 import functools
 import json
 import os
@@ -12,10 +13,10 @@ import time
 import psutil
 import pytest
 
-from browser import wait_until
 from workbench.config import from_dict
 from workbench.jobs import Job, JobController
 
+from browser import wait_until
 
 wait_for = functools.partial(wait_until, timeout=60, poll=0.1)
 
@@ -25,22 +26,41 @@ def stand_in(saves, run_id, code: str) -> subprocess.Popen:
     run_dir = saves / run_id
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text("model_name_or_path: m\ndataset: identity\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=run_dir, start_new_session=True,
-                            stdout=open(run_dir / "train.log", "wb"), stderr=subprocess.STDOUT)
-    Job(run_id=run_id, status="running", started=time.time(), pid=proc.pid, pgid=proc.pid,
-        proc_start=psutil.Process(proc.pid).create_time()).save(run_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=run_dir,
+        start_new_session=True,
+        stdout=open(run_dir / "train.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+    Job(
+        run_id=run_id,
+        status="running",
+        started=time.time(),
+        pid=proc.pid,
+        pgid=proc.pid,
+        proc_start=psutil.Process(proc.pid).create_time(),
+    ).save(run_dir)
     return proc
 
 
-EVENT = "import json,time\ndef emit(**e):\n    e.setdefault('step',0); e.setdefault('max_steps',10); e['time']=time.time()\n" \
-        "    open('events.jsonl','a').write(json.dumps(e)+'\\n')\n"
-IGNORES_STOP = EVENT + "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" \
-                       "emit(type='phase', phase='training')\nwhile True: time.sleep(0.1)\n"
-DIES_ON_TERM = EVENT + "import signal,sys\n" \
-    "def term(*a):\n    emit(type='error', message='aborted: the process was terminated', aborted=True); sys.exit(143)\n" \
+EVENT = (
+    "import json,time\ndef emit(**e):\n    e.setdefault('step',0); e.setdefault('max_steps',10); e['time']=time.time()\n"
+    "    open('events.jsonl','a').write(json.dumps(e)+'\\n')\n"
+)
+IGNORES_STOP = (
+    EVENT + "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "emit(type='phase', phase='training')\nwhile True: time.sleep(0.1)\n"
+)
+DIES_ON_TERM = (
+    EVENT + "import signal,sys\n"
+    "def term(*a):\n    emit(type='error', message='aborted: the process was terminated', aborted=True); sys.exit(143)\n"
     "signal.signal(signal.SIGTERM, term)\nemit(type='phase', phase='training')\nwhile True: time.sleep(0.1)\n"
-SAVING_THEN_ENDS = EVENT + "emit(type='phase', phase='saving')\ntime.sleep(1.5)\n" \
-                           "emit(type='end', final='final', stopped=False, step=10)\n"
+)
+SAVING_THEN_ENDS = (
+    EVENT + "emit(type='phase', phase='saving')\ntime.sleep(1.5)\n"
+    "emit(type='end', final='final', stopped=False, step=10)\n"
+)
 
 
 def test_escalation_reaches_sigkill_and_says_so(saves):
@@ -131,12 +151,16 @@ def test_two_ui_processes_queueing_at_once_lose_no_run(saves, tmp_path):
 
 def test_the_queue_starts_runs_in_the_order_they_were_queued(saves, monkeypatch):
     controller = JobController(saves, max_running=0)
-    ids = [controller.submit(from_dict({"model_name_or_path": "m", "dataset": "identity"}), run_id=f"r{i}")
-           for i in range(3)]
+    ids = [
+        controller.submit(from_dict({"model_name_or_path": "m", "dataset": "identity"}), run_id=f"r{i}")
+        for i in range(3)
+    ]
     launched = []
-    monkeypatch.setattr(controller, "_launch", lambda job: (launched.append(job.run_id),
-                                                           setattr(job, "status", "running"),
-                                                           job.save(saves / job.run_id)))
+    monkeypatch.setattr(
+        controller,
+        "_launch",
+        lambda job: (launched.append(job.run_id), setattr(job, "status", "running"), job.save(saves / job.run_id)),
+    )
     monkeypatch.setattr(controller, "is_alive", lambda job: True)
     controller.max_running = 1
     controller.tick()
@@ -155,10 +179,10 @@ def test_a_failure_says_why_in_one_line(saves):
     controller = JobController(saves)
     cases = {
         "oom": EVENT + "emit(type='error', message='out of memory: CUDA out of memory. Tried to allocate 2.00 GiB')\n"
-                       "raise SystemExit(1)\n",
+        "raise SystemExit(1)\n",
         "config": "import sys\nprint(\"error: run.yaml: unknown key 'lerning_rate'\", file=sys.stderr)\nsys.exit(2)\n",
         "crash": "import os\nprint('Traceback (most recent call last):')\nprint('Fatal Python error: Segmentation fault', flush=True)\n"
-                 "os.kill(os.getpid(), 11)\n",
+        "os.kill(os.getpid(), 11)\n",
     }
     for run_id, code in cases.items():
         run_dir = saves / run_id
@@ -203,9 +227,15 @@ def test_one_run_at_a_time_per_device_set(saves, monkeypatch):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", devices)
         controller.submit(from_dict(dict(cfg)), run_id=run_id)
     launched = []
-    monkeypatch.setattr(controller, "_launch", lambda job: (launched.append((job.run_id, job.devices)),
-                                                           setattr(job, "status", "running"),
-                                                           job.save(saves / job.run_id)))
+    monkeypatch.setattr(
+        controller,
+        "_launch",
+        lambda job: (
+            launched.append((job.run_id, job.devices)),
+            setattr(job, "status", "running"),
+            job.save(saves / job.run_id),
+        ),
+    )
     monkeypatch.setattr(controller, "is_alive", lambda job: True)
     controller.max_running = 1
     controller.tick()

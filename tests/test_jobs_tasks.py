@@ -1,5 +1,6 @@
 """Evaluation, the sample gallery and exports as jobs of the one controller (tiny model): submit,
 progress, queue behind training, abort, resubmit, failure in one line, re-attach, damaged files."""
+
 import json
 import os
 import shutil
@@ -19,8 +20,7 @@ from workbench.runs import TASKS_DIR
 def saves(trained_lora_run, tmp_path):
     """A private saves folder holding a copy of the finished tiny LoRA run."""
     root = tmp_path / "saves"
-    shutil.copytree(trained_lora_run, root / trained_lora_run.name,
-                    ignore=shutil.ignore_patterns("exports", "eval"))
+    shutil.copytree(trained_lora_run, root / trained_lora_run.name, ignore=shutil.ignore_patterns("exports", "eval"))
     return root
 
 
@@ -39,8 +39,14 @@ def steps_seen(controller, job_id):
     return controller.monitor(job_id).step
 
 
-EVAL = {"spec": "lora-run", "dataset": "date_format", "dataset_dir": str(SHIPPED_DIR), "limit": 4,
-        "max_new_tokens": 8, "batch_size": 4}
+EVAL = {
+    "spec": "lora-run",
+    "dataset": "date_format",
+    "dataset_dir": str(SHIPPED_DIR),
+    "limit": 4,
+    "max_new_tokens": 8,
+    "batch_size": 4,
+}
 
 
 def test_an_evaluation_job_streams_progress_and_saves_its_result(saves):
@@ -62,8 +68,9 @@ def test_an_evaluation_waits_for_the_training_on_its_device(saves):
     train = saves / "busy-run"
     train.mkdir()
     me = psutil.Process()  # a live process stands in for the trainer
-    Job(run_id="busy-run", status="running", started=time.time(), pid=me.pid, pgid=None,
-        proc_start=me.create_time()).save(train)
+    Job(
+        run_id="busy-run", status="running", started=time.time(), pid=me.pid, pgid=None, proc_start=me.create_time()
+    ).save(train)
     job_id = tasks.submit(controller, "eval", {**EVAL, "limit": 1})
     controller.tick()
     assert controller.job(job_id).status == "queued"
@@ -75,8 +82,11 @@ def test_an_export_job_can_be_aborted_and_submitted_again(saves, monkeypatch):
     monkeypatch.setenv(tasks.PAUSE_ENV, "zip:120")
     controller = JobController(saves, grace=30, term_seconds=5)
     job_id = tasks.submit(controller, "export", {"run": "lora-run", "kind": "merged", "dtype": "fp32"})
-    wait_for(lambda: "zip" in tasks.view(controller, controller.job(job_id))["message"], controller,
-             what="the export to reach its zip step")
+    wait_for(
+        lambda: "zip" in tasks.view(controller, controller.job(job_id))["message"],
+        controller,
+        what="the export to reach its zip step",
+    )
     assert 0 < tasks.view(controller, controller.job(job_id))["fraction"] < 1
     assert controller.abort(job_id).startswith("stop requested")
     job = controller.wait(job_id, timeout=60)
@@ -104,8 +114,9 @@ def test_out_of_memory_in_a_job_fails_it_in_one_line_and_the_controller_keeps_go
     assert "memory" in job.message.lower(), job.message
     monkeypatch.delenv(tasks.MEMORY_ENV)
     # the same controller (the UI's) still runs the next job
-    ok = controller.wait(tasks.submit(controller, "gallery", {"run": "lora-run", "prompts": ["hello"],
-                                                              "max_new_tokens": 4}), timeout=300)
+    ok = controller.wait(
+        tasks.submit(controller, "gallery", {"run": "lora-run", "prompts": ["hello"], "max_new_tokens": 4}), timeout=300
+    )
     assert ok.status == "finished" and tasks.view(controller, ok)["result"]["prompts"] == ["hello"]
 
 
@@ -171,8 +182,25 @@ def test_the_ui_keeps_serving_when_a_job_runs_out_of_memory(saves):
 @pytest.mark.slow
 def test_the_bench_runs_as_a_job_and_its_summary_is_the_result(tmp_path):
     controller = JobController(tmp_path / "saves")
-    job_id = tasks.submit(controller, "bench", {"argv": ["--model", "tiny", "--methods", "lora", "--steps", "2",
-                                                         "--rows", "8", "--cutoff", "64", "--no-extras"]})
+    job_id = tasks.submit(
+        controller,
+        "bench",
+        {
+            "argv": [
+                "--model",
+                "tiny",
+                "--methods",
+                "lora",
+                "--steps",
+                "2",
+                "--rows",
+                "8",
+                "--cutoff",
+                "64",
+                "--no-extras",
+            ]
+        },
+    )
     job = controller.wait(job_id, timeout=600)
     assert job.status == "finished", job.message
     summary = tasks.view(controller, job)["result"]["summary"]

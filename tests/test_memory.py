@@ -1,28 +1,36 @@
 """Before Start: the trainable count is exact, the memory estimate stays near real peaks, and
 the method panel gives a plain verdict."""
+
 import pytest
 
 from workbench import memory, methods, models
 from workbench.config import RunConfig, from_dict
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
-@pytest.mark.parametrize("keys", [
-    dict(finetuning_type="lora"), dict(finetuning_type="lora", lora_target="q_proj,v_proj", lora_rank=2),
-    dict(finetuning_type="full"), dict(finetuning_type="freeze", freeze_trainable_layers=1),
-    dict(finetuning_type="ia3"), dict(finetuning_type="prompt_tuning", num_virtual_tokens=5),
-    dict(finetuning_type="prefix_tuning", num_virtual_tokens=5),
-    dict(stage="cls", finetuning_type="head"),
-])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        dict(finetuning_type="lora"),
+        dict(finetuning_type="lora", lora_target="q_proj,v_proj", lora_rank=2),
+        dict(finetuning_type="full"),
+        dict(finetuning_type="freeze", freeze_trainable_layers=1),
+        dict(finetuning_type="ia3"),
+        dict(finetuning_type="prompt_tuning", num_virtual_tokens=5),
+        dict(finetuning_type="prefix_tuning", num_virtual_tokens=5),
+        dict(stage="cls", finetuning_type="head"),
+    ],
+)
 def test_trainable_count_without_weights_matches_the_loaded_model(keys, tiny_model_dir):
     from transformers import AutoModelForSequenceClassification
 
     cfg = from_dict({"model_name_or_path": str(tiny_model_dir), **keys})
     est = memory.estimate(cfg, device="cpu")
     extra = dict(model_class=AutoModelForSequenceClassification, num_labels=2) if cfg.stage == "cls" else {}
-    real = methods.count_parameters(methods.apply_method(
-        models.load_causal_lm(str(tiny_model_dir), "fp32", device="cpu", **extra), cfg))
+    real = methods.count_parameters(
+        methods.apply_method(models.load_causal_lm(str(tiny_model_dir), "fp32", device="cpu", **extra), cfg)
+    )
     assert (est.trainable, est.total) == (real.trainable, real.total)
 
 
@@ -59,8 +67,7 @@ def test_estimate_is_near_the_measured_peak(name, default_model_dir):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     from measure_memory import CONFIGS
 
-    cfg = RunConfig(**{"model_name_or_path": str(default_model_dir), "stage": "pt", "packing": True,
-                       **CONFIGS[name]})
+    cfg = RunConfig(**{"model_name_or_path": str(default_model_dir), "stage": "pt", "packing": True, **CONFIGS[name]})
     needed = memory.estimate(cfg, device="cpu").needed / GIB
     peak = MEASURED_PEAK_GIB[name]
     assert abs(needed - peak) / peak < TOLERANCE, (name, needed, peak)
@@ -128,8 +135,14 @@ def test_panel_shows_count_parts_device_and_verdict_in_both_languages(default_mo
     est = memory.estimate(cfg, device="cpu")
     page = render(est, cfg, "en")
     assert f"{est.trainable:,} of {est.total:,}" in page and "%" in page
-    for part in ("Weights", "Gradients", "Optimizer states", "Activations (batch 64 × 4096 tokens)",
-                 "Estimated peak", "12.00 GiB free of 16.00 GiB"):
+    for part in (
+        "Weights",
+        "Gradients",
+        "Optimizer states",
+        "Activations (batch 64 × 4096 tokens)",
+        "Estimated peak",
+        "12.00 GiB free of 16.00 GiB",
+    ):
         assert part in page
     assert "data-verdict='too_big'" in page and "Does not fit" in page
     assert "装不下" in render(est, cfg, "zh")
@@ -168,8 +181,7 @@ def test_the_panel_refreshes_when_a_field_it_depends_on_changes(tmp_path, defaul
     full = refresh.fn({**form, fields["finetuning_type"]: "full"})
     assert "Trainable: 2,442,240 of 136,957,248" in lora and "data-verdict='fits'" in lora
     assert "Trainable: 134,515,008 of 134,515,008" in full
-    big = refresher("cutoff_len").fn({**form, fields["per_device_train_batch_size"]: 64,
-                                      fields["cutoff_len"]: 4096})
+    big = refresher("cutoff_len").fn({**form, fields["per_device_train_batch_size"]: 64, fields["cutoff_len"]: 4096})
     # the form's dataset has short rows: the real batches fit where batch x cutoff would not,
     # and the worst case stands beside it
     assert "data-verdict='fits'" in big and "Worst case" in big and "(batch 64 × 4096 tokens)" in big

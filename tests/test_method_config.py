@@ -1,19 +1,32 @@
 """Every hyperparameter the issue names is one declared field with a range and help in both
 languages; bad values and impossible stage/method/option combinations are refused before
 anything loads, with a message naming the keys."""
+
 import pytest
 
 from workbench.config import FIELDS, ConfigError, field_base_type, from_dict
 
 HYPERPARAMETERS = {
-    "learning rate": "learning_rate", "epochs": "num_train_epochs", "max steps": "max_steps",
-    "batch size": "per_device_train_batch_size", "gradient accumulation": "gradient_accumulation_steps",
-    "cutoff length": "cutoff_len", "scheduler": "lr_scheduler_type", "warmup": "warmup_steps",
-    "weight decay": "weight_decay", "dropout": "dropout", "LoRA dropout": "lora_dropout",
-    "max gradient norm": "max_grad_norm", "seed": "seed", "optimizer": "optim",
-    "NEFTune noise": "neftune_noise_alpha", "packing": "packing",
-    "activation checkpointing": "activation_checkpointing", "validate every N": "eval_steps",
-    "save every N": "save_steps", "checkpoints to keep": "save_total_limit",
+    "learning rate": "learning_rate",
+    "epochs": "num_train_epochs",
+    "max steps": "max_steps",
+    "batch size": "per_device_train_batch_size",
+    "gradient accumulation": "gradient_accumulation_steps",
+    "cutoff length": "cutoff_len",
+    "scheduler": "lr_scheduler_type",
+    "warmup": "warmup_steps",
+    "weight decay": "weight_decay",
+    "dropout": "dropout",
+    "LoRA dropout": "lora_dropout",
+    "max gradient norm": "max_grad_norm",
+    "seed": "seed",
+    "optimizer": "optim",
+    "NEFTune noise": "neftune_noise_alpha",
+    "packing": "packing",
+    "activation checkpointing": "activation_checkpointing",
+    "validate every N": "eval_steps",
+    "save every N": "save_steps",
+    "checkpoints to keep": "save_total_limit",
 }
 
 
@@ -45,20 +58,23 @@ def test_out_of_range_hyperparameter_is_refused_naming_it(name):
     assert f"'{name}'" in str(err.value)
 
 
-@pytest.mark.parametrize("keys,named", [
-    ({"pissa_init": True, "quantization_bit": 4}, ["pissa_init", "quantization_bit"]),
-    ({"finetuning_type": "prompt_tuning", "stage": "cls"}, ["cls"]),
-    ({"finetuning_type": "ia3", "use_rslora": True}, ["use_rslora"]),
-    ({"finetuning_type": "full", "loraplus_lr_ratio": 16}, ["loraplus_lr_ratio"]),
-    ({"finetuning_type": "full", "use_dora": True}, ["use_dora"]),
-    ({"finetuning_type": "prefix_tuning", "layerwise_lr_decay": 0.8}, ["layerwise_lr_decay"]),
-    ({"finetuning_type": "freeze", "quantization_bit": 8}, ["quantization_bit"]),
-    ({"quantization_bit": 8, "quantization_type": "fp4"}, ["quantization_type"]),
-    ({"stage": "cls", "finetuning_type": "head", "quantization_bit": 4}, ["quantization_bit"]),
-    ({"stage": "cls", "finetuning_type": "head", "packing": True}, ["packing"]),
-    ({"finetuning_type": "head"}, ["head"]),
-    ({"eval_steps": 10}, ["eval_steps", "val_size"]),
-])
+@pytest.mark.parametrize(
+    "keys,named",
+    [
+        ({"pissa_init": True, "quantization_bit": 4}, ["pissa_init", "quantization_bit"]),
+        ({"finetuning_type": "prompt_tuning", "stage": "cls"}, ["cls"]),
+        ({"finetuning_type": "ia3", "use_rslora": True}, ["use_rslora"]),
+        ({"finetuning_type": "full", "loraplus_lr_ratio": 16}, ["loraplus_lr_ratio"]),
+        ({"finetuning_type": "full", "use_dora": True}, ["use_dora"]),
+        ({"finetuning_type": "prefix_tuning", "layerwise_lr_decay": 0.8}, ["layerwise_lr_decay"]),
+        ({"finetuning_type": "freeze", "quantization_bit": 8}, ["quantization_bit"]),
+        ({"quantization_bit": 8, "quantization_type": "fp4"}, ["quantization_type"]),
+        ({"stage": "cls", "finetuning_type": "head", "quantization_bit": 4}, ["quantization_bit"]),
+        ({"stage": "cls", "finetuning_type": "head", "packing": True}, ["packing"]),
+        ({"finetuning_type": "head"}, ["head"]),
+        ({"eval_steps": 10}, ["eval_steps", "val_size"]),
+    ],
+)
 def test_impossible_combinations_are_refused_naming_the_keys(keys, named):
     with pytest.raises(ConfigError) as err:
         from_dict(keys)
@@ -66,13 +82,16 @@ def test_impossible_combinations_are_refused_naming_the_keys(keys, named):
         assert key in str(err.value)
 
 
-@pytest.mark.parametrize("keys", [
-    {"use_dora": True, "quantization_bit": 4},  # peft has DoRA for bitsandbytes layers
-    {"use_rslora": True, "pissa_init": True, "loraplus_lr_ratio": 16},
-    {"finetuning_type": "full", "layerwise_lr_decay": 0.9, "dropout": 0.1},
-    {"stage": "cls", "finetuning_type": "lora"},
-    {"eval_steps": 10, "val_size": 0.1},
-])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"use_dora": True, "quantization_bit": 4},  # peft has DoRA for bitsandbytes layers
+        {"use_rslora": True, "pissa_init": True, "loraplus_lr_ratio": 16},
+        {"finetuning_type": "full", "layerwise_lr_decay": 0.9, "dropout": 0.1},
+        {"stage": "cls", "finetuning_type": "lora"},
+        {"eval_steps": 10, "val_size": 0.1},
+    ],
+)
 def test_valid_combinations_pass(keys):
     from_dict(keys)
 
@@ -94,9 +113,20 @@ def test_workbench_methods_lists_every_method_option_and_stage(capsys):
     lines = out.splitlines()
     for name in FIELDS["finetuning_type"].metadata["choices"] + FIELDS["stage"].metadata["choices"]:
         assert any(line.split()[:1] == [name] and len(line.split()) > 2 for line in lines), name
-    for option in ("use_rslora", "use_dora", "pissa_init", "loraplus_lr_ratio", "quantization_bit",
-                   "quantization_type", "double_quantization", "freeze_trainable_layers",
-                   "freeze_trainable_modules", "layerwise_lr_decay", "num_virtual_tokens", "lora_rank"):
+    for option in (
+        "use_rslora",
+        "use_dora",
+        "pissa_init",
+        "loraplus_lr_ratio",
+        "quantization_bit",
+        "quantization_type",
+        "double_quantization",
+        "freeze_trainable_layers",
+        "freeze_trainable_modules",
+        "layerwise_lr_decay",
+        "num_virtual_tokens",
+        "lora_rank",
+    ):
         assert any(line.split()[:1] == [option] for line in lines), option
     assert main(["methods", "--lang", "zh"]) == 0
     assert "低秩适配器" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """Every method trains what it claims: the tiny model memorises a few rows (loss falls), the
 parameters a method must leave alone are bit-identical afterwards, and the saved result reloads
 in plain transformers/peft and gives the outputs the trained model gave."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,12 @@ from workbench import methods, train
 from workbench.config import from_dict
 
 PROBE = torch.tensor([[1, 100, 200, 300, 400, 2]])
-ROWS = [{"instruction": "Who are you?", "output": "I am Pip, a small helper."},
-        {"instruction": "What colour is the sky?", "output": "Blue on a clear day."},
-        {"instruction": "Say hi.", "output": "Hi there!"},
-        {"instruction": "Count to three.", "output": "One, two, three."}]
+ROWS = [
+    {"instruction": "Who are you?", "output": "I am Pip, a small helper."},
+    {"instruction": "What colour is the sky?", "output": "Blue on a clear day."},
+    {"instruction": "Say hi.", "output": "Hi there!"},
+    {"instruction": "Count to three.", "output": "One, two, three."},
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +45,22 @@ def train_tiny(model_dir, data_dir, run_dir, monkeypatch, **keys):
         real_save(trainer, tokenizer, final, cfg)
 
     monkeypatch.setattr(train, "save_final", save_and_capture)
-    cfg = from_dict({"model_name_or_path": str(model_dir), "dataset": "memo", "dataset_dir": str(data_dir),
-                     "max_steps": 10, "logging_steps": 1, "save_steps": 100, "learning_rate": 5e-2,
-                     "lr_scheduler_type": "constant", "per_device_train_batch_size": 4,
-                     "cutoff_len": 64, "lora_rank": 4, **keys})
+    cfg = from_dict(
+        {
+            "model_name_or_path": str(model_dir),
+            "dataset": "memo",
+            "dataset_dir": str(data_dir),
+            "max_steps": 10,
+            "logging_steps": 1,
+            "save_steps": 100,
+            "learning_rate": 5e-2,
+            "lr_scheduler_type": "constant",
+            "per_device_train_batch_size": 4,
+            "cutoff_len": 64,
+            "lora_rank": 4,
+            **keys,
+        }
+    )
     final = train.run(cfg, run_dir, echo=False)
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in events if e["type"] == "log"]
@@ -74,8 +89,9 @@ def logits_of(model):
 
 # ---- full and freeze -------------------------------------------------------------------------
 def test_full_trains_every_weight_and_the_model_reloads(tiny_model_dir, memo_dir, tmp_path, monkeypatch):
-    losses, final, trained = train_tiny(tiny_model_dir, memo_dir, tmp_path / "run", monkeypatch,
-                                        finetuning_type="full", learning_rate=5e-3)
+    losses, final, trained = train_tiny(
+        tiny_model_dir, memo_dir, tmp_path / "run", monkeypatch, finetuning_type="full", learning_rate=5e-3
+    )
     assert falls(losses), losses
     before, after = base_weights(tiny_model_dir), load_file(str(final / "model.safetensors"))
     unchanged = [n for n in before if n in after and torch.equal(before[n], after[n])]
@@ -84,14 +100,24 @@ def test_full_trains_every_weight_and_the_model_reloads(tiny_model_dir, memo_dir
 
 
 def test_freeze_trains_only_the_chosen_modules_of_the_last_layers(tiny_model_dir, memo_dir, tmp_path, monkeypatch):
-    losses, final, trained = train_tiny(tiny_model_dir, memo_dir, tmp_path / "run", monkeypatch,
-                                        finetuning_type="freeze", freeze_trainable_layers=1,
-                                        freeze_trainable_modules="mlp", learning_rate=1e-2)
+    losses, final, trained = train_tiny(
+        tiny_model_dir,
+        memo_dir,
+        tmp_path / "run",
+        monkeypatch,
+        finetuning_type="freeze",
+        freeze_trainable_layers=1,
+        freeze_trainable_modules="mlp",
+        learning_rate=1e-2,
+    )
     assert falls(losses, 0.95), losses
     before, after = base_weights(tiny_model_dir), load_file(str(final / "model.safetensors"))
     changed = sorted(n for n in before if not torch.equal(before[n], after[n]))
-    assert changed == ["model.layers.1.mlp.down_proj.weight", "model.layers.1.mlp.gate_proj.weight",
-                       "model.layers.1.mlp.up_proj.weight"]
+    assert changed == [
+        "model.layers.1.mlp.down_proj.weight",
+        "model.layers.1.mlp.gate_proj.weight",
+        "model.layers.1.mlp.up_proj.weight",
+    ]
     assert torch.allclose(logits_of(causal_lm(final)), trained, atol=1e-4)
 
 
@@ -158,8 +184,9 @@ def biased_model_dir(tmp_path_factory, tiny_model_dir):
 
 
 def test_bitfit_trains_biases_only(biased_model_dir, memo_dir, tmp_path, monkeypatch):
-    losses, final, trained = train_tiny(biased_model_dir, memo_dir, tmp_path / "run", monkeypatch,
-                                        finetuning_type="bitfit", learning_rate=5e-2)
+    losses, final, trained = train_tiny(
+        biased_model_dir, memo_dir, tmp_path / "run", monkeypatch, finetuning_type="bitfit", learning_rate=5e-2
+    )
     assert falls(losses, 0.95), losses
     before, after = base_weights(biased_model_dir), load_file(str(final / "model.safetensors"))
     changed = {n for n in before if not torch.equal(before[n], after[n])}
@@ -184,8 +211,7 @@ ADAPTERS = {
 def test_adapter_trains_and_reloads_in_plain_peft(name, tiny_model_dir, memo_dir, tmp_path, monkeypatch):
     from peft import PeftModel
 
-    losses, final, trained = train_tiny(tiny_model_dir, memo_dir, tmp_path / "run", monkeypatch,
-                                        **ADAPTERS[name])
+    losses, final, trained = train_tiny(tiny_model_dir, memo_dir, tmp_path / "run", monkeypatch, **ADAPTERS[name])
     assert falls(losses, 0.97 if name.endswith("_tuning") else 0.9), losses
     config = json.loads((final / "adapter_config.json").read_text())
     if name == "lora_rslora":
@@ -199,7 +225,7 @@ def test_adapter_trains_and_reloads_in_plain_peft(name, tiny_model_dir, memo_dir
     tuned = logits_of(PeftModel.from_pretrained(base, final))
     assert torch.allclose(tuned, trained, atol=1e-4)
     # a soft prompt adds its virtual positions in front: compare the real tokens' positions
-    assert not torch.allclose(tuned[:, -PROBE.shape[-1]:], base_logits, atol=1e-4)
+    assert not torch.allclose(tuned[:, -PROBE.shape[-1] :], base_logits, atol=1e-4)
 
 
 # ---- QLoRA (bitsandbytes runs on CPU; slow, so few steps) -----------------------------------
@@ -227,25 +253,41 @@ def quantized_base(model_dir, bits, qtype, double):
     if bits == 8:
         quant = BitsAndBytesConfig(load_in_8bit=True)
     else:
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=qtype,
-                                   bnb_4bit_use_double_quant=double, bnb_4bit_compute_dtype=torch.float32)
-    return AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quant, device_map={"": "cpu"},
-                                                dtype=torch.float32)
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=qtype,
+            bnb_4bit_use_double_quant=double,
+            bnb_4bit_compute_dtype=torch.float32,
+        )
+    return AutoModelForCausalLM.from_pretrained(
+        model_dir, quantization_config=quant, device_map={"": "cpu"}, dtype=torch.float32
+    )
 
 
 # The reloaded model runs the very same quantized weights and kernels as the trained one, so its
 # logits agree to float rounding: tolerance 1e-4 absolute on logits of size ~10 (measured: 0.0,
 # bit-identical, for all three); the adapter moves them by ~10 from the quantized base.
-@pytest.mark.parametrize("bits,qtype,double,dora", [(4, "nf4", False, False), (4, "fp4", True, True),
-                                                    (8, "nf4", False, False)],
-                         ids=["4bit-nf4", "4bit-fp4-double-dora", "8bit"])
-def test_qlora_trains_on_a_quantized_base_and_reloads_in_plain_peft(bits, qtype, double, dora, wider_model_dir,
-                                                                     memo_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "bits,qtype,double,dora",
+    [(4, "nf4", False, False), (4, "fp4", True, True), (8, "nf4", False, False)],
+    ids=["4bit-nf4", "4bit-fp4-double-dora", "8bit"],
+)
+def test_qlora_trains_on_a_quantized_base_and_reloads_in_plain_peft(
+    bits, qtype, double, dora, wider_model_dir, memo_dir, tmp_path, monkeypatch
+):
     from peft import PeftModel
 
-    losses, final, trained = train_tiny(wider_model_dir, memo_dir, tmp_path / "run", monkeypatch,
-                                        quantization_bit=bits, quantization_type=qtype,
-                                        double_quantization=double, use_dora=dora, max_steps=6)
+    losses, final, trained = train_tiny(
+        wider_model_dir,
+        memo_dir,
+        tmp_path / "run",
+        monkeypatch,
+        quantization_bit=bits,
+        quantization_type=qtype,
+        double_quantization=double,
+        use_dora=dora,
+        max_steps=6,
+    )
     assert losses[-1] < losses[0], losses
     config = json.loads((final / "adapter_config.json").read_text())
     assert config["use_dora"] is dora
@@ -256,10 +298,16 @@ def test_qlora_trains_on_a_quantized_base_and_reloads_in_plain_peft(bits, qtype,
 
 
 # ---- task head: sequence classification ------------------------------------------------------
-SENTIMENT = [("a wonderful, joyful film", "positive"), ("dull and far too long", "negative"),
-             ("i loved every minute", "positive"), ("a waste of an evening", "negative"),
-             ("brilliant acting throughout", "positive"), ("the plot made no sense", "negative"),
-             ("warm, funny and clever", "positive"), ("boring from start to end", "negative")]
+SENTIMENT = [
+    ("a wonderful, joyful film", "positive"),
+    ("dull and far too long", "negative"),
+    ("i loved every minute", "positive"),
+    ("a waste of an evening", "negative"),
+    ("brilliant acting throughout", "positive"),
+    ("the plot made no sense", "negative"),
+    ("warm, funny and clever", "positive"),
+    ("boring from start to end", "negative"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -267,17 +315,27 @@ def cls_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cls-data")
     rows = [{"text": text, "label": label} for text, label in SENTIMENT]
     (folder / "tiny_sentiment.json").write_text(json.dumps(rows), encoding="utf-8")
-    (folder / "dataset_info.json").write_text(json.dumps(
-        {"tiny_sentiment": {"file_name": "tiny_sentiment.json", "format": "classification"}}))
+    (folder / "dataset_info.json").write_text(
+        json.dumps({"tiny_sentiment": {"file_name": "tiny_sentiment.json", "format": "classification"}})
+    )
     return folder
 
 
 def test_cls_head_only_trains_the_head_and_saves_label_names(tiny_model_dir, cls_dir, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
-    losses, final, trained = train_tiny(tiny_model_dir, cls_dir, tmp_path / "run", monkeypatch,
-                                        dataset="tiny_sentiment", stage="cls", finetuning_type="head",
-                                        learning_rate=0.05, per_device_train_batch_size=8, max_steps=12)
+    losses, final, trained = train_tiny(
+        tiny_model_dir,
+        cls_dir,
+        tmp_path / "run",
+        monkeypatch,
+        dataset="tiny_sentiment",
+        stage="cls",
+        finetuning_type="head",
+        learning_rate=0.05,
+        per_device_train_batch_size=8,
+        max_steps=12,
+    )
     assert falls(losses), losses
     assert json.loads((final / "labels.json").read_text())["labels"] == ["negative", "positive"]
     model = AutoModelForSequenceClassification.from_pretrained(final)
@@ -293,9 +351,18 @@ def test_cls_head_plus_lora_reloads_in_plain_peft(tiny_model_dir, cls_dir, tmp_p
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    losses, final, trained = train_tiny(tiny_model_dir, cls_dir, tmp_path / "run", monkeypatch,
-                                        dataset="tiny_sentiment", stage="cls", finetuning_type="lora",
-                                        learning_rate=0.02, per_device_train_batch_size=8, max_steps=12)
+    losses, final, trained = train_tiny(
+        tiny_model_dir,
+        cls_dir,
+        tmp_path / "run",
+        monkeypatch,
+        dataset="tiny_sentiment",
+        stage="cls",
+        finetuning_type="lora",
+        learning_rate=0.02,
+        per_device_train_batch_size=8,
+        max_steps=12,
+    )
     assert falls(losses), losses
     config = json.loads((final / "adapter_config.json").read_text())
     assert config["task_type"] == "SEQ_CLS" and "score" in config["modules_to_save"]

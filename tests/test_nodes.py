@@ -1,5 +1,6 @@
 """Several machines: two torchrun "nodes" on loopback (gloo, CPU) train like one process with the
 same global batch."""
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,10 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT
 from workbench.config import ConfigError, from_dict
 from workbench.events import read_all
+
+from conftest import ROOT
 
 
 def free_port() -> int:
@@ -27,23 +29,51 @@ def losses(run_dir) -> dict[int, float]:
 
 @pytest.mark.slow
 def test_two_nodes_on_loopback_match_one_process_with_the_same_global_batch(tiny_model_dir, tmp_path):
-    common = {"model_name_or_path": str(tiny_model_dir), "dataset": "identity", "dataset_dir": str(ROOT / "data"),
-              "max_steps": 3, "logging_steps": 1, "save_steps": 100, "learning_rate": 1e-2, "cutoff_len": 64,
-              "lora_rank": 4, "lora_dropout": 0.0, "compute_type": "fp32"}
+    common = {
+        "model_name_or_path": str(tiny_model_dir),
+        "dataset": "identity",
+        "dataset_dir": str(ROOT / "data"),
+        "max_steps": 3,
+        "logging_steps": 1,
+        "save_steps": 100,
+        "learning_rate": 1e-2,
+        "cutoff_len": 64,
+        "lora_rank": 4,
+        "lora_dropout": 0.0,
+        "compute_type": "fp32",
+    }
     config = tmp_path / "nodes.yaml"
-    config.write_text(yaml.safe_dump({**common, "per_device_train_batch_size": 2, "nnodes": 2,
-                                      "master_addr": "127.0.0.1", "master_port": free_port()}), encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                **common,
+                "per_device_train_batch_size": 2,
+                "nnodes": 2,
+                "master_addr": "127.0.0.1",
+                "master_port": free_port(),
+            }
+        ),
+        encoding="utf-8",
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
-    nodes = [subprocess.Popen([sys.executable, "-m", "workbench", "train", str(config), "--set", f"node_rank={rank}"],
-                              cwd=tmp_path, env={**env, "WORKBENCH_SAVES": str(tmp_path / f"node{rank}")},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "workbench", "train", str(config), "--set", f"node_rank={rank}"],
+            cwd=tmp_path,
+            env={**env, "WORKBENCH_SAVES": str(tmp_path / f"node{rank}")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
     outputs = [node.communicate(timeout=900)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs
     assert "--nnodes=2" in outputs[0] and "--node_rank=1" in outputs[1]
     runs = list((tmp_path / "node0").iterdir())
     assert len(runs) == 1 and (runs[0] / "final" / "adapter_model.safetensors").is_file()
     two = losses(runs[0])
-    assert not list((tmp_path / "node1").glob("*/final"))   # node 0 keeps the result
+    assert not list((tmp_path / "node1").glob("*/final"))  # node 0 keeps the result
 
     from workbench.train import run
 
@@ -63,7 +93,9 @@ def test_node_commands_and_launch_lines():
     assert "--nnodes=3" in line and "--node_rank=0" in line and "--master_addr=10.0.0.5" in line
     assert "--master_port=29600" in line and "--nproc_per_node=1" in line
     assert other_node_commands(cfg, "saves/r/config.yaml") == [
-        "workbench train saves/r/config.yaml --set node_rank=1", "workbench train saves/r/config.yaml --set node_rank=2"]
+        "workbench train saves/r/config.yaml --set node_rank=1",
+        "workbench train saves/r/config.yaml --set node_rank=2",
+    ]
     cfg.rdzv_backend, cfg.rdzv_id = "c10d", "job7"
     line = launch_prefix(2, cfg)
     assert "--rdzv_backend=c10d" in line and "--rdzv_endpoint=10.0.0.5:29600" in line and "--rdzv_id=job7" in line

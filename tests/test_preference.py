@@ -1,62 +1,100 @@
 """Stages dpo (every pref_loss, with and without a reference), kto, rm and pt on the tiny model."""
+
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ROOT
 from workbench.data.registry import SHIPPED_DIR
 
-PAIRS = [("What colour is the sky on a clear day?", "Blue.", "The sky is made of green cheese."),
-         ("How many legs does a cat have?", "Four.", "A cat has eleven legs, all purple."),
-         ("What is two plus two?", "Four.", "Two plus two is a fish."),
-         ("Name the capital of France.", "Paris.", "The capital of France is the moon."),
-         ("What do bees make?", "Honey.", "Bees make small metal cars."),
-         ("Is ice cold or hot?", "Cold.", "Ice is hotter than the sun."),
-         ("What do you drink when thirsty?", "Water.", "You drink sand when thirsty."),
-         ("Which animal barks?", "A dog.", "Trees bark loudly at night.")]
-DOCS = ["The river runs north past the old mill and the stone bridge.",
-        "Bread is made from flour, water, salt and yeast, then baked.",
-        "A lighthouse warns ships away from the rocks at night.",
-        "The library opens at nine and closes at six on weekdays.",
-        "Snow fell all night and covered the quiet village square.",
-        "Copper conducts heat and electricity better than iron does."]
+PAIRS = [
+    ("What colour is the sky on a clear day?", "Blue.", "The sky is made of green cheese."),
+    ("How many legs does a cat have?", "Four.", "A cat has eleven legs, all purple."),
+    ("What is two plus two?", "Four.", "Two plus two is a fish."),
+    ("Name the capital of France.", "Paris.", "The capital of France is the moon."),
+    ("What do bees make?", "Honey.", "Bees make small metal cars."),
+    ("Is ice cold or hot?", "Cold.", "Ice is hotter than the sun."),
+    ("What do you drink when thirsty?", "Water.", "You drink sand when thirsty."),
+    ("Which animal barks?", "A dog.", "Trees bark loudly at night."),
+]
+DOCS = [
+    "The river runs north past the old mill and the stone bridge.",
+    "Bread is made from flour, water, salt and yeast, then baked.",
+    "A lighthouse warns ships away from the rocks at night.",
+    "The library opens at nine and closes at six on weekdays.",
+    "Snow fell all night and covered the quiet village square.",
+    "Copper conducts heat and electricity better than iron does.",
+]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("pref-data")
-    (folder / "pairs.json").write_text(json.dumps(
-        [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in PAIRS]), encoding="utf-8")
+    (folder / "pairs.json").write_text(
+        json.dumps([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in PAIRS]), encoding="utf-8"
+    )
     # the same pairs ShareGPT-style, as LLaMA-Factory writes ranking datasets
-    (folder / "pairs_sharegpt.json").write_text(json.dumps(
-        [{"conversations": [{"from": "human", "value": p}], "chosen": {"from": "gpt", "value": c},
-          "rejected": {"from": "gpt", "value": r}} for p, c, r in PAIRS]), encoding="utf-8")
-    (folder / "liked.json").write_text(json.dumps(
-        [{"prompt": p, "completion": a, "label": good} for p, c, r in PAIRS
-         for a, good in ((c, True), (r, False))]), encoding="utf-8")
+    (folder / "pairs_sharegpt.json").write_text(
+        json.dumps(
+            [
+                {
+                    "conversations": [{"from": "human", "value": p}],
+                    "chosen": {"from": "gpt", "value": c},
+                    "rejected": {"from": "gpt", "value": r},
+                }
+                for p, c, r in PAIRS
+            ]
+        ),
+        encoding="utf-8",
+    )
+    (folder / "liked.json").write_text(
+        json.dumps(
+            [{"prompt": p, "completion": a, "label": good} for p, c, r in PAIRS for a, good in ((c, True), (r, False))]
+        ),
+        encoding="utf-8",
+    )
     (folder / "docs.json").write_text(json.dumps([{"text": d} for d in DOCS]), encoding="utf-8")
-    (folder / "dataset_info.json").write_text(json.dumps({
-        "pairs": {"file_name": "pairs.json"},
-        "pairs_sharegpt": {"file_name": "pairs_sharegpt.json", "formatting": "sharegpt", "ranking": True,
-                           "columns": {"messages": "conversations", "chosen": "chosen",
-                                       "rejected": "rejected"}},
-        "liked": {"file_name": "liked.json"},
-        "docs": {"file_name": "docs.json"},
-        "identity": {"file_name": str(SHIPPED_DIR / "identity.json")}}), encoding="utf-8")
+    (folder / "dataset_info.json").write_text(
+        json.dumps(
+            {
+                "pairs": {"file_name": "pairs.json"},
+                "pairs_sharegpt": {
+                    "file_name": "pairs_sharegpt.json",
+                    "formatting": "sharegpt",
+                    "ranking": True,
+                    "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"},
+                },
+                "liked": {"file_name": "liked.json"},
+                "docs": {"file_name": "docs.json"},
+                "identity": {"file_name": str(SHIPPED_DIR / "identity.json")},
+            }
+        ),
+        encoding="utf-8",
+    )
     return folder
 
 
 def make_cfg(tiny_model_dir, data_dir, **keys):
     from workbench.config import from_dict
 
-    base = {"model_name_or_path": str(tiny_model_dir), "dataset": "pairs", "dataset_dir": str(data_dir),
-            "stage": "dpo", "max_steps": 8, "logging_steps": 1, "save_steps": 100,
-            "per_device_train_batch_size": 4, "learning_rate": 1e-2, "cutoff_len": 96, "lora_rank": 4}
+    base = {
+        "model_name_or_path": str(tiny_model_dir),
+        "dataset": "pairs",
+        "dataset_dir": str(data_dir),
+        "stage": "dpo",
+        "max_steps": 8,
+        "logging_steps": 1,
+        "save_steps": 100,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1e-2,
+        "cutoff_len": 96,
+        "lora_rank": 4,
+    }
     return from_dict({**base, **keys})
 
 
@@ -85,15 +123,17 @@ def answer_logp(model, tokenizer, prompt: str, answer: str) -> float:
         logps = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
     targets = ids[0, 1:]
     picked = logps.gather(1, targets[:, None])[:, 0]
-    return float(picked[n_prompt - 1:].sum())
+    return float(picked[n_prompt - 1 :].sum())
 
 
 def implicit_margins(policy, reference, tokenizer) -> list[float]:
     """DPO's implicit reward of chosen minus rejected, per training pair (0 before training)."""
     margins = []
     for prompt, good, bad in rendered_pairs(tokenizer):
-        margins.append((answer_logp(policy, tokenizer, prompt, good) - answer_logp(reference, tokenizer, prompt, good))
-                       - (answer_logp(policy, tokenizer, prompt, bad) - answer_logp(reference, tokenizer, prompt, bad)))
+        margins.append(
+            (answer_logp(policy, tokenizer, prompt, good) - answer_logp(reference, tokenizer, prompt, good))
+            - (answer_logp(policy, tokenizer, prompt, bad) - answer_logp(reference, tokenizer, prompt, bad))
+        )
     return margins
 
 
@@ -120,14 +160,31 @@ def test_dpo_lora_prefers_chosen_answers_after_training(tiny_model_dir, data_dir
     assert sum(margins) / len(margins) > 1.0, margins
 
 
-LOSSES = ["sigmoid", "ipo", "hinge", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
-          "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "orpo", "simpo"]
+LOSSES = [
+    "sigmoid",
+    "ipo",
+    "hinge",
+    "robust",
+    "exo_pair",
+    "nca_pair",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sigmoid_norm",
+    "orpo",
+    "simpo",
+]
 
 
 def test_every_offered_pref_loss_is_a_choice_and_known_to_trl():
+    from trl import DPOConfig
+
     from workbench.config import FIELDS
     from workbench.preference import DPO_LOSSES, REFERENCE_FREE_LOSSES
-    from trl import DPOConfig
 
     assert sorted(FIELDS["pref_loss"].metadata["choices"]) == sorted(LOSSES)
     assert sorted(DPO_LOSSES + REFERENCE_FREE_LOSSES) == sorted(LOSSES)
@@ -146,9 +203,18 @@ def test_each_pref_loss_trains(loss, use_ref, tiny_model_dir, data_dir, tmp_path
     from workbench.models import load_tokenizer
 
     smoothing = 0.01 if loss in ("exo_pair", "robust") else 0.0
-    cfg = make_cfg(tiny_model_dir, data_dir, finetuning_type="full", pref_loss=loss, max_steps=1,
-                   per_device_train_batch_size=2, max_samples=2, use_ref_model=use_ref,
-                   pref_label_smoothing=smoothing, learning_rate=1e-3)
+    cfg = make_cfg(
+        tiny_model_dir,
+        data_dir,
+        finetuning_type="full",
+        pref_loss=loss,
+        max_steps=1,
+        per_device_train_batch_size=2,
+        max_samples=2,
+        use_ref_model=use_ref,
+        pref_label_smoothing=smoothing,
+        learning_rate=1e-3,
+    )
     tokenizer = load_tokenizer(cfg.model_name_or_path)
     examples, _ = data.tokenize_rows(tokenizer, data.load_splits(cfg).train, cfg)
     model = methods.apply_method(AutoModelForCausalLM.from_pretrained(tiny_model_dir), cfg)
@@ -170,8 +236,9 @@ def test_lora_reference_is_the_starting_model_without_a_second_copy(pissa, tiny_
     from workbench import data, methods, stages
     from workbench.models import load_tokenizer
 
-    cfg = make_cfg(tiny_model_dir, data_dir, pissa_init=pissa, max_steps=1, per_device_train_batch_size=2,
-                   max_samples=2)
+    cfg = make_cfg(
+        tiny_model_dir, data_dir, pissa_init=pissa, max_steps=1, per_device_train_batch_size=2, max_samples=2
+    )
     tokenizer = load_tokenizer(cfg.model_name_or_path)
     examples, _ = data.tokenize_rows(tokenizer, data.load_splits(cfg).train, cfg)
     model = methods.apply_method(AutoModelForCausalLM.from_pretrained(tiny_model_dir), cfg)
@@ -218,8 +285,9 @@ def test_reward_model_ranks_chosen_above_rejected_and_reloads(tiny_model_dir, rm
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from conftest import run_cli
     from workbench.preference import RewardModel, reward_input_ids
+
+    from conftest import run_cli
 
     saves, final = rm_run.parent, rm_run / "final"
     reward = RewardModel(rm_run)
@@ -237,14 +305,26 @@ def test_reward_model_ranks_chosen_above_rejected_and_reloads(tiny_model_dir, rm
         assert float(plain(input_ids=ids).logits[0, 0]) == pytest.approx(scores[0][0], abs=1e-4)
 
     # the CLI scores several responses by run id, in order
-    out = run_cli("reward", "--run", "rm", "--prompt", PAIRS[0][0], "--response", PAIRS[0][1],
-                  "--response", PAIRS[0][2], env={"WORKBENCH_SAVES": str(saves)})
+    out = run_cli(
+        "reward",
+        "--run",
+        "rm",
+        "--prompt",
+        PAIRS[0][0],
+        "--response",
+        PAIRS[0][1],
+        "--response",
+        PAIRS[0][2],
+        env={"WORKBENCH_SAVES": str(saves)},
+    )
     assert out.returncode == 0, out.stderr
     values = [float(line.split("\t")[0]) for line in out.stdout.strip().splitlines()]
     assert values == pytest.approx(list(scores[0]), abs=1e-3)
 
 
-REFUSAL = "run rm is a reward model (stage rm): it scores responses, it does not generate; use `workbench reward --run rm`"
+REFUSAL = (
+    "run rm is a reward model (stage rm): it scores responses, it does not generate; use `workbench reward --run rm`"
+)
 
 
 def test_chat_eval_and_export_refuse_a_reward_model_naming_it(rm_run, trained_lora_run):
@@ -255,7 +335,8 @@ def test_chat_eval_and_export_refuse_a_reward_model_naming_it(rm_run, trained_lo
     saves = rm_run.parent
     # the chat and evaluate dropdowns do not offer it (a generative run in the same folder is)
     if not (saves / "chat-run").exists():
-        (saves / "chat-run").symlink_to(trained_lora_run, target_is_directory=True)
+        # a copy: a link leading out of the saves folder is refused by the workspace rule
+        shutil.copytree(trained_lora_run, saves / "chat-run")
     specs = list_targets(saves)
     assert "chat-run" in specs and not [s for s in specs if s.startswith("rm")], specs
     with pytest.raises(ValueError, match=REFUSAL.replace("(", r"\(").replace(")", r"\)")):
@@ -287,7 +368,8 @@ def test_the_export_tab_does_not_offer_a_reward_model(rm_run, trained_lora_run):
 
     saves = rm_run.parent
     if not (saves / "chat-run").exists():
-        (saves / "chat-run").symlink_to(trained_lora_run, target_is_directory=True)
+        # a copy: a link leading out of the saves folder is refused by the workspace rule
+        shutil.copytree(trained_lora_run, saves / "chat-run")
     ctx = SimpleNamespace(saves=saves, controller=SimpleNamespace(run_ids=lambda: ["chat-run", "rm"]))
     assert finished_runs(ctx) == ["chat-run"]
 
@@ -316,8 +398,9 @@ def test_reward_cli_refuses_a_run_that_is_not_a_reward_model(saves):
 
     (saves / "chat-run" / "final").mkdir(parents=True)
     (saves / "chat-run" / "config.yaml").write_text("stage: sft\n", encoding="utf-8")
-    out = run_cli("reward", "--run", "chat-run", "--prompt", "hi", "--response", "hello",
-                  env={"WORKBENCH_SAVES": str(saves)})
+    out = run_cli(
+        "reward", "--run", "chat-run", "--prompt", "hi", "--response", "hello", env={"WORKBENCH_SAVES": str(saves)}
+    )
     assert out.returncode == 2
     assert "stage 'sft'" in out.stderr and "stage rm" in out.stderr
 
@@ -330,8 +413,9 @@ def test_pretraining_packs_documents_into_full_blocks_and_loss_falls(tiny_model_
     from workbench.models import load_tokenizer
     from workbench.train import run
 
-    cfg = make_cfg(tiny_model_dir, data_dir, stage="pt", dataset="docs", cutoff_len=16, max_steps=8,
-                   per_device_train_batch_size=2)
+    cfg = make_cfg(
+        tiny_model_dir, data_dir, stage="pt", dataset="docs", cutoff_len=16, max_steps=8, per_device_train_batch_size=2
+    )
     tokenizer = load_tokenizer(cfg.model_name_or_path)
     examples, _ = data.tokenize_rows(tokenizer, data.load_splits(cfg).train, cfg)
     total = sum(len(e["input_ids"]) for e in examples)
@@ -347,13 +431,16 @@ def test_pretraining_packs_documents_into_full_blocks_and_loss_falls(tiny_model_
 
 
 # ---- refused combinations -----------------------------------------------------------------
-@pytest.mark.parametrize("keys,expected", [
-    ({"stage": "kto", "per_device_train_batch_size": 1}, "per_device_train_batch_size' must be at least 2"),
-    ({"stage": "kto", "pref_loss": "ipo"}, "stage kto takes sigmoid (KTO) or apo_zero"),
-    ({"stage": "dpo", "pref_loss": "exo_pair"}, "exo_pair needs 'pref_label_smoothing' above 0"),
-    ({"stage": "rm", "finetuning_type": "ia3"}, "stage rm trains a scalar reward head"),
-    ({"stage": "dpo", "pref_loss": "kto"}, "'pref_loss' is 'kto'; allowed: sigmoid"),
-])
+@pytest.mark.parametrize(
+    "keys,expected",
+    [
+        ({"stage": "kto", "per_device_train_batch_size": 1}, "per_device_train_batch_size' must be at least 2"),
+        ({"stage": "kto", "pref_loss": "ipo"}, "stage kto takes sigmoid (KTO) or apo_zero"),
+        ({"stage": "dpo", "pref_loss": "exo_pair"}, "exo_pair needs 'pref_label_smoothing' above 0"),
+        ({"stage": "rm", "finetuning_type": "ia3"}, "stage rm trains a scalar reward head"),
+        ({"stage": "dpo", "pref_loss": "kto"}, "'pref_loss' is 'kto'; allowed: sigmoid"),
+    ],
+)
 def test_bad_preference_combinations_are_refused(keys, expected):
     from workbench.config import ConfigError, from_dict
 
@@ -372,8 +459,9 @@ def test_dpo_on_a_conversation_dataset_names_it_and_the_missing_columns(tiny_mod
     assert "'identity'" in message and "'chosen'" in message and "'rejected'" in message
 
 
-@pytest.mark.parametrize("keys", [{"finetuning_type": "full", "learning_rate": 1e-3},
-                                  {"quantization_bit": 4}], ids=["full", "qlora4"])
+@pytest.mark.parametrize(
+    "keys", [{"finetuning_type": "full", "learning_rate": 1e-3}, {"quantization_bit": 4}], ids=["full", "qlora4"]
+)
 def test_reward_model_full_and_qlora_train_and_score(keys, tiny_model_dir, data_dir, tmp_path):
     from transformers import AutoModelForSequenceClassification
 

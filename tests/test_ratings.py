@@ -1,8 +1,10 @@
 """Ratings from the Chat tab's core: rows appended to registered preference/KTO datasets,
 atomically, readable by the data loader and the stages that train on them."""
+
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from conftest import run_cli
@@ -21,8 +23,9 @@ def dataset_dir(tmp_path):
 def rate(dataset_dir, name, kind, verdict, **keys):
     from workbench.ratings import rate as core_rate
 
-    args = dict(prompt="What is 2+2?", history=HISTORY, answers=("4", "fish"), models=("base", "run-x"),
-                settings=SETTINGS)
+    args = dict(
+        prompt="What is 2+2?", history=HISTORY, answers=("4", "fish"), models=("base", "run-x"), settings=SETTINGS
+    )
     args.update(keys)
     return core_rate(dataset_dir, name, kind, verdict, **args)
 
@@ -37,8 +40,7 @@ def test_compare_verdicts_build_a_preference_dataset_the_loader_reads(dataset_di
     out = rate(dataset_dir, "prefs", "preference", "tie")
     assert out == {"rows": 2, "unpaired": 1, "ratings": 3, "added": 0, "kind": "preference"}
     rate(dataset_dir, "prefs", "preference", "both_bad")
-    out = rate(dataset_dir, "prefs", "preference", "edit", answers=("5",), models=("run-x",),
-               edited="2+2 is 4.")
+    out = rate(dataset_dir, "prefs", "preference", "edit", answers=("5",), models=("run-x",), edited="2+2 is 4.")
     assert out["rows"] == 3 and out["ratings"] == 5
 
     # registered like an upload: in uploads/, found again by a fresh read of the registry
@@ -63,7 +65,13 @@ def test_single_judgements_build_a_kto_dataset(dataset_dir):
     rate(dataset_dir, "liked", "kto", "a")  # compare verdicts work too: winner true, loser false
     rows, _ = load_rows(dataset_dir, ["liked"])
     assert [(r["completion"], r["label"]) for r in rows] == [
-        ("4", True), ("fish", False), ("4", True), ("5", False), ("4", True), ("fish", False)]
+        ("4", True),
+        ("fish", False),
+        ("4", True),
+        ("5", False),
+        ("4", True),
+        ("fish", False),
+    ]
 
 
 def test_bad_ratings_are_refused_and_nothing_is_written(dataset_dir):
@@ -99,6 +107,7 @@ def test_a_crash_while_writing_never_leaves_half_a_row(dataset_dir, monkeypatch)
 
     def crash(*args, **kwargs):
         raise OSError("disk pulled out")
+
     monkeypatch.setattr(config.os, "replace", crash)
     with pytest.raises(OSError):
         rate(dataset_dir, "prefs", "preference", "b")
@@ -114,11 +123,22 @@ def test_rated_pairs_train_a_reward_model(dataset_dir, tiny_model_dir, tmp_path)
     from workbench.train import run
 
     for i in range(4):
-        rate(dataset_dir, "prefs", "preference", "a" if i % 2 else "b",
-             answers=("4", "fish") if i % 2 else ("fish", "4"))
-    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "prefs",
-                     "dataset_dir": str(dataset_dir), "stage": "rm", "max_steps": 2, "logging_steps": 1,
-                     "per_device_train_batch_size": 2, "cutoff_len": 64, "lora_rank": 4})
+        rate(
+            dataset_dir, "prefs", "preference", "a" if i % 2 else "b", answers=("4", "fish") if i % 2 else ("fish", "4")
+        )
+    cfg = from_dict(
+        {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "prefs",
+            "dataset_dir": str(dataset_dir),
+            "stage": "rm",
+            "max_steps": 2,
+            "logging_steps": 1,
+            "per_device_train_batch_size": 2,
+            "cutoff_len": 64,
+            "lora_rank": 4,
+        }
+    )
     run(cfg, tmp_path / "rm", echo=False)
     assert isinstance(RewardModel(tmp_path / "rm").score("What is 2+2?", "4"), float)
 
@@ -126,8 +146,21 @@ def test_rated_pairs_train_a_reward_model(dataset_dir, tiny_model_dir, tmp_path)
 def test_workbench_chat_collects_ratings_with_the_same_verdicts(dataset_dir, tiny_model_dir):
     from workbench.data import load_rows
 
-    out = run_cli("chat", "--model", str(tiny_model_dir), "--prompt", "Hello?", "--max-new-tokens", "4",
-                  "--ratings", "cli_kto", "--rate", "down", "--dataset-dir", str(dataset_dir))
+    out = run_cli(
+        "chat",
+        "--model",
+        str(tiny_model_dir),
+        "--prompt",
+        "Hello?",
+        "--max-new-tokens",
+        "4",
+        "--ratings",
+        "cli_kto",
+        "--rate",
+        "down",
+        "--dataset-dir",
+        str(dataset_dir),
+    )
     assert out.returncode == 0, out.stderr
     assert "cli_kto holds 1 ratings" in out.stderr
     rows, _ = load_rows(dataset_dir, ["cli_kto"])

@@ -1,12 +1,14 @@
 """A few real steps on the embedded default model (SmolLM2-135M-Instruct): the loss falls, the
 adapter reloads in plain peft, and generation works and has changed."""
+
 import json
 
 import pytest
 import torch
 
-from conftest import ROOT, run_cli
 from workbench.data.registry import SHIPPED_DIR
+
+from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -14,9 +16,11 @@ pytestmark = pytest.mark.slow
 def test_default_model_trains_reloads_and_generates(tmp_path, default_model_dir):
     run_dir = tmp_path / "real"
     config = tmp_path / "real.yaml"
-    config.write_text(f"dataset: identity\ndataset_dir: {SHIPPED_DIR}\noutput_dir: {run_dir}\n"
-                      "max_samples: 8\nper_device_train_batch_size: 8\nmax_steps: 8\nlogging_steps: 1\n"
-                      "learning_rate: 2e-3\nlr_scheduler_type: constant\nsave_steps: 8\n")
+    config.write_text(
+        f"dataset: identity\ndataset_dir: {SHIPPED_DIR}\noutput_dir: {run_dir}\n"
+        "max_samples: 8\nper_device_train_batch_size: 8\nmax_steps: 8\nlogging_steps: 1\n"
+        "learning_rate: 2e-3\nlr_scheduler_type: constant\nsave_steps: 8\n"
+    )
     result = run_cli("train", str(config), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
@@ -30,13 +34,14 @@ def test_default_model_trains_reloads_and_generates(tmp_path, default_model_dir)
 
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "final")
     base = AutoModelForCausalLM.from_pretrained(default_model_dir)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Who are you?"}],
-                                           add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Who are you?"}], add_generation_prompt=True, tokenize=False
+    )
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         before = base.generate(**inputs, max_new_tokens=24, do_sample=False)
         tuned = PeftModel.from_pretrained(base, run_dir / "final")
         after = tuned.generate(**inputs, max_new_tokens=24, do_sample=False)
-    new_text = tokenizer.decode(after[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    new_text = tokenizer.decode(after[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert new_text.strip()
     assert not torch.equal(before, after)

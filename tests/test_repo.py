@@ -1,4 +1,5 @@
 """The repository keeps its promises: CI runs the README's test command, nothing large is tracked."""
+
 import re
 import shutil
 import subprocess
@@ -29,8 +30,12 @@ def test_torch_is_pinned_to_the_cpu_build_before_the_project_installs():
 def test_no_weights_or_run_state_are_tracked():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert tracked, "not a git checkout"
-    bad = [p for p in tracked if p.endswith((".safetensors", ".gguf", ".bin", ".pt", ".zip"))
-           or (p.startswith("saves/") and p != "saves/.gitkeep")]
+    bad = [
+        p
+        for p in tracked
+        if p.endswith((".safetensors", ".gguf", ".bin", ".pt", ".zip"))
+        or (p.startswith("saves/") and p != "saves/.gitkeep")
+    ]
     assert not bad, bad
 
 
@@ -54,3 +59,13 @@ def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     done = subprocess.run([hadolint, "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_code_passes_the_linter_and_the_formatter():
+    # ruff comes with the test extra; its settings are in pyproject.toml
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    paths = ["workbench", "tests", "scripts", "app.py"]
+    lint = subprocess.run([ruff, "check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr
+    form = subprocess.run([ruff, "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert form.returncode == 0, form.stdout[-3000:] + form.stderr

@@ -1,5 +1,6 @@
 """Stages grpo and rloo on the tiny model: rule rewards, an rm run as reward, the samples kept
 per log, and bad input refused before a run starts, naming the key."""
+
 from __future__ import annotations
 
 import json
@@ -7,35 +8,61 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 
-PROMPTS = [("What is two plus two?", "4"), ("What is three plus four?", "7"),
-           ("What is five minus one?", "4"), ("What is two times three?", "6"),
-           ("What is one plus one?", "2"), ("What is nine minus two?", "7"),
-           ("What is four plus four?", "8"), ("What is six minus six?", "0")]
+PROMPTS = [
+    ("What is two plus two?", "4"),
+    ("What is three plus four?", "7"),
+    ("What is five minus one?", "4"),
+    ("What is two times three?", "6"),
+    ("What is one plus one?", "2"),
+    ("What is nine minus two?", "7"),
+    ("What is four plus four?", "8"),
+    ("What is six minus six?", "0"),
+]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("rl-data")
-    (folder / "sums.json").write_text(json.dumps(
-        [{"instruction": q, "input": "", "output": a} for q, a in PROMPTS]), encoding="utf-8")
-    (folder / "pairs.json").write_text(json.dumps(
-        [{"prompt": q, "chosen": a, "rejected": "a fish"} for q, a in PROMPTS]), encoding="utf-8")
+    (folder / "sums.json").write_text(
+        json.dumps([{"instruction": q, "input": "", "output": a} for q, a in PROMPTS]), encoding="utf-8"
+    )
+    (folder / "pairs.json").write_text(
+        json.dumps([{"prompt": q, "chosen": a, "rejected": "a fish"} for q, a in PROMPTS]), encoding="utf-8"
+    )
     (folder / "docs.json").write_text(json.dumps([{"text": "plain text, no prompt"}] * 4), encoding="utf-8")
-    (folder / "dataset_info.json").write_text(json.dumps({
-        "sums": {"file_name": "sums.json"}, "pairs": {"file_name": "pairs.json"},
-        "docs": {"file_name": "docs.json"}}), encoding="utf-8")
+    (folder / "dataset_info.json").write_text(
+        json.dumps(
+            {
+                "sums": {"file_name": "sums.json"},
+                "pairs": {"file_name": "pairs.json"},
+                "docs": {"file_name": "docs.json"},
+            }
+        ),
+        encoding="utf-8",
+    )
     return folder
 
 
 def make_cfg(tiny_model_dir, data_dir, **keys):
     from workbench.config import from_dict
 
-    base = {"model_name_or_path": str(tiny_model_dir), "dataset": "sums", "dataset_dir": str(data_dir),
-            "stage": "grpo", "max_steps": 2, "logging_steps": 1, "save_steps": 100,
-            "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 8,
-            "learning_rate": 1e-3, "cutoff_len": 64, "lora_rank": 4}
+    base = {
+        "model_name_or_path": str(tiny_model_dir),
+        "dataset": "sums",
+        "dataset_dir": str(data_dir),
+        "stage": "grpo",
+        "max_steps": 2,
+        "logging_steps": 1,
+        "save_steps": 100,
+        "per_device_train_batch_size": 4,
+        "num_generations": 2,
+        "max_completion_length": 8,
+        "learning_rate": 1e-3,
+        "cutoff_len": 64,
+        "lora_rank": 4,
+    }
     return from_dict({**base, **keys})
 
 
@@ -43,17 +70,24 @@ def events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("stage,method", [("grpo", "lora"), ("rloo", "lora"), ("grpo", "full"),
-                                          ("grpo", "freeze")])
-def test_rl_stage_trains_with_rule_rewards_and_logs_the_chart_and_samples(tiny_model_dir, data_dir,
-                                                                         tmp_path, stage, method):
+@pytest.mark.parametrize("stage,method", [("grpo", "lora"), ("rloo", "lora"), ("grpo", "full"), ("grpo", "freeze")])
+def test_rl_stage_trains_with_rule_rewards_and_logs_the_chart_and_samples(
+    tiny_model_dir, data_dir, tmp_path, stage, method
+):
     from workbench.progress import RunMonitor
     from workbench.rewards import read_samples
     from workbench.train import run
 
-    cfg = make_cfg(tiny_model_dir, data_dir, stage=stage, finetuning_type=method,
-                   reward_funcs="exact_match,length", reward_weights="1,0.5", reward_max_length=20,
-                   freeze_trainable_layers=1)
+    cfg = make_cfg(
+        tiny_model_dir,
+        data_dir,
+        stage=stage,
+        finetuning_type=method,
+        reward_funcs="exact_match,length",
+        reward_weights="1,0.5",
+        reward_max_length=20,
+        freeze_trainable_layers=1,
+    )
     final = run(cfg, tmp_path / "run", echo=False)
     assert final.is_dir()
     logs = [e for e in events(tmp_path / "run") if e["type"] == "log"]
@@ -103,8 +137,7 @@ def rm_run(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
     from workbench.train import run
 
     saves = tmp_path_factory.mktemp("saves-rl")
-    run(make_cfg(tiny_model_dir, data_dir, stage="rm", dataset="pairs", max_steps=2), saves / "rm",
-        echo=False)
+    run(make_cfg(tiny_model_dir, data_dir, stage="rm", dataset="pairs", max_steps=2), saves / "rm", echo=False)
     return saves / "rm"
 
 
@@ -113,13 +146,11 @@ def test_grpo_with_a_reward_model_run_and_a_rule(tiny_model_dir, data_dir, rm_ru
     from workbench.train import run
 
     monkeypatch.setenv("WORKBENCH_SAVES", str(rm_run.parent))
-    cfg = make_cfg(tiny_model_dir, data_dir, reward_model="rm", reward_funcs="numeric_match",
-                   reward_weights="1,2")
+    cfg = make_cfg(tiny_model_dir, data_dir, reward_model="rm", reward_funcs="numeric_match", reward_weights="1,2")
     run(cfg, tmp_path / "run", echo=False)
     sample = read_samples(tmp_path / "run")[-1]["samples"][0]
     assert set(sample["rewards"]) == {"numeric_match", "reward_model"}
-    assert sample["reward"] == pytest.approx(sample["rewards"]["numeric_match"]
-                                             + 2 * sample["rewards"]["reward_model"])
+    assert sample["reward"] == pytest.approx(sample["rewards"]["numeric_match"] + 2 * sample["rewards"]["reward_model"])
 
 
 # ---- rules ------------------------------------------------------------------------------------
@@ -140,15 +171,18 @@ def test_rule_rewards():
 
 
 # ---- bad input: refused before a run folder exists, naming the key -----------------------------
-@pytest.mark.parametrize("keys,needle", [
-    ({"reward_funcs": "regex", "reward_regex": "([a-z"}, "'reward_regex'"),
-    ({"reward_funcs": "exact_match,bleu"}, "'reward_funcs'"),
-    ({"reward_funcs": "", "reward_model": None}, "'reward_funcs'"),
-    ({"reward_weights": "1,2"}, "'reward_weights'"),
-    ({"reward_funcs": "json", "reward_json_schema": "{not json"}, "'reward_json_schema'"),
-    ({"num_generations": 3}, "'num_generations'"),
-    ({"finetuning_type": "prompt_tuning"}, "finetuning_type"),
-])
+@pytest.mark.parametrize(
+    "keys,needle",
+    [
+        ({"reward_funcs": "regex", "reward_regex": "([a-z"}, "'reward_regex'"),
+        ({"reward_funcs": "exact_match,bleu"}, "'reward_funcs'"),
+        ({"reward_funcs": "", "reward_model": None}, "'reward_funcs'"),
+        ({"reward_weights": "1,2"}, "'reward_weights'"),
+        ({"reward_funcs": "json", "reward_json_schema": "{not json"}, "'reward_json_schema'"),
+        ({"num_generations": 3}, "'num_generations'"),
+        ({"finetuning_type": "prompt_tuning"}, "finetuning_type"),
+    ],
+)
 def test_bad_rl_settings_are_refused_naming_the_key(tiny_model_dir, data_dir, keys, needle):
     from workbench.config import ConfigError
 
@@ -158,7 +192,8 @@ def test_bad_rl_settings_are_refused_naming_the_key(tiny_model_dir, data_dir, ke
 
 
 def test_reward_model_that_is_not_an_rm_run_and_dataset_without_prompts_are_refused(
-        tiny_model_dir, data_dir, rm_run, tmp_path, monkeypatch):
+    tiny_model_dir, data_dir, rm_run, tmp_path, monkeypatch
+):
     from workbench.config import save_config
     from workbench.rewards import precheck
 
@@ -169,16 +204,19 @@ def test_reward_model_that_is_not_an_rm_run_and_dataset_without_prompts_are_refu
     save_config(make_cfg(tiny_model_dir, data_dir, stage="sft"), sft / "config.yaml")
     problems = precheck(make_cfg(tiny_model_dir, data_dir, reward_model="an-sft-run"))
     assert any("'reward_model'" in p and "stage sft" in p for p in problems), problems
-    assert any("'reward_model' 'nowhere'" in p for p in precheck(make_cfg(tiny_model_dir, data_dir,
-                                                                          reward_model="nowhere")))
+    assert any(
+        "'reward_model' 'nowhere'" in p for p in precheck(make_cfg(tiny_model_dir, data_dir, reward_model="nowhere"))
+    )
     problems = precheck(make_cfg(tiny_model_dir, data_dir, dataset="docs"))
     assert any("'dataset'" in p and "without prompts" in p for p in problems), problems
     assert precheck(make_cfg(tiny_model_dir, data_dir, reward_model="rm")) == []
 
     # the command refuses it before a run folder is made
     config = tmp_path / "bad.yaml"
-    config.write_text(f"model_name_or_path: {tiny_model_dir}\ndataset: docs\ndataset_dir: {data_dir}\n"
-                      f"stage: grpo\nnum_generations: 2\noutput_dir: {tmp_path / 'never'}\n")
+    config.write_text(
+        f"model_name_or_path: {tiny_model_dir}\ndataset: docs\ndataset_dir: {data_dir}\n"
+        f"stage: grpo\nnum_generations: 2\noutput_dir: {tmp_path / 'never'}\n"
+    )
     out = run_cli("train", str(config), env={"WORKBENCH_SAVES": str(saves)})
     assert out.returncode == 1 and "'dataset'" in out.stderr, out.stderr
     assert not (tmp_path / "never").exists()
@@ -188,8 +226,13 @@ def test_eval_reports_the_mean_reward_of_base_and_tuned(tiny_model_dir, data_dir
     from workbench.train import run
 
     saves = tmp_path / "saves"
-    run(make_cfg(tiny_model_dir, data_dir, max_steps=1, test_size=2, reward_funcs="exact_match,length",
-                 reward_max_length=5), saves / "rl", echo=False)
+    run(
+        make_cfg(
+            tiny_model_dir, data_dir, max_steps=1, test_size=2, reward_funcs="exact_match,length", reward_max_length=5
+        ),
+        saves / "rl",
+        echo=False,
+    )
     out = run_cli("eval", "--run", "rl", "--compare", "--saves", str(saves), "--max-new-tokens", "4")
     assert out.returncode == 0, out.stderr
     assert "reward " in out.stdout and "reward/length" in out.stdout, out.stdout
@@ -198,8 +241,19 @@ def test_eval_reports_the_mean_reward_of_base_and_tuned(tiny_model_dir, data_dir
         metrics = report[side]
         assert metrics["reward"] == pytest.approx(metrics["reward/exact_match"] + metrics["reward/length"])
     # any run, with rules named on the command line; a bad one is refused naming the flag
-    out = run_cli("eval", "--run", "rl", "--saves", str(saves), "--max-new-tokens", "4",
-                  "--reward-funcs", "regex", "--reward-regex", "[0-9]")
+    out = run_cli(
+        "eval",
+        "--run",
+        "rl",
+        "--saves",
+        str(saves),
+        "--max-new-tokens",
+        "4",
+        "--reward-funcs",
+        "regex",
+        "--reward-regex",
+        "[0-9]",
+    )
     assert out.returncode == 0 and '"reward/regex"' in out.stdout, out.stderr
     out = run_cli("eval", "--run", "rl", "--saves", str(saves), "--reward-model", "rl")
     assert out.returncode == 2 and "--reward-model" in out.stderr, out.stderr

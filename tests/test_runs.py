@@ -2,6 +2,7 @@
 edit leaves) are listed as damaged and never stop the run list, the watcher, the pickers of any
 tab, `create_app()` or `workbench runs`; progress is read incrementally; a CLI run's reused pid is
 not taken for the run; the package has no import cycles and the controller loads no torch."""
+
 import ast
 import json
 import os
@@ -40,8 +41,9 @@ def good_events(run_dir: Path, end: bool = True) -> None:
         writer.emit("end", final="final")
 
 
-def run_folder(saves: Path, name: str, config: str | None = GOOD_CONFIG, job: bytes | None = None,
-               events: bool = True) -> Path:
+def run_folder(
+    saves: Path, name: str, config: str | None = GOOD_CONFIG, job: bytes | None = None, events: bool = True
+) -> Path:
     run_dir = saves / name
     run_dir.mkdir()
     if config is not None:
@@ -81,11 +83,21 @@ def corpus(saves) -> Path:
     (folder / "job.json").mkdir()
     run_folder(saves, "job-other-id", job=job_json(run_id="../../../etc"))
     bad_events = run_folder(saves, "events-damaged", events=False)
-    events_file(bad_events, b"[1, 2]", b'"text"', b"42", b"null", b'{"type": "log", "loss": 3.0}',
-                b'{"type": "log", "step": "two", "time": 1}', b'{"step": 1, "time": 1}',
-                b'{"type": "log", "step": 1, "time": 1, "loss": "high"}', b"\xff\xfe not utf-8", b"{broken",
-                b'{"type": "phase", "phase": ["x"], "step": 0, "time": 2}',
-                b'{"type": "log", "step": 2, "max_steps": "ten", "time": 3, "loss": 0.5}')
+    events_file(
+        bad_events,
+        b"[1, 2]",
+        b'"text"',
+        b"42",
+        b"null",
+        b'{"type": "log", "loss": 3.0}',
+        b'{"type": "log", "step": "two", "time": 1}',
+        b'{"step": 1, "time": 1}',
+        b'{"type": "log", "step": 1, "time": 1, "loss": "high"}',
+        b"\xff\xfe not utf-8",
+        b"{broken",
+        b'{"type": "phase", "phase": ["x"], "step": 0, "time": 2}',
+        b'{"type": "log", "step": 2, "max_steps": "ten", "time": 3, "loss": 0.5}',
+    )
     run_folder(saves, "config-not-yaml", config="stage: [sft\n  : :")
     run_folder(saves, "config-a-list", config="- stage\n- sft\n")
     run_folder(saves, "config-a-number", config="42\n")
@@ -97,13 +109,20 @@ def corpus(saves) -> Path:
 
 
 DAMAGED_RUNS = {
-    "job-list": "job.json is not an object", "job-null": "job.json is not an object",
-    "job-not-utf8": "job.json is not UTF-8", "job-not-json": "job.json is not valid JSON",
-    "job-no-status": "job.json has no status", "job-mistyped": "job.json: created has the wrong type (str)",
-    "job-bad-status": "job.json: status has the wrong type (int)", "job-bad-command": "job.json: command is not a list of strings",
-    "job-folder": "job.json is a folder", "config-not-yaml": "config.yaml is not valid YAML",
-    "config-a-list": "config.yaml is not a mapping", "config-a-number": "config.yaml is not a mapping",
-    "config-folder": "config.yaml is a folder", "config-not-utf8": "config.yaml is not UTF-8",
+    "job-list": "job.json is not an object",
+    "job-null": "job.json is not an object",
+    "job-not-utf8": "job.json is not UTF-8",
+    "job-not-json": "job.json is not valid JSON",
+    "job-no-status": "job.json has no status",
+    "job-mistyped": "job.json: created has the wrong type (str)",
+    "job-bad-status": "job.json: status has the wrong type (int)",
+    "job-bad-command": "job.json: command is not a list of strings",
+    "job-folder": "job.json is a folder",
+    "config-not-yaml": "config.yaml is not valid YAML",
+    "config-a-list": "config.yaml is not a mapping",
+    "config-a-number": "config.yaml is not a mapping",
+    "config-folder": "config.yaml is a folder",
+    "config-not-utf8": "config.yaml is not UTF-8",
 }
 
 
@@ -153,8 +172,9 @@ def test_the_pickers_of_every_tab_and_the_train_tab_views_survive_damaged_runs(c
     from workbench.ui.i18n import Localizer
     from workbench.ui.train_tab import active_run, job_message, render_progress, run_choices, run_details, runs_frame
 
-    ctx = UIContext(loc=Localizer("en"), controller=JobController(corpus), engine=None, saves=corpus,
-                    dataset_dir="data")
+    ctx = UIContext(
+        loc=Localizer("en"), controller=JobController(corpus), engine=None, saves=corpus, dataset_dir="data"
+    )
     names = folders(corpus)
     for lang in ("en", "zh"):
         table = runs_frame(ctx, lang)
@@ -171,8 +191,8 @@ def test_the_pickers_of_every_tab_and_the_train_tab_views_survive_damaged_runs(c
         html = render_progress(RunMonitor(corpus / name), "en", job)
         assert "etc" not in html
     assert "healthy" in list_targets(corpus) and "healthy/checkpoint-2" in list_targets(corpus)  # chat, eval
-    assert finished_runs(ctx) == ["healthy"]                                                    # export
-    assert config_diff(corpus, names) is not None and loss_curves(corpus, names)                # experiments
+    assert finished_runs(ctx) == ["healthy"]  # export
+    assert config_diff(corpus, names) is not None and loss_curves(corpus, names)  # experiments
 
 
 def test_create_app_starts_with_damaged_runs_and_its_watcher_keeps_ticking(corpus):
@@ -243,8 +263,14 @@ def test_a_cli_run_whose_pid_was_reused_is_not_shown_running(saves):
     reused = run_folder(saves, "reused", events=False)
     writer = EventWriter(reused)
     # the process that wrote these events started long before the pid's present owner did
-    event = {"type": "phase", "phase": "preparing_data", "pid": os.getpid(), "step": 0, "max_steps": 4,
-             "time": me.create_time() - 3600}
+    event = {
+        "type": "phase",
+        "phase": "preparing_data",
+        "pid": os.getpid(),
+        "step": 0,
+        "max_steps": 4,
+        "time": me.create_time() - 3600,
+    }
     (reused / "events.jsonl").write_text(json.dumps(event) + "\n")
     del writer
     status = {j.run_id: j.status for j in JobController(saves).jobs()}
@@ -286,7 +312,7 @@ def import_cycles() -> list[list[str]]:
         found = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 module = ".".join(base + ([node.module] if node.module else []))
                 found |= {module} | {f"{module}.{alias.name}" for alias in node.names}
         deps[name] = found
@@ -296,7 +322,7 @@ def import_cycles() -> list[list[str]]:
     def visit(module, stack):
         for dep in deps[module]:
             if dep in stack:
-                cycle = stack[stack.index(dep):]
+                cycle = stack[stack.index(dep) :]
                 if sorted(cycle) not in [sorted(c) for c in cycles]:
                     cycles.append(cycle)
             elif len(stack) < 10:

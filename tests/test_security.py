@@ -3,6 +3,7 @@ login. Every case asserts the refusal and that nothing outside the workspace was
 
 One server serves the whole module (started in this process, so its limits can be lowered and its
 log read). Outside the workspace sits a folder with a secret; symlinks to it are planted inside."""
+
 from __future__ import annotations
 
 import json
@@ -19,17 +20,34 @@ from browser import free_port
 
 SECRET = "TOPSECRET-7f3a"
 USER, PASSWORD = "alice", "correct-horse-battery"
+
+
 # values an attacker puts where a run, checkpoint, export or dataset name belongs
 def tampered_names(outside: Path) -> list[str]:
-    return ["../outside", "../../outside/secret.json", "%2e%2e%2foutside", str(outside), str(outside / "secret.json"),
-            "run-a/../../outside", "run-a/../../../outside/secret.json", "linked-run", "linked-run/checkpoint-1",
-            "run-a/checkpoint-9/../../../outside", "~/", "dataset_info", "abs", "climb", "linked"]
+    return [
+        "../outside",
+        "../../outside/secret.json",
+        "%2e%2e%2foutside",
+        str(outside),
+        str(outside / "secret.json"),
+        "run-a/../../outside",
+        "run-a/../../../outside/secret.json",
+        "linked-run",
+        "linked-run/checkpoint-1",
+        "run-a/checkpoint-9/../../../outside",
+        "~/",
+        "dataset_info",
+        "abs",
+        "climb",
+        "linked",
+    ]
 
 
 def snapshot(folder: Path) -> dict:
     """Every file below folder with its size and modification time (what 'unchanged' means)."""
-    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()} | \
-        {"atime-secret": (folder / "secret.json").stat().st_atime_ns}
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()} | {
+        "atime-secret": (folder / "secret.json").stat().st_atime_ns
+    }
 
 
 # ---- the server ---------------------------------------------------------------------------------
@@ -46,11 +64,16 @@ def server(tmp_path_factory, default_model_dir):
     (outside / "dataset_info.json").write_text(json.dumps({"stolen": {"file_name": "secret.json"}}))
     # a hand-edited uploads registry whose entries lead out: absolute, climbing, through a symlink
     (data / "uploads" / "link.json").symlink_to(outside / "secret.json")
-    (data / "uploads" / "dataset_info.json").write_text(json.dumps({
-        "abs": {"file_name": str(outside / "secret.json")},
-        "climb": {"file_name": "../../../outside/secret.json"},
-        "linked": {"file_name": "link.json"},
-        "sneaky": {"file_name": "ok.json", "test_file_name": "../../../outside/secret.json"}}))
+    (data / "uploads" / "dataset_info.json").write_text(
+        json.dumps(
+            {
+                "abs": {"file_name": str(outside / "secret.json")},
+                "climb": {"file_name": "../../../outside/secret.json"},
+                "linked": {"file_name": "link.json"},
+                "sneaky": {"file_name": "ok.json", "test_file_name": "../../../outside/secret.json"},
+            }
+        )
+    )
     # a run, a symlinked "run" and a planted page among its exports
     run = saves / "run-a"
     (run / "final").mkdir(parents=True)
@@ -71,11 +94,17 @@ def server(tmp_path_factory, default_model_dir):
     previous, operator = os.environ.get("GRADIO_TEMP_DIR"), app_module.OPERATOR_UPLOADS
     app_module.OPERATOR_UPLOADS = None
     port = free_port()
-    demo = app_module.launch(port=port, auth=f"{USER}:{PASSWORD}", saves=str(saves), dataset_dir=str(data),
-                             block=False)
+    demo = app_module.launch(port=port, auth=f"{USER}:{PASSWORD}", saves=str(saves), dataset_dir=str(data), block=False)
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "outside": outside, "saves": saves, "data": data,
-               "stale": stale, "demo": demo, "before": snapshot(outside)}
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "outside": outside,
+            "saves": saves,
+            "data": data,
+            "stale": stale,
+            "demo": demo,
+            "before": snapshot(outside),
+        }
     finally:
         demo.close()
         demo.wb_context.controller.stop_watcher()
@@ -129,8 +158,7 @@ class Attacker:
         data = [ids.get(i, self.default(i)) for i in dep["inputs"]]
         session = uuid.uuid4().hex
         trigger = dep["targets"][0][0] if dep["targets"] else None
-        body = {"data": data, "fn_index": dep["id"], "session_hash": session, "trigger_id": trigger,
-                "event_data": None}
+        body = {"data": data, "fn_index": dep["id"], "session_hash": session, "trigger_id": trigger, "event_data": None}
         if not dep["queue"]:
             reply = self.http.post("/gradio_api/run/predict", json=body)
             return {"success": reply.status_code == 200 and "error" not in reply.json(), "text": reply.text}
@@ -141,7 +169,10 @@ class Attacker:
                     continue
                 message = json.loads(line[5:])
                 if message.get("msg") == "process_completed":
-                    return {"success": message.get("success", False), "text": json.dumps(message["output"], ensure_ascii=False)}
+                    return {
+                        "success": message.get("success", False),
+                        "text": json.dumps(message["output"], ensure_ascii=False),
+                    }
         raise AssertionError("the event never completed")
 
     def upload(self, *files: tuple[str, bytes]) -> httpx.Response:
@@ -179,8 +210,10 @@ def test_failed_logins_are_rate_limited_and_logged_with_the_address(server, capl
     guard.LIMITER._failures.clear()
     client = httpx.Client(base_url=server["url"], timeout=30)
     with caplog.at_level(logging.WARNING, logger="workbench.security"):
-        codes = [client.post("/login", data={"username": USER, "password": f"guess-{i}"}).status_code
-                 for i in range(guard.LOGIN_FAILURES)]
+        codes = [
+            client.post("/login", data={"username": USER, "password": f"guess-{i}"}).status_code
+            for i in range(guard.LOGIN_FAILURES)
+        ]
         assert codes == [400] * guard.LOGIN_FAILURES
         # the next attempt is refused before the password is looked at, even the right one
         blocked = client.post("/login", data={"username": USER, "password": PASSWORD})
@@ -195,10 +228,16 @@ def test_failed_logins_are_rate_limited_and_logged_with_the_address(server, capl
 def test_file_route_stays_inside_the_workspace(server):
     attacker = Attacker(server["url"])
     saves, outside = server["saves"], server["outside"]
-    for target in (f"{saves}/../../outside/secret.json", f"{saves}/%2e%2e/%2e%2e/outside/secret.json",
-                   f"{saves}/%252e%252e/%252e%252e/outside/secret.json", str(outside / "secret.json"),
-                   f"{saves}/link-secret.json", f"{saves}/linked-run/secret.json", "/etc/passwd",
-                   "file:///etc/passwd"):
+    for target in (
+        f"{saves}/../../outside/secret.json",
+        f"{saves}/%2e%2e/%2e%2e/outside/secret.json",
+        f"{saves}/%252e%252e/%252e%252e/outside/secret.json",
+        str(outside / "secret.json"),
+        f"{saves}/link-secret.json",
+        f"{saves}/linked-run/secret.json",
+        "/etc/passwd",
+        "file:///etc/passwd",
+    ):
         reply = attacker.http.get(f"/gradio_api/file={target}")
         assert reply.status_code >= 400, target
         assert SECRET not in reply.text and "root:" not in reply.text
@@ -214,8 +253,20 @@ def test_downloads_are_attachments_that_are_never_sniffed(server):
 
 
 # ---- tampered names to every event that takes one ------------------------------------------------
-NAME_CONTROLS = ["train-run", "export-run", "export-delete-name", "chat-left", "chat-right", "eval-target",
-                 "eval-dataset", "data-dataset", "field-dataset", "field-dataset_dir", "exp-runs", "gallery-run"]
+NAME_CONTROLS = [
+    "train-run",
+    "export-run",
+    "export-delete-name",
+    "chat-left",
+    "chat-right",
+    "eval-target",
+    "eval-dataset",
+    "data-dataset",
+    "field-dataset",
+    "field-dataset_dir",
+    "exp-runs",
+    "gallery-run",
+]
 
 
 @pytest.mark.slow  # ~90 s: hundreds of requests, one per event, name and escape
@@ -223,8 +274,7 @@ def test_tampered_names_are_refused_by_every_event(server):
     """Each event that reads a name control gets the classic escapes; the first event of each
     control gets the whole list."""
     attacker = Attacker(server["url"])
-    present = [e for e in NAME_CONTROLS
-               if any(c["props"].get("elem_id") == e for c in attacker.components.values())]
+    present = [e for e in NAME_CONTROLS if any(c["props"].get("elem_id") == e for c in attacker.components.values())]
     assert len(present) >= 10, present
     every = tampered_names(server["outside"])
     classic = [every[0], every[3], every[7]]  # climbing, absolute, through a symlink
@@ -245,16 +295,21 @@ def test_tampered_names_are_refused_by_every_event(server):
 def test_start_refuses_a_dataset_or_folder_outside_and_creates_no_run(server):
     attacker = Attacker(server["url"])
     start = attacker.event("train-start", "click")
+
     def runs():
         return sorted(p.name for p in server["saves"].iterdir() if not p.name.startswith("."))
 
     runs_before = runs()
-    for values in ({"field-dataset": ["abs"]}, {"field-dataset": ["../outside/secret"]},
-                   {"field-dataset_dir": str(server["outside"])}, {"field-dataset_dir": "../outside"},
-                   {"field-output_dir": str(server["outside"] / "run")},
-                   {"field-resume_from_checkpoint": str(server["outside"])},
-                   {"field-model_name_or_path": str(server["outside"])},
-                   {"field-model_name_or_path": "../../outside"}):
+    for values in (
+        {"field-dataset": ["abs"]},
+        {"field-dataset": ["../outside/secret"]},
+        {"field-dataset_dir": str(server["outside"])},
+        {"field-dataset_dir": "../outside"},
+        {"field-output_dir": str(server["outside"] / "run")},
+        {"field-resume_from_checkpoint": str(server["outside"])},
+        {"field-model_name_or_path": str(server["outside"])},
+        {"field-model_name_or_path": "../../outside"},
+    ):
         result = attacker.call(start, **values)
         assert refused(result), values
     assert runs() == runs_before
@@ -279,8 +334,11 @@ def test_a_browser_cannot_name_a_server_file_as_its_upload(server):
     attacker = Attacker(server["url"])
     check = attacker.event("data-check", "click")
     register = attacker.event("data-register", "click")
-    for path in (str(server["outside"] / "secret.json"), f"{server['saves']}/../../outside/secret.json",
-                 f"{server['saves']}/link-secret.json"):
+    for path in (
+        str(server["outside"] / "secret.json"),
+        f"{server['saves']}/../../outside/secret.json",
+        f"{server['saves']}/link-secret.json",
+    ):
         for dep in (check, register):
             result = attacker.call(dep, **{"data-upload": file_data(path), "data-name": "grab"})
             assert refused(result)
@@ -331,8 +389,9 @@ def test_leftover_uploads_are_removed_at_start_up_and_after_registering(server):
     rows = json.dumps([{"instruction": "hi", "output": "hello"}] * 3).encode()
     path = attacker.upload(("mine.json", rows)).json()[0]
     assert Path(path).exists()
-    result = attacker.call(attacker.event("data-register", "click"),
-                           **{"data-upload": file_data(path), "data-name": "mine"})
+    result = attacker.call(
+        attacker.event("data-register", "click"), **{"data-upload": file_data(path), "data-name": "mine"}
+    )
     assert result["success"] and "Registered" in result["text"]
     assert not Path(path).exists()  # copied into the dataset folder; the upload itself is gone
     assert (server["data"] / "uploads" / "mine.json").exists()
@@ -342,7 +401,8 @@ def test_leftover_uploads_are_removed_at_start_up_and_after_registering(server):
 def test_a_yaml_alias_bomb_is_refused_at_once(server):
     attacker = Attacker(server["url"])
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+    )
     path = attacker.upload(("bomb.yaml", bomb.encode())).json()[0]
     started = time.monotonic()
     result = attacker.call(attacker.event("train-load-config", "upload"), **{"train-load-config": file_data(path)})

@@ -1,6 +1,7 @@
 """The two CPU speed-ups that replace library code on our SFT path compute what the library
 computes: the LM head's log-probabilities (label_head.py) against trl's fused head and plain
 autograd, and the fused LoRA layer (lora_fused.py) against peft's own forward and backward."""
+
 from __future__ import annotations
 
 import copy
@@ -45,12 +46,15 @@ def test_head_is_exact_for_any_incoming_gradient(token_chunk):
     """Per-token weights (DPO-like) and a gradient through the entropy take the recompute path;
     gradcheck compares with finite differences in float64."""
     h, w, t = _head_inputs(torch.float64, tokens=11, hidden=5, vocab=13)
-    assert torch.autograd.gradcheck(
-        lambda h, w: label_head.LabelHeadLogProbs.apply(h, w, t, True, False)[:2], (h, w))
+    assert torch.autograd.gradcheck(lambda h, w: label_head.LabelHeadLogProbs.apply(h, w, t, True, False)[:2], (h, w))
     hidden_only = h.detach().requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda h: label_head.LabelHeadLogProbs.apply(h, w.detach(), t, False, False)[0]
-        * torch.linspace(-1, 2, len(t), dtype=torch.float64), (hidden_only,))
+        lambda h: (
+            label_head.LabelHeadLogProbs.apply(h, w.detach(), t, False, False)[0]
+            * torch.linspace(-1, 2, len(t), dtype=torch.float64)
+        ),
+        (hidden_only,),
+    )
 
 
 def test_head_matches_trls_fused_head_in_fp32():
@@ -135,8 +139,9 @@ def test_fused_lora_computes_what_peft_computes():
     assert torch.allclose(merged(x), plain(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("lora", [dict(lora_dropout=0.1), dict(use_dora=True), dict(lora_bias=True)],
-                         ids=["dropout", "dora", "adapter-bias"])
+@pytest.mark.parametrize(
+    "lora", [dict(lora_dropout=0.1), dict(use_dora=True), dict(lora_bias=True)], ids=["dropout", "dora", "adapter-bias"]
+)
 def test_fused_lora_leaves_other_variants_to_peft(lora):
     assert lora_fused.fuse_lora_layers(_lora_model(**lora)) == 0
 
@@ -200,8 +205,7 @@ def test_head_under_bf16_autocast_matches_fp32_within_bf16(token_chunk, trainabl
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             lp, ent, _, _, _ = fn.apply(h, w, None, t, 1.0, 512, None, 1.0, outputs)
         (-lp.sum() / len(t)).backward()
-        results.append([lp.detach(), ent.detach(), h.grad.clone()]
-                       + ([w.grad.clone()] if trainable_head else []))
+        results.append([lp.detach(), ent.detach(), h.grad.clone()] + ([w.grad.clone()] if trainable_head else []))
     exact, ours_bf16, trl_bf16 = results
     for a, b in zip(ours_bf16, exact):
         assert _close_in_bf16(a, b)  # fp32 outputs and gradients, bf16-close to fp32

@@ -1,4 +1,5 @@
 """report_to: tensorboard logs in the run folder (read back with tensorboard's reader); others offline."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,9 @@ import os
 
 import pytest
 
-from conftest import ROOT
 from workbench.config import ConfigError, from_dict
+
+from conftest import ROOT
 
 
 def test_tensorboard_logs_are_written_in_the_run_folder_and_read_back(tiny_model_dir, tmp_path):
@@ -15,10 +17,21 @@ def test_tensorboard_logs_are_written_in_the_run_folder_and_read_back(tiny_model
 
     from workbench.train import run
 
-    cfg = from_dict({"model_name_or_path": str(tiny_model_dir), "dataset": "identity",
-                     "dataset_dir": str(ROOT / "data"), "max_steps": 4, "save_steps": 2, "logging_steps": 1,
-                     "per_device_train_batch_size": 4, "cutoff_len": 96, "lora_rank": 4, "val_size": 8,
-                     "report_to": "tensorboard"})
+    cfg = from_dict(
+        {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "identity",
+            "dataset_dir": str(ROOT / "data"),
+            "max_steps": 4,
+            "save_steps": 2,
+            "logging_steps": 1,
+            "per_device_train_batch_size": 4,
+            "cutoff_len": 96,
+            "lora_rank": 4,
+            "val_size": 8,
+            "report_to": "tensorboard",
+        }
+    )
     run_dir = tmp_path / "tb-run"
     run(cfg, run_dir, echo=False)
     assert "TENSORBOARD_LOGGING_DIR" not in os.environ  # set for the run only
@@ -42,7 +55,7 @@ def test_trackers_stay_offline_and_in_the_run_folder_unless_the_user_says_otherw
     for key in ("WANDB_MODE", "MLFLOW_TRACKING_URI", "TRACKIO_DIR", "TENSORBOARD_LOGGING_DIR", "WANDB_DIR"):
         monkeypatch.delenv(key, raising=False)
     cfg = from_dict({"dataset": "identity", "report_to": "tensorboard"})
-    cfg.report_to = "wandb, mlflow,trackio,tensorboard"   # (packages need not be installed here)
+    cfg.report_to = "wandb, mlflow,trackio,tensorboard"  # (packages need not be installed here)
     env = tracking_environment(cfg, tmp_path / "r")
     assert env["WANDB_MODE"] == "offline" and env["WANDB_DIR"] == str((tmp_path / "r").resolve())
     assert env["MLFLOW_TRACKING_URI"] == (tmp_path / "r" / "mlruns").resolve().as_uri()
@@ -53,8 +66,10 @@ def test_trackers_stay_offline_and_in_the_run_folder_unless_the_user_says_otherw
 
     args = common_training_args(cfg, str(tmp_path), False, torch.float32)
     assert args["report_to"] == ["wandb", "mlflow", "trackio", "tensorboard"]
-    assert common_training_args(from_dict({"dataset": "identity"}), str(tmp_path), False,
-                                torch.float32)["report_to"] == "none"
+    assert (
+        common_training_args(from_dict({"dataset": "identity"}), str(tmp_path), False, torch.float32)["report_to"]
+        == "none"
+    )
 
 
 def test_unknown_or_missing_trackers_are_refused_by_name():

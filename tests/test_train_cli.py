@@ -1,5 +1,6 @@
 """`workbench train CONFIG.yaml`: trains in a fresh process, writes the events contract, leaves an
 adapter that plain peft reloads, and fails with a readable message and non-zero exit."""
+
 import json
 
 import torch
@@ -13,9 +14,16 @@ def read_events(run_dir):
 
 def test_train_lora_loss_falls_and_adapter_reloads_in_plain_peft(write_config, tmp_path, tiny_model_dir):
     run_dir = tmp_path / "run"
-    config = write_config(output_dir=str(run_dir), max_samples=8, max_steps=30, logging_steps=1,
-                          save_steps=10, per_device_train_batch_size=8, learning_rate=5e-2,
-                          lr_scheduler_type="constant")
+    config = write_config(
+        output_dir=str(run_dir),
+        max_samples=8,
+        max_steps=30,
+        logging_steps=1,
+        save_steps=10,
+        per_device_train_batch_size=8,
+        learning_rate=5e-2,
+        lr_scheduler_type="constant",
+    )
     result = run_cli("train", str(config), "--set", "lora_rank=4")
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -26,7 +34,11 @@ def test_train_lora_loss_falls_and_adapter_reloads_in_plain_peft(write_config, t
     assert len(losses) == 30
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
     assert events[-1]["type"] == "end"
-    assert {e["checkpoint"] for e in events if e["type"] == "save"} == {"checkpoint-10", "checkpoint-20", "checkpoint-30"}
+    assert {e["checkpoint"] for e in events if e["type"] == "save"} == {
+        "checkpoint-10",
+        "checkpoint-20",
+        "checkpoint-30",
+    }
 
     final = run_dir / "final"
     assert (final / "adapter_config.json").is_file() and (final / "adapter_model.safetensors").is_file()

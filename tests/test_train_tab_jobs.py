@@ -1,6 +1,7 @@
 """What the Train tab shows about runs, without a browser: the abort stage in words, Resume
 offered when there is a checkpoint to resume, the live run found after a restart, the command
 that repeats a run, and Save/Load config round trips."""
+
 import time
 
 from workbench.config import from_dict, load_config
@@ -13,8 +14,7 @@ from workbench.ui.train_tab import active_run, render_progress, run_details, run
 
 
 def make_ctx(saves):
-    return UIContext(loc=Localizer("en"), controller=JobController(saves), engine=None, saves=saves,
-                     dataset_dir="data")
+    return UIContext(loc=Localizer("en"), controller=JobController(saves), engine=None, saves=saves, dataset_dir="data")
 
 
 def fake_run(saves, run_id, status, steps=0, checkpoint=False, **job):
@@ -39,12 +39,20 @@ def test_progress_says_which_abort_stage_is_under_way_and_offers_resume(saves):
     stopping = fake_run(saves, "stopping", "stopping", steps=3, abort_stage="sigterm")
     html = render_progress(RunMonitor(stopping), "en", ctx.controller.job("stopping"))
     assert "SIGTERM sent" in html
-    killed = fake_run(saves, "killed", "aborted", steps=3, checkpoint=True, abort_stage="sigkill",
-                      message="killed with SIGKILL: the process did not end after SIGTERM")
+    killed = fake_run(
+        saves,
+        "killed",
+        "aborted",
+        steps=3,
+        checkpoint=True,
+        abort_stage="sigkill",
+        message="killed with SIGKILL: the process did not end after SIGTERM",
+    )
     html = render_progress(RunMonitor(killed), "en", ctx.controller.job("killed"))
     assert "killed with SIGKILL" in html and "Press Resume" in html
-    assert "进程未响应" in render_progress(RunMonitor(stopping), "zh",
-                                         Job(run_id="s", status="stopping", abort_stage="sigkill"))
+    assert "进程未响应" in render_progress(
+        RunMonitor(stopping), "zh", Job(run_id="s", status="stopping", abort_stage="sigkill")
+    )
     failed = fake_run(saves, "failed", "failed", message="bad config: 'dataset' is empty")
     html = render_progress(RunMonitor(failed), "en", ctx.controller.job("failed"))
     assert "bad config: &#x27;dataset&#x27; is empty" in html and "Resume" not in html  # nothing to resume
@@ -72,8 +80,15 @@ def test_run_details_show_the_command_that_repeats_it(saves):
 
 def test_a_saved_config_loads_back_into_the_same_config(saves):
     ctx = make_ctx(saves)
-    cfg = from_dict({"model_name_or_path": "m", "dataset": "identity", "learning_rate": 3e-4,
-                     "max_steps": 12, "output_dir": "my run"})
+    cfg = from_dict(
+        {
+            "model_name_or_path": "m",
+            "dataset": "identity",
+            "learning_rate": 3e-4,
+            "max_steps": 12,
+            "output_dir": "my run",
+        }
+    )
     path = save_form_config(ctx, cfg)
     assert path.parent == saves / "configs" and path.name == "my-run.yaml"
     assert load_config(path) == cfg

@@ -1,4 +1,5 @@
 """The UI without a browser: every string localized, the form is the config, safe launch rules."""
+
 import pytest
 
 from workbench import locale
@@ -47,12 +48,24 @@ def test_the_form_defaults_are_the_config_defaults(app):
 
 
 def test_what_the_form_submits_is_what_the_yaml_runs(tmp_path):
-    values = {"dataset": ["identity"], "learning_rate": 1e-3, "quantization_bit": "4", "packing": "none",
-              "lora_alpha": None, "use_dora": True, "max_steps": 7}
+    values = {
+        "dataset": ["identity"],
+        "learning_rate": 1e-3,
+        "quantization_bit": "4",
+        "packing": "none",
+        "lora_alpha": None,
+        "use_dora": True,
+        "max_steps": 7,
+    }
     cfg = config_from_values(values)
     save_config(cfg, tmp_path / "c.yaml")
-    assert load_config(tmp_path / "c.yaml") == cfg == from_dict(
-        {"dataset": "identity", "learning_rate": 1e-3, "quantization_bit": 4, "use_dora": True, "max_steps": 7})
+    assert (
+        load_config(tmp_path / "c.yaml")
+        == cfg
+        == from_dict(
+            {"dataset": "identity", "learning_rate": 1e-3, "quantization_bit": 4, "use_dora": True, "max_steps": 7}
+        )
+    )
 
 
 def test_a_public_host_needs_a_login():

@@ -1,4 +1,5 @@
 """Workbench: a browser workbench for fine-tuning language models."""
+
 __version__ = "0.1.0"
 
 import logging as _logging

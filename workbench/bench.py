@@ -30,6 +30,7 @@ recomputation and padding are not counted either: they are work, not progress.
 Also measured: time from a job's submit (what Start does) to its first logged loss, with the
 model cached, and the model load time cold (GGUF -> safetensors cache) and cached.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,6 +66,8 @@ def cpu_has_bf16_instructions() -> bool:
     except OSError:
         return False
     return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -83,27 +86,37 @@ def build_bench_dataset(folder: Path, rows: int = 64) -> Path:
         for t in range(turns):
             qa = src[(i * 5 + t * 3) % len(src)]
             question = (qa["instruction"] + " " + qa.get("input", "")).strip()
-            messages += [{"role": "user", "content": question},
-                         {"role": "assistant", "content": qa["output"]}]
+            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": qa["output"]}]
         records.append({"messages": messages})
     (folder / "bench.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-    (folder / "dataset_info.json").write_text(json.dumps(
-        {"bench": {"file_name": "bench.json", "format": "openai"}}), encoding="utf-8")
+    (folder / "dataset_info.json").write_text(
+        json.dumps({"bench": {"file_name": "bench.json", "format": "openai"}}), encoding="utf-8"
+    )
     return folder
 
 
-def bench_config(model: str, method: str, steps: int, cutoff: int, dataset_dir: Path,
-                 batch_size: int = 4, compute_type: str = "fp32"):
+def bench_config(
+    model: str, method: str, steps: int, cutoff: int, dataset_dir: Path, batch_size: int = 4, compute_type: str = "fp32"
+):
     from .config import from_dict
 
-    keys = {"model_name_or_path": model, "dataset": "bench", "dataset_dir": str(dataset_dir),
-            "cutoff_len": cutoff, "max_steps": steps, "per_device_train_batch_size": batch_size,
-            "learning_rate": 1e-3 if method != "full" else 5e-5, "logging_steps": 1,
-            "save_steps": 10_000, "finetuning_type": "full" if method == "full" else "lora",
-            "compute_type": compute_type,
-            # trl's default schedule (ours defaults to cosine): the same learning rate at every
-            # step is what lets the per-step losses of both paths be compared
-            "lr_scheduler_type": "linear", "warmup_steps": 0}
+    keys = {
+        "model_name_or_path": model,
+        "dataset": "bench",
+        "dataset_dir": str(dataset_dir),
+        "cutoff_len": cutoff,
+        "max_steps": steps,
+        "per_device_train_batch_size": batch_size,
+        "learning_rate": 1e-3 if method != "full" else 5e-5,
+        "logging_steps": 1,
+        "save_steps": 10_000,
+        "finetuning_type": "full" if method == "full" else "lora",
+        "compute_type": compute_type,
+        # trl's default schedule (ours defaults to cosine): the same learning rate at every
+        # step is what lets the per-step losses of both paths be compared
+        "lr_scheduler_type": "linear",
+        "warmup_steps": 0,
+    }
     if method == "qlora":
         keys["quantization_bit"] = 4
     return from_dict(keys)
@@ -122,7 +135,7 @@ def matmul_gflops(n: int = 1024, seconds: float = 1.0, dtype: str = "fp32") -> f
         t = time.perf_counter()
         for _ in range(4):
             torch.matmul(a, b)
-        best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
 
 
@@ -150,8 +163,12 @@ def model_shape(model) -> dict:
             layers += module.in_features * module.out_features
     cfg = base.config.get_text_config()
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    return {"layer_params": layers, "head_params": head_params, "layers": cfg.num_hidden_layers,
-            "attn_width": cfg.num_attention_heads * head_dim}
+    return {
+        "layer_params": layers,
+        "head_params": head_params,
+        "layers": cfg.num_hidden_layers,
+        "attn_width": cfg.num_attention_heads * head_dim,
+    }
 
 
 def forward_flops(shape: dict, lengths: list[int], label_tokens: int) -> tuple[float, float]:
@@ -191,14 +208,22 @@ def _trl_default_trainer(cfg, model, tokenizer, examples, output_dir: str, dtype
 
     from . import models
 
-    args = SFTConfig(output_dir=output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
-                     per_device_train_batch_size=cfg.per_device_train_batch_size, seed=cfg.seed,
-                     max_length=cfg.cutoff_len, logging_steps=1, save_strategy="no",
-                     report_to="none", disable_tqdm=True,
-                     bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
-                     use_cpu=dtype == torch.bfloat16 and models.device_type() == "cpu")
-    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                      processing_class=tokenizer)
+    args = SFTConfig(
+        output_dir=output_dir,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        seed=cfg.seed,
+        max_length=cfg.cutoff_len,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        use_cpu=dtype == torch.bfloat16 and models.device_type() == "cpu",
+    )
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
 
 
 def run_worker(spec: dict) -> dict:
@@ -212,9 +237,15 @@ def run_worker(spec: dict) -> dict:
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
     torch.manual_seed(0)
-    cfg = bench_config(spec["model"], spec["method"], spec["steps"], spec["cutoff"],
-                       Path(spec["dataset_dir"]), spec.get("batch_size", 4),
-                       PATH_COMPUTE_TYPES[spec["path"]] or trl_default_compute_type())
+    cfg = bench_config(
+        spec["model"],
+        spec["method"],
+        spec["steps"],
+        spec["cutoff"],
+        Path(spec["dataset_dir"]),
+        spec.get("batch_size", 4),
+        PATH_COMPUTE_TYPES[spec["path"]] or trl_default_compute_type(),
+    )
     cfg.torch_compile = bool(spec.get("torch_compile"))
     set_seed(cfg.seed)
     roof_before = rooflines()
@@ -223,8 +254,14 @@ def run_worker(spec: dict) -> dict:
     examples, stats = data.tokenize_rows(tokenizer, data.load_splits(cfg).train, cfg)
     t_data = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
-                                  cfg.quantization_type, cfg.double_quantization, training=True)
+    model = models.load_causal_lm(
+        cfg.model_name_or_path,
+        cfg.compute_type,
+        cfg.quantization_bit,
+        cfg.quantization_type,
+        cfg.double_quantization,
+        training=True,
+    )
     t_load = time.perf_counter() - t0
     dtype = models.compute_dtype_for_model(cfg.compute_type, cfg.model_name_or_path)
     model = methods.apply_method(model, cfg)
@@ -234,10 +271,12 @@ def run_worker(spec: dict) -> dict:
             trainer = stages.build_trainer(cfg, model, tokenizer, examples, [], out, dtype, [])
         else:
             trainer = _trl_default_trainer(cfg, model, tokenizer, examples, out, dtype)
-        setup = {"activation_checkpointing": bool(trainer.args.activation_checkpointing),
-                 "padding_free": bool(getattr(trainer, "padding_free", False)),
-                 "attention": getattr(model.config, "_attn_implementation", None),
-                 "dtype": str(dtype).replace("torch.", "")}
+        setup = {
+            "activation_checkpointing": bool(trainer.args.activation_checkpointing),
+            "padding_free": bool(getattr(trainer, "padding_free", False)),
+            "attention": getattr(model.config, "_attn_implementation", None),
+            "dtype": str(dtype).replace("torch.", ""),
+        }
         counter = _Counter(trainer.data_collator)
         trainer.data_collator = counter
         steps: list[dict] = []
@@ -250,8 +289,7 @@ def run_worker(spec: dict) -> dict:
             def on_step_end(self, args, state, control, **kw):
                 # CPU seconds beside wall seconds: on a machine shared with other programs the
                 # wall clock counts their time too, the process's CPU time does not
-                steps.append({"seconds": time.perf_counter() - self.t,
-                              "cpu_seconds": time.process_time() - self.cpu})
+                steps.append({"seconds": time.perf_counter() - self.t, "cpu_seconds": time.process_time() - self.cpu})
                 if self.counter is not None:
                     self.counter.__exit__(None, None, None)
                     steps[-1]["executed_flops"] = self.counter.get_total_flops()
@@ -266,7 +304,7 @@ def run_worker(spec: dict) -> dict:
         trainer.train()
         t_train = time.perf_counter() - t0
     roof_after = rooflines()
-    batches = counter.batches[:len(steps)]
+    batches = counter.batches[: len(steps)]
     for step, batch in zip(steps, batches):
         step["tokens"] = sum(batch["lengths"])
         step["padded"] = max(batch["lengths"]) * len(batch["lengths"])
@@ -279,26 +317,35 @@ def run_worker(spec: dict) -> dict:
     # the roofline of the dtype this path computed in; both are reported
     both = {k: (roof_before[k] + roof_after[k]) / 2 for k in roof_before}
     roof = both["bf16" if dtype == torch.bfloat16 else "fp32"]
-    return {"method": spec["method"], "steps": len(steps), "dtype": setup["dtype"],
-            "rooflines_gflops": both, "load_avg": os.getloadavg(),
-            "path": spec["path"] + ("+compile" if cfg.torch_compile else ""),
-            "real_tokens": sum(s["tokens"] for s in steps),
-            "padded_tokens": sum(s["padded"] for s in steps),
-            "tokens_per_s": tokens / seconds if seconds else 0.0,
-            "tokens_per_cpu_s": tokens / cpu_seconds if cpu_seconds else 0.0,
-            "threads": torch.get_num_threads(),
-            "gflops": flops / seconds / 1e9 if seconds else 0.0,
-            "roofline_gflops": roof, "roofline_fraction": flops / seconds / 1e9 / roof if seconds else 0.0,
-            "losses": [s.get("loss") for s in steps],
-            "step_seconds": [round(s["seconds"], 3) for s in steps],
-            "step_cpu_seconds": [round(s["cpu_seconds"], 3) for s in steps],
-            "executed_flops": [s["executed_flops"] for s in steps] if spec.get("count_flops") else None,
-            "required_flops": [s["flops"] for s in steps], "final_loss": steps[-1].get("loss") if steps else None,
-            "train_seconds": t_train, "data_seconds": t_data, "load_seconds": t_load,
-            "peak_rss_mb": psutil.Process().memory_info().rss / 2**20 if sys.platform != "linux"
-            else _peak_rss_mb(),
-            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-            "setup": setup, "examples": stats.summary()}
+    return {
+        "method": spec["method"],
+        "steps": len(steps),
+        "dtype": setup["dtype"],
+        "rooflines_gflops": both,
+        "load_avg": os.getloadavg(),
+        "path": spec["path"] + ("+compile" if cfg.torch_compile else ""),
+        "real_tokens": sum(s["tokens"] for s in steps),
+        "padded_tokens": sum(s["padded"] for s in steps),
+        "tokens_per_s": tokens / seconds if seconds else 0.0,
+        "tokens_per_cpu_s": tokens / cpu_seconds if cpu_seconds else 0.0,
+        "threads": torch.get_num_threads(),
+        "gflops": flops / seconds / 1e9 if seconds else 0.0,
+        "roofline_gflops": roof,
+        "roofline_fraction": flops / seconds / 1e9 / roof if seconds else 0.0,
+        "losses": [s.get("loss") for s in steps],
+        "step_seconds": [round(s["seconds"], 3) for s in steps],
+        "step_cpu_seconds": [round(s["cpu_seconds"], 3) for s in steps],
+        "executed_flops": [s["executed_flops"] for s in steps] if spec.get("count_flops") else None,
+        "required_flops": [s["flops"] for s in steps],
+        "final_loss": steps[-1].get("loss") if steps else None,
+        "train_seconds": t_train,
+        "data_seconds": t_data,
+        "load_seconds": t_load,
+        "peak_rss_mb": psutil.Process().memory_info().rss / 2**20 if sys.platform != "linux" else _peak_rss_mb(),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+        "setup": setup,
+        "examples": stats.summary(),
+    }
 
 
 def _matmul_counter():
@@ -325,8 +372,13 @@ def _peak_rss_mb() -> float:
 
 def _spawn_worker(spec: dict, timeout: float = 3600) -> dict:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "workbench.bench", "--worker", json.dumps(spec)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench.bench", "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)
@@ -381,20 +433,22 @@ def _read_events(path: Path) -> list[dict]:
 def model_load_times(model: str) -> dict:
     """Cold: GGUF -> safetensors cache in an empty cache folder; cached: a load from it."""
     # the first load in a process also pays transformers' lazy imports; the second does not
-    code = ("import time,sys;from workbench import models;t=time.perf_counter();"
-            "models.load_causal_lm(sys.argv[1]);t2=time.perf_counter();"
-            "models.load_causal_lm(sys.argv[1]);print(t2-t,time.perf_counter()-t2)")
+    code = (
+        "import time,sys;from workbench import models;t=time.perf_counter();"
+        "models.load_causal_lm(sys.argv[1]);t2=time.perf_counter();"
+        "models.load_causal_lm(sys.argv[1]);print(t2-t,time.perf_counter()-t2)"
+    )
     out = {}
     from .models import KNOWN_MODELS
 
     if KNOWN_MODELS.get(model) and KNOWN_MODELS[model].gguf_package:
         with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
             env = {**os.environ, "WORKBENCH_CACHE": cache}
-            proc = subprocess.run([sys.executable, "-c", code, model], capture_output=True,
-                                  text=True, env=env, timeout=900)
+            proc = subprocess.run(
+                [sys.executable, "-c", code, model], capture_output=True, text=True, env=env, timeout=900
+            )
             out["cold_seconds"] = float(proc.stdout.split()[-2]) if proc.returncode == 0 else None
-    proc = subprocess.run([sys.executable, "-c", code, model], capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run([sys.executable, "-c", code, model], capture_output=True, text=True, timeout=900)
     if proc.returncode == 0:
         first, again = (float(x) for x in proc.stdout.split()[-2:])
         out.update(cached_seconds=first, cached_again_seconds=again)
@@ -418,7 +472,8 @@ def summarize(results: list[dict]) -> dict:
     picked another dtype), with the per-step loss gaps that show the same learning."""
     out = {}
     for method in METHODS:
-        def run_of(path):
+
+        def run_of(path, method=method):
             found = [r for r in results if r["method"] == method and r["path"] == path and "error" not in r]
             return found[0] if found else None
 
@@ -429,36 +484,52 @@ def summarize(results: list[dict]) -> dict:
         fp32 = run_of("ours-fp32")
         compiled = run_of("ours+compile")
         diff = abs(o["final_loss"] - t["final_loss"]) if None not in (o["final_loss"], t["final_loss"]) else None
-        ratio = lambda a, b: a["tokens_per_s"] / b["tokens_per_s"] if b["tokens_per_s"] else None  # noqa: E731
-        cpu_ratio = lambda a, b: a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"] if b.get("tokens_per_cpu_s") else None  # noqa: E731
-        out[method] = {"speedup": ratio(o, t), "speedup_vs_trl_defaults": ratio(o, defaults),
-                       # the same ratios by CPU time (real tokens per CPU second): what a busy
-                       # machine leaves meaningful, best at --threads 1
-                       "speedup_cpu": cpu_ratio(o, t), "speedup_vs_trl_defaults_cpu": cpu_ratio(o, defaults),
-                       "ours_dtype": o.get("dtype"), "trl_defaults_dtype": defaults.get("dtype"),
-                       "ours_tokens_per_s": o["tokens_per_s"], "trl_tokens_per_s": t["tokens_per_s"],
-                       "trl_defaults_tokens_per_s": defaults["tokens_per_s"],
-                       "ours_roofline_fraction": o["roofline_fraction"],
-                       "trl_roofline_fraction": t["roofline_fraction"],
-                       "trl_defaults_roofline_fraction": defaults["roofline_fraction"],
-                       "same_real_tokens": o["real_tokens"] == t["real_tokens"],
-                       "final_loss_ours": o["final_loss"], "final_loss_trl": t["final_loss"],
-                       "final_loss_diff": diff,
-                       "max_step_loss_rel_diff": _loss_gap(o, t),
-                       # the same tokens give the same loss: to float noise when both run fp32,
-                       # within 1% when one computes in bf16 (8 significant bits)
-                       "loss_tolerance": loss_tolerance(o, t),
-                       "losses_match": (_loss_gap(o, t) or 0.0) <= loss_tolerance(o, t),
-                       "trl_defaults_max_step_loss_rel_diff": _loss_gap(defaults, t),
-                       "ours_peak_rss_mb": o["peak_rss_mb"], "trl_peak_rss_mb": t["peak_rss_mb"],
-                       "trl_defaults_peak_rss_mb": defaults["peak_rss_mb"]}
+
+        def ratio(a, b):
+            return a["tokens_per_s"] / b["tokens_per_s"] if b["tokens_per_s"] else None
+
+        def cpu_ratio(a, b):
+            return a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"] if b.get("tokens_per_cpu_s") else None
+
+        out[method] = {
+            "speedup": ratio(o, t),
+            "speedup_vs_trl_defaults": ratio(o, defaults),
+            # the same ratios by CPU time (real tokens per CPU second): what a busy
+            # machine leaves meaningful, best at --threads 1
+            "speedup_cpu": cpu_ratio(o, t),
+            "speedup_vs_trl_defaults_cpu": cpu_ratio(o, defaults),
+            "ours_dtype": o.get("dtype"),
+            "trl_defaults_dtype": defaults.get("dtype"),
+            "ours_tokens_per_s": o["tokens_per_s"],
+            "trl_tokens_per_s": t["tokens_per_s"],
+            "trl_defaults_tokens_per_s": defaults["tokens_per_s"],
+            "ours_roofline_fraction": o["roofline_fraction"],
+            "trl_roofline_fraction": t["roofline_fraction"],
+            "trl_defaults_roofline_fraction": defaults["roofline_fraction"],
+            "same_real_tokens": o["real_tokens"] == t["real_tokens"],
+            "final_loss_ours": o["final_loss"],
+            "final_loss_trl": t["final_loss"],
+            "final_loss_diff": diff,
+            "max_step_loss_rel_diff": _loss_gap(o, t),
+            # the same tokens give the same loss: to float noise when both run fp32,
+            # within 1% when one computes in bf16 (8 significant bits)
+            "loss_tolerance": loss_tolerance(o, t),
+            "losses_match": (_loss_gap(o, t) or 0.0) <= loss_tolerance(o, t),
+            "trl_defaults_max_step_loss_rel_diff": _loss_gap(defaults, t),
+            "ours_peak_rss_mb": o["peak_rss_mb"],
+            "trl_peak_rss_mb": t["peak_rss_mb"],
+            "trl_defaults_peak_rss_mb": defaults["peak_rss_mb"],
+        }
         if fp32:
-            out[method].update(speedup_vs_fp32=ratio(o, fp32), speedup_vs_fp32_cpu=cpu_ratio(o, fp32),
-                               ours_fp32_tokens_per_s=fp32["tokens_per_s"],
-                               ours_fp32_roofline_fraction=fp32["roofline_fraction"],
-                               max_step_loss_rel_diff_vs_fp32=_loss_gap(o, fp32),
-                               losses_match_fp32=(_loss_gap(o, fp32) or 0.0) <= loss_tolerance(o, fp32),
-                               ours_fp32_peak_rss_mb=fp32["peak_rss_mb"])
+            out[method].update(
+                speedup_vs_fp32=ratio(o, fp32),
+                speedup_vs_fp32_cpu=cpu_ratio(o, fp32),
+                ours_fp32_tokens_per_s=fp32["tokens_per_s"],
+                ours_fp32_roofline_fraction=fp32["roofline_fraction"],
+                max_step_loss_rel_diff_vs_fp32=_loss_gap(o, fp32),
+                losses_match_fp32=(_loss_gap(o, fp32) or 0.0) <= loss_tolerance(o, fp32),
+                ours_fp32_peak_rss_mb=fp32["peak_rss_mb"],
+            )
         if compiled and o["tokens_per_s"]:
             out[method]["compile_speedup"] = compiled["tokens_per_s"] / o["tokens_per_s"]
     return out
@@ -467,9 +538,9 @@ def summarize(results: list[dict]) -> dict:
 def bench_paths(model_path: str) -> list[str]:
     """The paths to run: ours and trl in fp32 always; trl at its true defaults when those are
     not fp32; our path in fp32 too when auto picks another dtype."""
-    from .models import compute_dtype_for_model
-
     import torch
+
+    from .models import compute_dtype_for_model
 
     paths = ["ours", "trl"]
     if trl_default_compute_type() != "fp32":
@@ -484,9 +555,13 @@ def machine() -> dict:
 
     import torch
 
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "load_avg": os.getloadavg()}
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_avg": os.getloadavg(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     try:
@@ -499,8 +574,17 @@ def machine() -> dict:
     return info
 
 
-def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int,
-              extras: bool = True, echo=print, compile_too: bool = False, threads: int | None = None) -> dict:
+def run_bench(
+    model: str,
+    methods: list[str],
+    steps: int,
+    cutoff: int,
+    rows: int,
+    extras: bool = True,
+    echo=print,
+    compile_too: bool = False,
+    threads: int | None = None,
+) -> dict:
     from .models import resolve_model_path
 
     model_path = resolve_model_path(model)  # converts the embedded model once, before timing
@@ -511,8 +595,15 @@ def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int
         for i, method in enumerate(methods):
             order = paths if i % 2 == 0 else paths[::-1]  # alternate who goes first
             for path in order:
-                spec = {"model": model_path, "method": method, "path": path, "steps": steps,
-                        "cutoff": cutoff, "dataset_dir": str(dataset_dir), "threads": threads}
+                spec = {
+                    "model": model_path,
+                    "method": method,
+                    "path": path,
+                    "steps": steps,
+                    "cutoff": cutoff,
+                    "dataset_dir": str(dataset_dir),
+                    "threads": threads,
+                }
                 result = _spawn_worker(spec)
                 results.append(result)
                 echo(_line(result))
@@ -520,8 +611,14 @@ def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int
                 result = _spawn_worker({**spec, "path": "ours", "torch_compile": True})
                 results.append(result)
                 echo(_line(result))
-        summary = {"model": model, "steps": steps, "cutoff": cutoff, "machine": machine(),
-                   "methods": summarize(results), "runs": results}
+        summary = {
+            "model": model,
+            "steps": steps,
+            "cutoff": cutoff,
+            "machine": machine(),
+            "methods": summarize(results),
+            "runs": results,
+        }
         if extras:
             summary["first_loss_after_start"] = time_to_first_loss(model_path, dataset_dir, cutoff)
             summary["model_load"] = model_load_times(model)
@@ -531,27 +628,37 @@ def run_bench(model: str, methods: list[str], steps: int, cutoff: int, rows: int
 def _line(r: dict) -> str:
     if "error" in r:
         return f"{r['method']:>5} {r['path']:>12}: error {r['error']}"
-    return (f"{r['method']:>5} {r['path']:>12} ({r['dtype']}): {r['tokens_per_s']:7.1f} real tokens/s "
-            f"({r['tokens_per_cpu_s']:.1f} per CPU second, load {r['load_avg'][0]:.1f}), "
-            f"{100 * r['roofline_fraction']:5.1f}% of {r['roofline_gflops']:.0f} GFLOP/s, "
-            f"final loss {r['final_loss']}, peak RSS {r['peak_rss_mb']:.0f} MiB")
+    return (
+        f"{r['method']:>5} {r['path']:>12} ({r['dtype']}): {r['tokens_per_s']:7.1f} real tokens/s "
+        f"({r['tokens_per_cpu_s']:.1f} per CPU second, load {r['load_avg'][0]:.1f}), "
+        f"{100 * r['roofline_fraction']:5.1f}% of {r['roofline_gflops']:.0f} GFLOP/s, "
+        f"final loss {r['final_loss']}, peak RSS {r['peak_rss_mb']:.0f} MiB"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="model name or folder (default: the default "
-                        "model); 'tiny' builds a tiny random model for a quick check")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model name or folder (default: the default model); 'tiny' builds a tiny random model for a quick check",
+    )
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated: lora,qlora,full")
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run")
     parser.add_argument("--cutoff", type=int, default=512)
     parser.add_argument("--rows", type=int, default=64, help="conversations in the bench set")
-    parser.add_argument("--compile", action="store_true",
-                        help="also run our path with torch_compile: true (steps 2..N; the first "
-                        "step pays the compilation)")
-    parser.add_argument("--no-extras", action="store_true",
-                        help="skip the Start-to-first-loss and model-load timings")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per run (default: torch's); 1 makes the CPU-time ratios "
-                        "robust on a machine other programs load")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also run our path with torch_compile: true (steps 2..N; the first step pays the compilation)",
+    )
+    parser.add_argument("--no-extras", action="store_true", help="skip the Start-to-first-loss and model-load timings")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per run (default: torch's); 1 makes the CPU-time ratios "
+        "robust on a machine other programs load",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
 
 
@@ -567,24 +674,41 @@ def run_from_args(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
-        print(f"error: --methods: unknown {', '.join(bad) or '(none given)'} "
-              f"(choose from {', '.join(METHODS)})", file=sys.stderr)
+        print(
+            f"error: --methods: unknown {', '.join(bad) or '(none given)'} (choose from {', '.join(METHODS)})",
+            file=sys.stderr,
+        )
         return 2
     model = args.model or DEFAULT_MODEL
     with tempfile.TemporaryDirectory(prefix="bench-tiny-") as tmp:
         if model == "tiny":
             model = str(build_tiny_model(Path(tmp)))
-        summary = run_bench(model, methods, args.steps, args.cutoff, args.rows,
-                            extras=not args.no_extras, compile_too=args.compile, threads=args.threads,
-                            echo=lambda s: print(s, file=sys.stderr, flush=True))
+        summary = run_bench(
+            model,
+            methods,
+            args.steps,
+            args.cutoff,
+            args.rows,
+            extras=not args.no_extras,
+            compile_too=args.compile,
+            threads=args.threads,
+            echo=lambda s: print(s, file=sys.stderr, flush=True),
+        )
     for method, m in summary["methods"].items():
-        line = (f"{method}: ours ({m['ours_dtype']})/trl fp32 {m['speedup']:.2f}x real tokens/s, "
-                f"/trl defaults ({m['trl_defaults_dtype']}) {m['speedup_vs_trl_defaults']:.2f}x")
+        line = (
+            f"{method}: ours ({m['ours_dtype']})/trl fp32 {m['speedup']:.2f}x real tokens/s, "
+            f"/trl defaults ({m['trl_defaults_dtype']}) {m['speedup_vs_trl_defaults']:.2f}x"
+        )
         if "speedup_vs_fp32" in m:
-            line += (f", /ours fp32 {m['speedup_vs_fp32']:.2f}x (per-step losses within "
-                     f"{100 * (m['max_step_loss_rel_diff_vs_fp32'] or 0):.3f}% of fp32)")
-        print(line + f"; final loss {m['final_loss_ours']:.4f} vs trl {m['final_loss_trl']:.4f} (largest "
-              f"per-step difference {100 * (m['max_step_loss_rel_diff'] or 0):.4f}%)", file=sys.stderr)
+            line += (
+                f", /ours fp32 {m['speedup_vs_fp32']:.2f}x (per-step losses within "
+                f"{100 * (m['max_step_loss_rel_diff_vs_fp32'] or 0):.3f}% of fp32)"
+            )
+        print(
+            line + f"; final loss {m['final_loss_ours']:.4f} vs trl {m['final_loss_trl']:.4f} (largest "
+            f"per-step difference {100 * (m['max_step_loss_rel_diff'] or 0):.4f}%)",
+            file=sys.stderr,
+        )
     print(json.dumps(summary))
     return 0
 
@@ -604,11 +728,19 @@ def build_tiny_model(folder: Path, hidden: int = 64, layers: int = 2) -> Path:
     from .models import resolve_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -1,4 +1,5 @@
 """TrainerCallbacks: events.jsonl for viewers, and a stop file for an abort that keeps work."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,7 @@ class EventsCallback(TrainerCallback):
         self.writer.step = state.global_step
         self.started = time.time()
         if state.is_world_process_zero:
-            self.writer.emit("start", resumed_from=state.global_step or None,
-                             epochs=args.num_train_epochs)
+            self.writer.emit("start", resumed_from=state.global_step or None, epochs=args.num_train_epochs)
 
     def on_step_end(self, args, state, control, **kwargs):
         self.writer.step = state.global_step

@@ -7,6 +7,7 @@ rewrites the base weights when the adapter loads) and for full/freeze runs, the 
 separate copy and the base stays clean. Generations run one at a time (a queue), each in its own
 thread feeding a streamer, so a reply never mixes with another session's.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,10 +15,9 @@ import gc
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator
-
 
 from .config import DEFAULT_MODEL
 from .data.templates import chat_template_for
@@ -51,7 +51,7 @@ class GenerationSettings:
             found.append(f"seed must be a whole number of 0 or more, got {self.seed!r}")
         return found
 
-    def check(self) -> "GenerationSettings":
+    def check(self) -> GenerationSettings:
         problems = self.problems()
         if problems:
             raise ValueError("generation settings: " + "; ".join(problems))
@@ -60,8 +60,7 @@ class GenerationSettings:
     def generate_kwargs(self) -> dict:
         """Keyword arguments for `model.generate`; temperature 0 means greedy decoding."""
         sample = self.temperature > 0
-        kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=sample,
-                      repetition_penalty=self.repetition_penalty)
+        kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=sample, repetition_penalty=self.repetition_penalty)
         if sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
         return kwargs
@@ -76,16 +75,17 @@ _PROMPT_LEARNING = ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PRO
 @dataclass(frozen=True)
 class Target:
     """What to talk to: a base model, optionally with an adapter or as a whole tuned model."""
+
     label: str
     base_model: str
-    adapter_dir: str | None = None      # LoRA/IA3/prompt-tuning adapter folder
-    model_dir: str | None = None        # a whole tuned model (full/freeze runs)
+    adapter_dir: str | None = None  # LoRA/IA3/prompt-tuning adapter folder
+    model_dir: str | None = None  # a whole tuned model (full/freeze runs)
     quantization_bit: int | None = None
-    exact_toggle: bool = True           # adapter off == base (False for PiSSA/OLoRA)
-    peft_type: str | None = None        # LORA, IA3, PROMPT_TUNING, ...
-    template: str = "auto"              # the run's chat template setting
+    exact_toggle: bool = True  # adapter off == base (False for PiSSA/OLoRA)
+    peft_type: str | None = None  # LORA, IA3, PROMPT_TUNING, ...
+    template: str = "auto"  # the run's chat template setting
     run_quantization_bit: int | None = None  # what the run trained with
-    trust_remote_code: bool = False     # the model folder may run its own code when loaded
+    trust_remote_code: bool = False  # the model folder may run its own code when loaded
 
     @property
     def is_base(self) -> bool:
@@ -101,12 +101,16 @@ def not_generative_reason(run_dir: Path) -> str | None:
     run_dir = Path(run_dir)
     stage, name = read_config(run_dir).get("stage"), run_dir.name
     if stage == "rm":
-        return (f"run {name} is a reward model (stage rm): it scores responses, it does not generate; "
-                f"use `workbench reward --run {name}`")
+        return (
+            f"run {name} is a reward model (stage rm): it scores responses, it does not generate; "
+            f"use `workbench reward --run {name}`"
+        )
     if stage == "cls":
-        return (f"run {name} is a sequence classifier (stage cls): it picks one of its labels for a text, "
-                f"it does not generate; load its final/ folder with transformers' "
-                f"AutoModelForSequenceClassification (and peft for an adapter)")
+        return (
+            f"run {name} is a sequence classifier (stage cls): it picks one of its labels for a text, "
+            f"it does not generate; load its final/ folder with transformers' "
+            f"AutoModelForSequenceClassification (and peft for an adapter)"
+        )
     return None
 
 
@@ -173,8 +177,9 @@ def labelled_choices(specs: list[str], root: Path | None = None) -> list[tuple[s
             continue
         if run_id not in best:
             best[run_id] = best_checkpoint(root / run_id)
-        marked = best[run_id] is not None and (checkpoint == best[run_id] or
-                                               (not checkpoint and final_is_best(root / run_id)))
+        marked = best[run_id] is not None and (
+            checkpoint == best[run_id] or (not checkpoint and final_is_best(root / run_id))
+        )
         out.append((spec + BEST_MARK if marked else spec, spec))
     return out
 
@@ -194,11 +199,14 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
         raise ValueError(f"quantization must be run, none, 4 or 8, got {quantization_bit!r}")
     if spec.startswith(BASE_PREFIX):
         quant = None if quantization_bit == "run" else quantization_bit
-        return Target(label=spec, base_model=spec[len(BASE_PREFIX):], quantization_bit=quant)
+        return Target(label=spec, base_model=spec[len(BASE_PREFIX) :], quantization_bit=quant)
     ref = resolve_run(spec, root)
     run_dir = ref.run_dir
-    if not ref.checkpoint and not (run_dir / "config.yaml").is_file() and \
-            ((run_dir / "adapter_config.json").is_file() or (run_dir / "config.json").is_file()):
+    if (
+        not ref.checkpoint
+        and not (run_dir / "config.yaml").is_file()
+        and ((run_dir / "adapter_config.json").is_file() or (run_dir / "config.json").is_file())
+    ):
         # a plain PEFT adapter (or model) folder, not one of this project's runs: its base is
         # the one its adapter_config.json names
         quant = None if quantization_bit == "run" else quantization_bit
@@ -213,24 +221,34 @@ def resolve_target(spec: str, root: Path | None = None, quantization_bit: int | 
     base = str(cfg.get("model_name_or_path") or DEFAULT_MODEL)
     run_quant = cfg.get("quantization_bit")
     quant = run_quant if quantization_bit == "run" else quantization_bit
-    common = dict(quantization_bit=quant, template=cfg.get("template") or "auto", run_quantization_bit=run_quant,
-                  trust_remote_code=bool(cfg.get("trust_remote_code", False)))
+    common = dict(
+        quantization_bit=quant,
+        template=cfg.get("template") or "auto",
+        run_quantization_bit=run_quant,
+        trust_remote_code=bool(cfg.get("trust_remote_code", False)),
+    )
     if (folder / "adapter_config.json").is_file():
         adapter = _adapter_config(folder)
         init = adapter.get("init_lora_weights")
         rewrites = isinstance(init, str) and init.lower().startswith(_BASE_REWRITING_INITS)
         if folder == run_dir and not cfg:  # a plain adapter folder names its own base model
             base = str(adapter.get("base_model_name_or_path") or DEFAULT_MODEL)
-        return Target(spec, base, adapter_dir=str(folder),
-                      exact_toggle=not (rewrites or cfg.get("pissa_init", False)),
-                      peft_type=str(adapter.get("peft_type") or "LORA").upper(), **common)
+        return Target(
+            spec,
+            base,
+            adapter_dir=str(folder),
+            exact_toggle=not (rewrites or cfg.get("pissa_init", False)),
+            peft_type=str(adapter.get("peft_type") or "LORA").upper(),
+            **common,
+        )
     if not (folder / "config.json").is_file():
         raise ValueError(f"{spec}: {folder} holds neither an adapter nor a model")
     return Target(spec, base, model_dir=str(folder), **common)
 
 
-def folder_target(folder: str | Path, base_model: str | None = None, template: str = "auto",
-                  quantization_bit: int | None = None) -> Target:
+def folder_target(
+    folder: str | Path, base_model: str | None = None, template: str = "auto", quantization_bit: int | None = None
+) -> Target:
     """A target for any adapter or model folder, not only this project's runs: a plain PEFT
     adapter folder (its base from `base_model`, else from its adapter_config.json), a run folder
     (its final result) or a whole model folder."""
@@ -241,22 +259,28 @@ def folder_target(folder: str | Path, base_model: str | None = None, template: s
         adapter = _adapter_config(folder)
         base = base_model or adapter.get("base_model_name_or_path")
         if not base:
-            raise ValueError(f"{folder}: the adapter does not say its base model; give "
-                             f"model_name_or_path")
+            raise ValueError(f"{folder}: the adapter does not say its base model; give model_name_or_path")
         init = adapter.get("init_lora_weights")
         rewrites = isinstance(init, str) and init.lower().startswith(_BASE_REWRITING_INITS)
-        return Target(str(folder), base, adapter_dir=str(folder), quantization_bit=quantization_bit,
-                      exact_toggle=not rewrites, template=template,
-                      peft_type=str(adapter.get("peft_type") or "LORA").upper())
+        return Target(
+            str(folder),
+            base,
+            adapter_dir=str(folder),
+            quantization_bit=quantization_bit,
+            exact_toggle=not rewrites,
+            template=template,
+            peft_type=str(adapter.get("peft_type") or "LORA").upper(),
+        )
     if (folder / "config.json").is_file():
-        return Target(str(folder), str(folder), model_dir=str(folder), quantization_bit=quantization_bit,
-                      template=template)
-    raise ValueError(f"{folder} holds neither a PEFT adapter (adapter_config.json) nor a model "
-                     f"(config.json)")
+        return Target(
+            str(folder), str(folder), model_dir=str(folder), quantization_bit=quantization_bit, template=template
+        )
+    raise ValueError(f"{folder} holds neither a PEFT adapter (adapter_config.json) nor a model (config.json)")
 
 
-def resolve_pair(left: str, right: str | None, root: Path | None = None,
-                 quantization_bit: int | None | str = "run") -> tuple[Target, Target | None]:
+def resolve_pair(
+    left: str, right: str | None, root: Path | None = None, quantization_bit: int | None | str = "run"
+) -> tuple[Target, Target | None]:
     """Targets for a compare view. A base compared against a run of that base gets the run's
     chat template (the very same prompt text) and, with "run" quantization, the run's
     quantization: the fair comparison, and one shared base copy."""
@@ -278,8 +302,8 @@ class _Loaded:
     def __init__(self, model, tokenizer, family: str):
         self.model = model
         self.tokenizer = tokenizer
-        self.family = family                 # which adapter kind it can hold (peft mixes none)
-        self.adapters: dict[str, str] = {}   # adapter name → folder
+        self.family = family  # which adapter kind it can hold (peft mixes none)
+        self.adapters: dict[str, str] = {}  # adapter name → folder
         self.last_used = time.time()
 
 
@@ -289,7 +313,7 @@ class StreamUpdate:
     tokens: int
     seconds: float
     done: bool = False
-    queued: bool = False          # waiting for another generation to finish
+    queued: bool = False  # waiting for another generation to finish
     template_fallback: bool = False  # the model has no chat template: the plain one is used
     prompt_tokens: int = 0
 
@@ -307,8 +331,8 @@ class ChatEngine:
     def __init__(self, max_models: int = 2):
         self.max_models = max_models
         self._models: dict[tuple, _Loaded] = {}
-        self._lock = threading.Lock()        # guards the cache
-        self._busy = threading.Lock()        # held while a model generates or is changed
+        self._lock = threading.Lock()  # guards the cache
+        self._busy = threading.Lock()  # held while a model generates or is changed
         self._selected: dict[str, list[Target]] = {}  # session → what it has selected
 
     # ---- loading ------------------------------------------------------------------------
@@ -339,8 +363,9 @@ class ChatEngine:
                 self._evict_for_new()
                 source = target.model_dir or target.base_model
                 tokenizer = models.load_tokenizer(_tokenizer_source(target), target.trust_remote_code)
-                model = models.load_causal_lm(source, quantization_bit=target.quantization_bit,
-                                              trust_remote_code=target.trust_remote_code)
+                model = models.load_causal_lm(
+                    source, quantization_bit=target.quantization_bit, trust_remote_code=target.trust_remote_code
+                )
                 model.eval()
                 _keep_4bit_weights_unpacked(model)
                 loaded = _Loaded(model, tokenizer, key[3] if key[0] == "shared" else key[0])
@@ -412,16 +437,15 @@ class ChatEngine:
         else:
             yield model
 
-    def prompt_ids(self, tokenizer, messages: list[dict], settings: GenerationSettings,
-                   template: str = "auto"):
+    def prompt_ids(self, tokenizer, messages: list[dict], settings: GenerationSettings, template: str = "auto"):
         """(token ids of the prompt, whether the plain fallback template was used)."""
         chosen, fallback = chat_template_for(tokenizer, template)
         messages = [{"role": m["role"], "content": m["content"]} for m in messages]
         if settings.system_prompt.strip():
-            messages = [{"role": "system", "content": settings.system_prompt}] + \
-                       [m for m in messages if m["role"] != "system"]
-        text = tokenizer.apply_chat_template(messages, chat_template=chosen, tokenize=False,
-                                             add_generation_prompt=True)
+            messages = [{"role": "system", "content": settings.system_prompt}] + [
+                m for m in messages if m["role"] != "system"
+            ]
+        text = tokenizer.apply_chat_template(messages, chat_template=chosen, tokenize=False, add_generation_prompt=True)
         return tokenizer(text, add_special_tokens=False, return_tensors="pt"), fallback
 
     def uses_fallback_template(self, target: Target) -> bool:
@@ -433,8 +457,14 @@ class ChatEngine:
         with self._busy:
             yield
 
-    def stream(self, target: Target, messages: list[dict], settings: GenerationSettings,
-               stop: threading.Event | None = None, prompt: str | None = None) -> Iterator[StreamUpdate]:
+    def stream(
+        self,
+        target: Target,
+        messages: list[dict],
+        settings: GenerationSettings,
+        stop: threading.Event | None = None,
+        prompt: str | None = None,
+    ) -> Iterator[StreamUpdate]:
         """Yield the growing reply and tokens/s until done or `stop` is set.
 
         `prompt`, when given, is continued as raw text (no chat template; `messages` are ignored).
@@ -445,7 +475,7 @@ class ChatEngine:
         settings.check()
         loaded = self._load(target)
         stop = stop or threading.Event()
-        halt = threading.Event()   # set when the consumer goes away
+        halt = threading.Event()  # set when the consumer goes away
         tokenizer = loaded.tokenizer
         if prompt is None:
             inputs, fallback = self.prompt_ids(tokenizer, messages, settings, target.template)
@@ -458,9 +488,13 @@ class ChatEngine:
                 return stop.is_set() or halt.is_set()
 
         tokens = _TokenStream()
-        kwargs = dict(**inputs, **settings.generate_kwargs(), streamer=tokens,
-                      stopping_criteria=StoppingCriteriaList([_Stop()]),
-                      pad_token_id=tokenizer.pad_token_id)
+        kwargs = dict(
+            **inputs,
+            **settings.generate_kwargs(),
+            streamer=tokens,
+            stopping_criteria=StoppingCriteriaList([_Stop()]),
+            pad_token_id=tokenizer.pad_token_id,
+        )
         errors: list[BaseException] = []
 
         def work():
@@ -474,7 +508,7 @@ class ChatEngine:
                 tokens.end()
 
         waited = time.time()
-        while not self._busy.acquire(timeout=0.1):   # queue behind other generations
+        while not self._busy.acquire(timeout=0.1):  # queue behind other generations
             if stop.is_set():
                 yield StreamUpdate("", 0, 0.0, done=True, template_fallback=fallback)
                 return
@@ -493,22 +527,28 @@ class ChatEngine:
                     # decoded here, off the generating thread, once for however many tokens arrived
                     text = tokenizer.decode(ids, skip_special_tokens=True)
                     if not done:
-                        yield StreamUpdate(text.rstrip("\ufffd"), shown, time.time() - started,
-                                           template_fallback=fallback, prompt_tokens=prompt_tokens)
+                        yield StreamUpdate(
+                            text.rstrip("\ufffd"),
+                            shown,
+                            time.time() - started,
+                            template_fallback=fallback,
+                            prompt_tokens=prompt_tokens,
+                        )
                 if done:
                     break
             finished.wait()
             if errors:
                 raise errors[0]
-            yield StreamUpdate(text, shown, time.time() - started, done=True,
-                               template_fallback=fallback, prompt_tokens=prompt_tokens)
+            yield StreamUpdate(
+                text, shown, time.time() - started, done=True, template_fallback=fallback, prompt_tokens=prompt_tokens
+            )
         finally:
             halt.set()
             if finished is not None:
                 finished.wait()
             self._busy.release()
 
-    def _worker(self) -> "_Worker":
+    def _worker(self) -> _Worker:
         """The one thread that runs generations: kept alive so its thread pools and caches stay warm."""
         with self._lock:
             if getattr(self, "_generator_thread", None) is None:
@@ -564,7 +604,7 @@ class _TokenStream:
         self._changed = threading.Condition()
 
     def put(self, value) -> None:
-        if not self._prompt_seen:      # generate's first put is the prompt
+        if not self._prompt_seen:  # generate's first put is the prompt
             self._prompt_seen = True
             return
         new = value.reshape(-1).tolist()
@@ -591,7 +631,7 @@ class _Worker:
     def __init__(self):
         import queue
 
-        self._jobs: "queue.Queue" = queue.Queue()
+        self._jobs: queue.Queue = queue.Queue()
         threading.Thread(target=self._run, daemon=True, name="chat-generate").start()
 
     def submit(self, job) -> threading.Event:
@@ -616,7 +656,12 @@ def adapter_name(adapter_dir: str) -> str:
 
 def conversation_record(panes: list[tuple[str, list[dict]]], settings: GenerationSettings) -> dict:
     """The conversation as exported (JSON): each pane's model and messages, and the settings."""
-    return {"format": "workbench-chat/1", "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "settings": asdict(settings),
-            "panes": [{"model": model, "messages": [{"role": m["role"], "content": m["content"]}
-                                                    for m in messages]} for model, messages in panes]}
+    return {
+        "format": "workbench-chat/1",
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": asdict(settings),
+        "panes": [
+            {"model": model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
+            for model, messages in panes
+        ],
+    }

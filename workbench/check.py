@@ -4,6 +4,7 @@ Prints the resolved config, the chat template in use, the datasets' rows, the me
 parameters (counted on a shape-only model) and the memory estimate; returns 0 when the run could
 start and 1 with every reason when it could not.
 """
+
 from __future__ import annotations
 
 from .config import RunConfig, to_yaml
@@ -37,8 +38,10 @@ def _processes(cfg: RunConfig, out) -> None:
     count = process_count(cfg)
     out(f"processes: {count}" + (f" ({cfg.distributed_engine})" if count > 1 else ""))
     if count == 1 and cfg.distributed_engine != "ddp":
-        out(f"note: distributed_engine {cfg.distributed_engine} applies when several processes run "
-            f"(nproc_per_node); this run uses one")
+        out(
+            f"note: distributed_engine {cfg.distributed_engine} applies when several processes run "
+            f"(nproc_per_node); this run uses one"
+        )
 
 
 def _preflight(cfg: RunConfig) -> list[str]:
@@ -63,7 +66,7 @@ def _template(cfg: RunConfig, tokenizer, out) -> None:
     _, fallback = chat_template_for(tokenizer, cfg.template, cfg.enable_thinking)
     source = "the plain fallback (the tokenizer has none)" if fallback else cfg.template
     out(f"chat template: {source}")
-    if (warning := template_warning(tokenizer, cfg.template)):
+    if warning := template_warning(tokenizer, cfg.template):
         out(f"warning: {warning}")
 
 

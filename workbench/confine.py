@@ -7,6 +7,7 @@ that reads the same whether or not the path exists, so nothing is learnt about t
 
 The command line is run by the machine's owner: it keeps accepting any model folder, but a
 dataset registry is held to the same rule wherever it is read."""
+
 from __future__ import annotations
 
 import os
@@ -43,15 +44,21 @@ def confine(value, key: str, roots, base: Path | None = None) -> Path:
     real = Path(os.path.realpath(path))
     if any(is_inside(real, root) for root in roots):
         return real
-    raise ConfinementError(key, "must stay inside the workspace (the runs, dataset and uploads "
-                                "folders the server was started with)")
+    raise ConfinementError(
+        key, "must stay inside the workspace (the runs, dataset and uploads folders the server was started with)"
+    )
 
 
 def child(root: Path, name, key: str) -> Path:
     """`root/name` for a single name (a run id, a checkpoint, an export): no separators, no
     '..', no hidden names, and no symlink that leads out of root."""
-    if not isinstance(name, str) or not name or name in (".", "..") or name.startswith(".") \
-            or any(ch in name for ch in "/\\\x00"):
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or name.startswith(".")
+        or any(ch in name for ch in "/\\\x00")
+    ):
         raise ConfinementError(key, "must be the name of an entry in its folder")
     path = Path(root) / name
     if not is_inside(path, root) or Path(os.path.realpath(path)).parent != Path(os.path.realpath(root)):
@@ -76,6 +83,7 @@ def reserved_name(name: str) -> bool:
 @dataclass(frozen=True)
 class Workspace:
     """What a server serves: its runs folder, its dataset folders and its uploads folder."""
+
     saves: Path
     dataset_dirs: tuple[Path, ...]
     uploads: Path | None = None
@@ -115,21 +123,29 @@ class Workspace:
         try:
             confine(text, key, [*self.roots(), cache_root(), *self.extra_model_roots])
         except ConfinementError:
-            raise ConfinementError(key, "must be a known model, a hub id, or a folder inside the "
-                                        "workspace or the model cache (local folders elsewhere need "
-                                        "the server started with --allow-local-models)") from None
+            raise ConfinementError(
+                key,
+                "must be a known model, a hub id, or a folder inside the "
+                "workspace or the model cache (local folders elsewhere need "
+                "the server started with --allow-local-models)",
+            ) from None
         return text
 
     def check_config(self, cfg) -> list[str]:
         """Problems of a config built from a browser form or an uploaded YAML, one per key."""
         problems = []
-        checks = [("dataset_dir", lambda v: self.dataset_dir(v)),
-                  ("model_name_or_path", lambda v: self.model(v)),
-                  ("resume_from_checkpoint", lambda v: confine(v, "resume_from_checkpoint", [self.saves],
-                                                               base=self.saves)),
-                  ("adapter_name_or_path", lambda v: [confine(p.strip(), "adapter_name_or_path", [self.saves],
-                                                              base=self.saves) for p in str(v).split(",")]),
-                  ("output_dir", lambda v: confine(v, "output_dir", [self.saves], base=self.saves))]
+        checks = [
+            ("dataset_dir", lambda v: self.dataset_dir(v)),
+            ("model_name_or_path", lambda v: self.model(v)),
+            ("resume_from_checkpoint", lambda v: confine(v, "resume_from_checkpoint", [self.saves], base=self.saves)),
+            (
+                "adapter_name_or_path",
+                lambda v: [
+                    confine(p.strip(), "adapter_name_or_path", [self.saves], base=self.saves) for p in str(v).split(",")
+                ],
+            ),
+            ("output_dir", lambda v: confine(v, "output_dir", [self.saves], base=self.saves)),
+        ]
         for key, check in checks:
             value = getattr(cfg, key, None)
             if value in (None, ""):

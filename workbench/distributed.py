@@ -4,6 +4,7 @@ DeepSpeed ZeRO-2/3 or FSDP as options (the Trainer's own integrations, not a hom
 The controller asks `launch_prefix` how to start a run; the trainer asks `engine_training_args`
 which TrainingArguments the chosen engine needs. On CPU, torchrun runs the processes with gloo.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -47,10 +48,16 @@ def launch_prefix(nproc: int, cfg: RunConfig | None = None) -> list[str]:
     if cfg is not None and cfg.nnodes > 1:
         run = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={cfg.nnodes}", f"--nproc_per_node={nproc}"]
         if cfg.rdzv_backend == "c10d":
-            return run + ["--rdzv_backend=c10d", f"--rdzv_endpoint={cfg.master_addr}:{cfg.master_port}",
-                          f"--rdzv_id={cfg.rdzv_id}"]
-        return run + [f"--node_rank={cfg.node_rank}", f"--master_addr={cfg.master_addr}",
-                      f"--master_port={cfg.master_port}"]
+            return run + [
+                "--rdzv_backend=c10d",
+                f"--rdzv_endpoint={cfg.master_addr}:{cfg.master_port}",
+                f"--rdzv_id={cfg.rdzv_id}",
+            ]
+        return run + [
+            f"--node_rank={cfg.node_rank}",
+            f"--master_addr={cfg.master_addr}",
+            f"--master_port={cfg.master_port}",
+        ]
     if nproc <= 1:
         return [sys.executable]
     # --standalone: a local rendezvous on a free port, so two runs never collide
@@ -61,8 +68,7 @@ def other_node_commands(cfg: RunConfig, config_path: str | Path) -> list[str]:
     """What to type on nodes 1..nnodes-1 (node 0 is the one started here)."""
     import shlex
 
-    return [f"workbench train {shlex.quote(str(config_path))} --set node_rank={rank}"
-            for rank in range(1, cfg.nnodes)]
+    return [f"workbench train {shlex.quote(str(config_path))} --set node_rank={rank}" for rank in range(1, cfg.nnodes)]
 
 
 def world_size() -> int:
@@ -78,9 +84,15 @@ def deepspeed_config(stage: int) -> dict:
     zero = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True}
     if stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
-    return {"zero_optimization": zero, "train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto",
-            "gradient_accumulation_steps": "auto", "gradient_clipping": "auto",
-            "bf16": {"enabled": "auto"}, "fp16": {"enabled": "auto"}}
+    return {
+        "zero_optimization": zero,
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "bf16": {"enabled": "auto"},
+        "fp16": {"enabled": "auto"},
+    }
 
 
 def prepare_engine(cfg: RunConfig, run_dir: str | Path) -> dict:
@@ -101,17 +113,22 @@ def prepare_engine(cfg: RunConfig, run_dir: str | Path) -> dict:
         if visible_accelerators() == 0:
             problems.append("DeepSpeed ZeRO needs CUDA GPUs and none is visible")
         if problems:
-            raise ConfigError([f"distributed_engine '{engine}': {'; '.join(problems)}. Its config is "
-                               f"written to {path}: use distributed_engine ddp here, or run this "
-                               f"config where DeepSpeed and GPUs are available"])
+            raise ConfigError(
+                [
+                    f"distributed_engine '{engine}': {'; '.join(problems)}. Its config is "
+                    f"written to {path}: use distributed_engine ddp here, or run this "
+                    f"config where DeepSpeed and GPUs are available"
+                ]
+            )
         return {"deepspeed": str(path)}
     # accelerate treats several processes as a CPU group only when told it is on CPU
     base = {"use_cpu": True, "ddp_backend": "gloo"} if visible_accelerators() == 0 else {}
     if engine == "fsdp":
         if visible_accelerators() == 0:
             # accelerate shards only across accelerators; on CPU it would quietly run DDP instead
-            raise ConfigError(["distributed_engine 'fsdp' needs GPUs and none is visible: use "
-                               "distributed_engine ddp on CPU"])
+            raise ConfigError(
+                ["distributed_engine 'fsdp' needs GPUs and none is visible: use distributed_engine ddp on CPU"]
+            )
         # shard parameters, gradients and optimizer state; wrap each transformer block
         return {**base, "fsdp": "full_shard auto_wrap", "fsdp_config": {"use_orig_params": True}}
     return base

@@ -11,6 +11,7 @@
 Models come from the chat engine (one base copy, adapters switched on and off), so base and
 tuned share weights in memory. No gradio here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,9 +19,9 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .config import DEFAULT_MODEL, RunConfig, atomic_write_text, from_dict
 from .confine import child, run_folder
@@ -28,11 +29,11 @@ from .data import DataError, normalize, read_records
 from .data.registry import DatasetEntry
 
 EVAL_DIR = "eval"
-BASE_RUNS_DIR = ".base"          # base-model results live in saves/.base/<model>/eval/
+BASE_RUNS_DIR = ".base"  # base-model results live in saves/.base/<model>/eval/
 GENERAL_REFERENCE = Path(__file__).resolve().parent / "data" / "shipped" / "general_reference.json"
-FORGETTING_THRESHOLD = 15.0      # % perplexity rise on general text that earns a warning
+FORGETTING_THRESHOLD = 15.0  # % perplexity rise on general text that earns a warning
 
-Progress = Callable[[int, int, str], None]   # (done, total, what) → None
+Progress = Callable[[int, int, str], None]  # (done, total, what) → None
 
 
 class EvalError(ValueError):
@@ -86,9 +87,11 @@ def bleu(predictions: list[str], references: list[str]) -> float:
     if not references:
         return 0.0
     chinese = sum(is_chinese(r) for r in references) * 2 > len(references)
-    result = sacrebleu.corpus_bleu([normalize_text(p) for p in predictions],
-                                   [[normalize_text(r) for r in references]],
-                                   tokenize="zh" if chinese else "13a")
+    result = sacrebleu.corpus_bleu(
+        [normalize_text(p) for p in predictions],
+        [[normalize_text(r) for r in references]],
+        tokenize="zh" if chinese else "13a",
+    )
     return float(result.score)
 
 
@@ -110,16 +113,17 @@ def generation_metrics(predictions: list[str], references: list[str]) -> dict[st
         raise EvalError(f"{len(predictions)} predictions for {len(references)} references")
     per_row = rouge_per_row(predictions, references)
     n = max(len(per_row), 1)
-    return {"exact_match": exact_match(predictions, references),
-            "bleu": bleu(predictions, references),
-            "rouge1": sum(r["rouge1"] for r in per_row) / n,
-            "rouge2": sum(r["rouge2"] for r in per_row) / n,
-            "rougeL": sum(r["rougeL"] for r in per_row) / n}
+    return {
+        "exact_match": exact_match(predictions, references),
+        "bleu": bleu(predictions, references),
+        "rouge1": sum(r["rouge1"] for r in per_row) / n,
+        "rouge2": sum(r["rouge2"] for r in per_row) / n,
+        "rougeL": sum(r["rougeL"] for r in per_row) / n,
+    }
 
 
 # ==== classification metrics ================================================================
-def classification_metrics(predictions: list[str], references: list[str],
-                           labels: list[str] | None = None) -> dict:
+def classification_metrics(predictions: list[str], references: list[str], labels: list[str] | None = None) -> dict:
     """Accuracy, macro precision/recall/F1, per-label scores and the confusion matrix.
 
     matrix[i][j] counts rows whose true label is labels[i] and predicted label labels[j]; a
@@ -143,11 +147,15 @@ def classification_metrics(predictions: list[str], references: list[str],
         per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
     total = sum(map(sum, matrix))
     k = max(len(labels), 1)
-    return {"accuracy": sum(matrix[i][i] for i in range(len(labels))) / total if total else 0.0,
-            "precision": sum(v["precision"] for v in per_label.values()) / k,
-            "recall": sum(v["recall"] for v in per_label.values()) / k,
-            "f1": sum(v["f1"] for v in per_label.values()) / k,
-            "per_label": per_label, "labels": labels + ["(other)"], "confusion_matrix": matrix}
+    return {
+        "accuracy": sum(matrix[i][i] for i in range(len(labels))) / total if total else 0.0,
+        "precision": sum(v["precision"] for v in per_label.values()) / k,
+        "recall": sum(v["recall"] for v in per_label.values()) / k,
+        "f1": sum(v["f1"] for v in per_label.values()) / k,
+        "per_label": per_label,
+        "labels": labels + ["(other)"],
+        "confusion_matrix": matrix,
+    }
 
 
 def match_label(text: str, labels: list[str]) -> str:
@@ -166,8 +174,8 @@ def match_label(text: str, labels: list[str]) -> str:
 # ==== what to evaluate ======================================================================
 @dataclass
 class Example:
-    messages: list[dict]     # the prompt: conversation up to the reply to produce
-    reference: str           # the reply (or label) the data holds
+    messages: list[dict]  # the prompt: conversation up to the reply to produce
+    reference: str  # the reply (or label) the data holds
     row: dict = field(default_factory=dict, repr=False)
 
 
@@ -189,8 +197,10 @@ def examples_of(rows: list[dict]) -> list[Example]:
 
             out.append(Example(row["messages"], reference_of(row) or "", row))
         else:
-            raise EvalError(f"rows of kind '{row['kind']}' have no reference answer to compare "
-                            f"generations with; evaluate them by perplexity only")
+            raise EvalError(
+                f"rows of kind '{row['kind']}' have no reference answer to compare "
+                f"generations with; evaluate them by perplexity only"
+            )
     return out
 
 
@@ -200,7 +210,7 @@ def run_config_of(spec: str, root: Path) -> RunConfig:
     from .runs import BASE_PREFIX, CONFIG_FILE, read_config_checked, resolve_run
 
     if spec.startswith(BASE_PREFIX):
-        return RunConfig(model_name_or_path=spec[len(BASE_PREFIX):])
+        return RunConfig(model_name_or_path=spec[len(BASE_PREFIX) :])
     try:
         ref = resolve_run(spec, root)
     except ValueError as err:
@@ -221,10 +231,12 @@ def split_rows(cfg: RunConfig, split: str) -> list[dict]:
         raise EvalError(f"unknown split '{split}'; use train, validation or test")
     rows = getattr(_splits(cfg), split)
     if not rows:
-        hint = {"test": "set test_size or give the dataset a test_file_name",
-                "validation": "set val_size"}.get(split, "")
-        raise EvalError(f"dataset '{cfg.dataset}' has no {split} split with these settings"
-                        + (f": {hint}" if hint else ""))
+        hint = {"test": "set test_size or give the dataset a test_file_name", "validation": "set val_size"}.get(
+            split, ""
+        )
+        raise EvalError(
+            f"dataset '{cfg.dataset}' has no {split} split with these settings" + (f": {hint}" if hint else "")
+        )
     return rows
 
 
@@ -253,8 +265,14 @@ class Evaluator:
 
     Uses a ChatEngine so that several targets over the same base share one weights copy."""
 
-    def __init__(self, engine=None, root: Path | None = None, batch_size: int = 8,
-                 max_new_tokens: int = 64, cutoff_len: int = 512):
+    def __init__(
+        self,
+        engine=None,
+        root: Path | None = None,
+        batch_size: int = 8,
+        max_new_tokens: int = 64,
+        cutoff_len: int = 512,
+    ):
         from .chat import ChatEngine
         from .runs import saves_root
 
@@ -303,13 +321,16 @@ class Evaluator:
         with active as model, torch.inference_mode():
             device = next(model.parameters()).device
             for start in range(0, len(examples), self.batch_size):
-                batch = examples[start:start + self.batch_size]
+                batch = examples[start : start + self.batch_size]
                 ids, labels, mask = _pad_right(batch, tokenizer.pad_token_id or 0)
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
                 shift_logits, shift_labels = logits[:, :-1], labels[:, 1:].to(device)
                 nll = torch.nn.functional.cross_entropy(
-                    shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
-                    ignore_index=-100, reduction="sum")
+                    shift_logits.reshape(-1, shift_logits.size(-1)),
+                    shift_labels.reshape(-1),
+                    ignore_index=-100,
+                    reduction="sum",
+                )
                 total_nll += float(nll)
                 total_tokens += int((shift_labels != -100).sum())
                 if progress:
@@ -320,8 +341,9 @@ class Evaluator:
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": total_tokens}
 
     # ---- generation -----------------------------------------------------------------------
-    def generate(self, spec: str, prompts: list[list[dict]], progress: Progress | None = None,
-                 max_new_tokens: int | None = None) -> list[str]:
+    def generate(
+        self, spec: str, prompts: list[list[dict]], progress: Progress | None = None, max_new_tokens: int | None = None
+    ) -> list[str]:
         """Greedy replies to each prompt, in batches (left-padded)."""
         import torch
 
@@ -331,25 +353,35 @@ class Evaluator:
         loaded, active = self._model(target)
         tokenizer = loaded.tokenizer
         template, _ = chat_template_for(tokenizer, "auto")
-        texts = [tokenizer.apply_chat_template(m, chat_template=template, tokenize=False,
-                                               add_generation_prompt=True) for m in prompts]
+        texts = [
+            tokenizer.apply_chat_template(m, chat_template=template, tokenize=False, add_generation_prompt=True)
+            for m in prompts
+        ]
         limit = max_new_tokens or self.max_new_tokens
         outputs: list[str] = []
         side = tokenizer.padding_side
-        tokenizer.padding_side = "left"   # generation continues from the right end
-        if tokenizer.pad_token is None:   # batching needs a pad token; EOS is never attended to
+        tokenizer.padding_side = "left"  # generation continues from the right end
+        if tokenizer.pad_token is None:  # batching needs a pad token; EOS is never attended to
             tokenizer.pad_token = tokenizer.eos_token
         try:
             with active as model, torch.inference_mode():
                 device = next(model.parameters()).device
                 for start in range(0, len(texts), self.batch_size):
-                    batch = tokenizer(texts[start:start + self.batch_size], add_special_tokens=False,
-                                      return_tensors="pt", padding=True)
+                    batch = tokenizer(
+                        texts[start : start + self.batch_size],
+                        add_special_tokens=False,
+                        return_tensors="pt",
+                        padding=True,
+                    )
                     batch = {k: v.to(device) for k, v in batch.items()}
-                    generated = model.generate(**batch, max_new_tokens=limit, do_sample=False,
-                                               pad_token_id=tokenizer.pad_token_id,
-                                               eos_token_id=tokenizer.eos_token_id)
-                    new = generated[:, batch["input_ids"].shape[1]:]
+                    generated = model.generate(
+                        **batch,
+                        max_new_tokens=limit,
+                        do_sample=False,
+                        pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=tokenizer.eos_token_id,
+                    )
+                    new = generated[:, batch["input_ids"].shape[1] :]
                     outputs += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
                     if progress:
                         progress(len(outputs), len(texts), "generate")
@@ -360,8 +392,7 @@ class Evaluator:
     def reply_budget(self, spec: str, references: list[str]) -> int:
         """New tokens to allow: the longest reference plus room, within max_new_tokens."""
         tokenizer = self._model(self.target(spec))[0].tokenizer
-        longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references),
-                      default=0)
+        longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references), default=0)
         return max(8, min(self.max_new_tokens, longest + 16))
 
 
@@ -388,7 +419,7 @@ class EvalResult:
     split: str
     rows: int
     metrics: dict
-    predictions: list[dict]          # prompt, reference, prediction, exact, rougeL per row
+    predictions: list[dict]  # prompt, reference, prediction, exact, rougeL per row
     seconds: float = 0.0
     classification: dict | None = None
     created: float = field(default_factory=time.time)
@@ -398,11 +429,19 @@ class EvalResult:
         return out
 
 
-def evaluate(spec: str, dataset: str | None = None, split: str = "test",
-             evaluator: Evaluator | None = None, progress: Progress | None = None,
-             limit: int | None = None, with_loss: bool = True, save: bool = True,
-             dataset_dir: str | None = None, cfg: RunConfig | None = None,
-             scorer=None) -> EvalResult:
+def evaluate(
+    spec: str,
+    dataset: str | None = None,
+    split: str = "test",
+    evaluator: Evaluator | None = None,
+    progress: Progress | None = None,
+    limit: int | None = None,
+    with_loss: bool = True,
+    save: bool = True,
+    dataset_dir: str | None = None,
+    cfg: RunConfig | None = None,
+    scorer=None,
+) -> EvalResult:
     """Loss, perplexity and generation metrics of `spec` on a split of its dataset.
 
     `spec` is 'base:<model>', '<run>' or '<run>/checkpoint-N'. A run is scored on the split
@@ -441,11 +480,17 @@ def evaluate(spec: str, dataset: str | None = None, split: str = "test",
         means = mean_reward(scorer, [(e.messages, p, e.reference) for e, p in zip(examples, predictions)])
         metrics.update({("reward" if k == "reward" else f"reward/{k}"): v for k, v in means.items()})
     per_row = rouge_per_row(predictions, references)
-    table = [{"prompt": _prompt_text(e.messages), "reference": e.reference, "prediction": p,
-              "exact": normalize_text(p) == normalize_text(e.reference), "rougeL": r["rougeL"]}
-             for e, p, r in zip(examples, predictions, per_row)]
-    result = EvalResult(spec, cfg.dataset, split, len(examples), metrics, table,
-                        time.time() - started, classification)
+    table = [
+        {
+            "prompt": _prompt_text(e.messages),
+            "reference": e.reference,
+            "prediction": p,
+            "exact": normalize_text(p) == normalize_text(e.reference),
+            "rougeL": r["rougeL"],
+        }
+        for e, p, r in zip(examples, predictions, per_row)
+    ]
+    result = EvalResult(spec, cfg.dataset, split, len(examples), metrics, table, time.time() - started, classification)
     if save:
         save_result(result, evaluator.root)
     return result
@@ -463,7 +508,7 @@ def result_dir(spec: str, root: Path) -> Path:
     from .runs import BASE_PREFIX
 
     if spec.startswith(BASE_PREFIX):
-        model = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec[len(BASE_PREFIX):]).strip("-.") or "model"
+        model = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec[len(BASE_PREFIX) :]).strip("-.") or "model"
         return Path(root) / BASE_RUNS_DIR / model / EVAL_DIR
     run_id, _, checkpoint = spec.partition("/")
     folder = run_folder(root, run_id) / EVAL_DIR
@@ -490,8 +535,9 @@ def load_result(path: str | Path) -> EvalResult:
     predictions_file = path.with_name(path.stem + ".predictions.jsonl")
     predictions = []
     if predictions_file.is_file():
-        predictions = [json.loads(line) for line in predictions_file.read_text(encoding="utf-8").splitlines()
-                       if line.strip()]
+        predictions = [
+            json.loads(line) for line in predictions_file.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
     return EvalResult(predictions=predictions, **data)
 
 
@@ -501,14 +547,13 @@ def saved_results(run_dir: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     # before/after reports (compare-*.json) and the sample gallery are not single results
-    return sorted(p for p in folder.rglob("*.json")
-                  if not p.name.startswith("compare-") and p.name != "gallery.json")
+    return sorted(p for p in folder.rglob("*.json") if not p.name.startswith("compare-") and p.name != "gallery.json")
 
 
 # ==== before / after ========================================================================
 @dataclass
 class Comparison:
-    rows: list[dict]              # prompt, reference, base, tuned, change: improved/worse/same
+    rows: list[dict]  # prompt, reference, base, tuned, change: improved/worse/same
     base_metrics: dict
     tuned_metrics: dict
     delta: dict
@@ -522,33 +567,48 @@ class Comparison:
         return sum(r["change"] == "worse" for r in self.rows)
 
     def to_dict(self) -> dict:
-        return {"improved": self.improved, "worse": self.worse, "same": len(self.rows) - self.improved - self.worse,
-                "base_metrics": self.base_metrics, "tuned_metrics": self.tuned_metrics,
-                "delta": self.delta, "rows": self.rows}
+        return {
+            "improved": self.improved,
+            "worse": self.worse,
+            "same": len(self.rows) - self.improved - self.worse,
+            "base_metrics": self.base_metrics,
+            "tuned_metrics": self.tuned_metrics,
+            "delta": self.delta,
+            "rows": self.rows,
+        }
 
 
 def compare(base: EvalResult, tuned: EvalResult) -> Comparison:
     """Row by row: a row improved when the tuned answer is exact and the base's was not, or
     neither is exact and its ROUGE-L rose; worse the other way round."""
     if [p["reference"] for p in base.predictions] != [p["reference"] for p in tuned.predictions]:
-        raise EvalError("base and tuned were scored on different rows; evaluate both on the same "
-                        "dataset and split")
+        raise EvalError("base and tuned were scored on different rows; evaluate both on the same dataset and split")
     rows = []
     for b, t in zip(base.predictions, tuned.predictions):
         before, after = (b["exact"], round(b["rougeL"], 6)), (t["exact"], round(t["rougeL"], 6))
         change = "improved" if after > before else "worse" if after < before else "same"
-        rows.append({"prompt": b["prompt"], "reference": b["reference"], "base": b["prediction"],
-                     "tuned": t["prediction"], "change": change})
-    delta = {k: tuned.metrics[k] - base.metrics[k] for k in tuned.metrics
-             if k in base.metrics and isinstance(tuned.metrics[k], (int, float))}
+        rows.append(
+            {
+                "prompt": b["prompt"],
+                "reference": b["reference"],
+                "base": b["prediction"],
+                "tuned": t["prediction"],
+                "change": change,
+            }
+        )
+    delta = {
+        k: tuned.metrics[k] - base.metrics[k]
+        for k in tuned.metrics
+        if k in base.metrics and isinstance(tuned.metrics[k], (int, float))
+    }
     return Comparison(rows, base.metrics, tuned.metrics, delta)
 
 
 # ==== forgetting ============================================================================
 @dataclass
 class Forgetting:
-    before: float          # perplexity of the base on the reference text
-    after: float           # perplexity of the tuned model
+    before: float  # perplexity of the base on the reference text
+    after: float  # perplexity of the tuned model
     threshold: float
 
     @property
@@ -560,14 +620,23 @@ class Forgetting:
         return self.change_percent > self.threshold
 
     def to_dict(self) -> dict:
-        return {"perplexity_before": self.before, "perplexity_after": self.after,
-                "change_percent": self.change_percent, "threshold_percent": self.threshold,
-                "warning": self.warning}
+        return {
+            "perplexity_before": self.before,
+            "perplexity_after": self.after,
+            "change_percent": self.change_percent,
+            "threshold_percent": self.threshold,
+            "warning": self.warning,
+        }
 
 
-def forgetting(base_spec: str, tuned_spec: str, evaluator: Evaluator | None = None,
-               reference: str | Path = GENERAL_REFERENCE, threshold: float = FORGETTING_THRESHOLD,
-               progress: Progress | None = None) -> Forgetting:
+def forgetting(
+    base_spec: str,
+    tuned_spec: str,
+    evaluator: Evaluator | None = None,
+    reference: str | Path = GENERAL_REFERENCE,
+    threshold: float = FORGETTING_THRESHOLD,
+    progress: Progress | None = None,
+) -> Forgetting:
     """Perplexity on general text before and after tuning: a rise means the model forgot."""
     evaluator = evaluator or Evaluator()
     rows = load_text_rows(reference)
@@ -586,10 +655,17 @@ def base_spec_of(spec: str, root: Path) -> str:
     return BASE_PREFIX + (cfg.model_name_or_path or DEFAULT_MODEL)
 
 
-def before_after(spec: str, dataset: str | None = None, split: str = "test",
-                 evaluator: Evaluator | None = None, progress: Progress | None = None,
-                 limit: int | None = None, threshold: float = FORGETTING_THRESHOLD,
-                 reference: str | Path = GENERAL_REFERENCE, reward=None) -> dict:
+def before_after(
+    spec: str,
+    dataset: str | None = None,
+    split: str = "test",
+    evaluator: Evaluator | None = None,
+    progress: Progress | None = None,
+    limit: int | None = None,
+    threshold: float = FORGETTING_THRESHOLD,
+    reference: str | Path = GENERAL_REFERENCE,
+    reward=None,
+) -> dict:
     """Base and tuned on the same prompts, plus the forgetting check; saved beside the run as
     eval/compare-<dataset>-<split>.json. With a reward (a RewardSpec; by default the run's own
     when it trained stage grpo/rloo) both also get the mean reward of their answers."""
@@ -602,11 +678,20 @@ def before_after(spec: str, dataset: str | None = None, split: str = "test",
     base_result = evaluate(base, dataset, split, evaluator, progress, limit, cfg=cfg, scorer=scorer)
     comparison = compare(base_result, tuned_result)
     forgot = forgetting(base, spec, evaluator, reference, threshold, progress)
-    report = {"target": spec, "base": base, "dataset": tuned_result.dataset, "split": split,
-              **comparison.to_dict(), "forgetting": forgot.to_dict(), "created": time.time()}
+    report = {
+        "target": spec,
+        "base": base,
+        "dataset": tuned_result.dataset,
+        "split": split,
+        **comparison.to_dict(),
+        "forgetting": forgot.to_dict(),
+        "created": time.time(),
+    }
     folder = result_dir(spec, evaluator.root)
-    atomic_write_text(folder / f"compare-{result_name(tuned_result.dataset, split)}.json",
-                      json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    atomic_write_text(
+        folder / f"compare-{result_name(tuned_result.dataset, split)}.json",
+        json.dumps(report, ensure_ascii=False, indent=2) + "\n",
+    )
     return report
 
 
@@ -627,9 +712,14 @@ def load_comparison(run_dir: Path) -> dict | None:
 
 
 # ==== gap analysis ==========================================================================
-def gap_analysis(base_spec: str, dataset: str, evaluator: Evaluator | None = None,
-                 progress: Progress | None = None, limit: int | None = 50,
-                 cfg: RunConfig | None = None) -> dict:
+def gap_analysis(
+    base_spec: str,
+    dataset: str,
+    evaluator: Evaluator | None = None,
+    progress: Progress | None = None,
+    limit: int | None = 50,
+    cfg: RunConfig | None = None,
+) -> dict:
     """The base on the validation split (the test split when there is none): its metrics and
     the rows it gets wrong, i.e. what tuning must fix. Nothing is trained."""
     evaluator = evaluator or Evaluator()
@@ -644,13 +734,22 @@ def gap_analysis(base_spec: str, dataset: str, evaluator: Evaluator | None = Non
     rows = getattr(splits, split)[:limit] if limit else getattr(splits, split)
     examples = examples_of(rows)
     references = [e.reference for e in examples]
-    predictions = evaluator.generate(base_spec, [e.messages for e in examples], progress,
-                                     evaluator.reply_budget(base_spec, references))
+    predictions = evaluator.generate(
+        base_spec, [e.messages for e in examples], progress, evaluator.reply_budget(base_spec, references)
+    )
     metrics = generation_metrics(predictions, references)
     per_row = rouge_per_row(predictions, references)
-    failures = [{"prompt": _prompt_text(e.messages), "reference": e.reference, "prediction": p,
-                 "rougeL": r["rougeL"]}
-                for e, p, r in zip(examples, predictions, per_row)
-                if normalize_text(p) != normalize_text(e.reference)]
-    return {"target": base_spec, "dataset": dataset, "split": split, "rows": len(examples),
-            "failed": len(failures), "metrics": metrics, "failures": failures}
+    failures = [
+        {"prompt": _prompt_text(e.messages), "reference": e.reference, "prediction": p, "rougeL": r["rougeL"]}
+        for e, p, r in zip(examples, predictions, per_row)
+        if normalize_text(p) != normalize_text(e.reference)
+    ]
+    return {
+        "target": base_spec,
+        "dataset": dataset,
+        "split": split,
+        "rows": len(examples),
+        "failed": len(failures),
+        "metrics": metrics,
+        "failures": failures,
+    }

@@ -4,6 +4,7 @@ Every event has `type`, `step`, `max_steps` and `time` (unix seconds), plus its 
 Types: phase (loading_model, preparing_data, training, saving), data, start, step, log, eval,
 save, stopped, end, error.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,13 @@ class EventWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def emit(self, type: str, **fields) -> dict:
-        event = {"type": type, "step": fields.pop("step", self.step),
-                 "max_steps": fields.pop("max_steps", self.max_steps), "time": time.time(), **fields}
+        event = {
+            "type": type,
+            "step": fields.pop("step", self.step),
+            "max_steps": fields.pop("max_steps", self.max_steps),
+            "time": time.time(),
+            **fields,
+        }
         if self.enabled:
             line = json.dumps(event, ensure_ascii=False, default=_jsonable) + "\n"
             with open(self.path, "a", encoding="utf-8") as handle:
@@ -48,7 +54,7 @@ class EventReader:
     def __init__(self, run_dir: str | os.PathLike):
         self.path = Path(run_dir) / EVENTS_FILE
         self.offset = 0
-        self.skipped = 0          # lines that were not events
+        self.skipped = 0  # lines that were not events
         self._partial = b""
 
     def read_new(self) -> list[dict]:
@@ -90,8 +96,12 @@ def parse_event(line: bytes) -> dict | None:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return None
     step, stamp = event.get("step"), event.get("time")
-    if not isinstance(step, int) or isinstance(step, bool) or not isinstance(stamp, (int, float)) \
-            or isinstance(stamp, bool):
+    if (
+        not isinstance(step, int)
+        or isinstance(step, bool)
+        or not isinstance(stamp, (int, float))
+        or isinstance(stamp, bool)
+    ):
         return None
     return event
 

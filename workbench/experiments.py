@@ -1,5 +1,6 @@
 """Comparing runs: overlaid loss curves, a metrics table, a config diff, and a sample gallery
 (fixed prompts answered by every saved checkpoint of a run). No gradio here."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ from pathlib import Path
 
 from .config import atomic_write_text
 from .confine import run_folder
-from .events import read_all
 from .evaluate import EVAL_DIR, Evaluator, examples_of, load_result, run_config_of, saved_results, split_rows
+from .events import read_all
 from .runs import FINAL_DIR, checkpoint_step, complete_checkpoints, read_config
 
 GALLERY_FILE = "gallery.json"
@@ -21,11 +22,11 @@ def loss_curves(root: Path, runs: list[str]) -> list[dict]:
     for run in runs:
         for event in read_all(run_folder(root, run)):
             if event.get("type") == "log" and isinstance(event.get("loss"), (int, float)):
-                points.append({"run": run, "step": event["step"], "loss": float(event["loss"]),
-                               "series": "train"})
+                points.append({"run": run, "step": event["step"], "loss": float(event["loss"]), "series": "train"})
             elif event.get("type") == "eval" and isinstance(event.get("eval_loss"), (int, float)):
-                points.append({"run": run, "step": event["step"], "loss": float(event["eval_loss"]),
-                               "series": "validation"})
+                points.append(
+                    {"run": run, "step": event["step"], "loss": float(event["eval_loss"]), "series": "validation"}
+                )
     return points
 
 
@@ -40,8 +41,15 @@ def metrics_table(root: Path, runs: list[str]) -> list[dict]:
             if path.parent != Path(root) / run / EVAL_DIR:
                 continue
             result = load_result(path)
-            rows.append({"run": run, "dataset": result.dataset, "split": result.split, "rows": result.rows,
-                         **{k: round(result.metrics[k], 4) for k in METRIC_COLUMNS if k in result.metrics}})
+            rows.append(
+                {
+                    "run": run,
+                    "dataset": result.dataset,
+                    "split": result.split,
+                    "rows": result.rows,
+                    **{k: round(result.metrics[k], 4) for k in METRIC_COLUMNS if k in result.metrics},
+                }
+            )
     return rows
 
 
@@ -78,8 +86,14 @@ def default_prompts(root: Path, run: str, count: int = 3) -> list[str]:
     return []
 
 
-def sample_gallery(root: Path, run: str, prompts: list[str], evaluator: Evaluator | None = None,
-                   progress=None, max_new_tokens: int = 48) -> dict:
+def sample_gallery(
+    root: Path,
+    run: str,
+    prompts: list[str],
+    evaluator: Evaluator | None = None,
+    progress=None,
+    max_new_tokens: int = 48,
+) -> dict:
     """Greedy answers to the same prompts from each checkpoint, saved as <run>/eval/gallery.json."""
     evaluator = evaluator or Evaluator(root=root)
     prompts = [p for p in (p.strip() for p in prompts) if p]
@@ -90,14 +104,16 @@ def sample_gallery(root: Path, run: str, prompts: list[str], evaluator: Evaluato
         raise EvalError(f"run '{run}' has no saved checkpoint or result yet")
     rows = []
     for i, spec in enumerate(specs):
-        answers = evaluator.generate(spec, [[{"role": "user", "content": p}] for p in prompts],
-                                     max_new_tokens=max_new_tokens)
+        answers = evaluator.generate(
+            spec, [[{"role": "user", "content": p}] for p in prompts], max_new_tokens=max_new_tokens
+        )
         _, _, checkpoint = spec.partition("/")
         step = str(checkpoint_step(checkpoint)) if checkpoint else FINAL_DIR
         rows += [{"checkpoint": step, "prompt": p, "answer": a} for p, a in zip(prompts, answers)]
         if progress:
             progress(i + 1, len(specs), "gallery")
     gallery = {"run": run, "prompts": prompts, "rows": rows, "created": time.time()}
-    atomic_write_text(run_folder(root, run) / EVAL_DIR / GALLERY_FILE,
-                      json.dumps(gallery, ensure_ascii=False, indent=2) + "\n")
+    atomic_write_text(
+        run_folder(root, run) / EVAL_DIR / GALLERY_FILE, json.dumps(gallery, ensure_ascii=False, indent=2) + "\n"
+    )
     return gallery

@@ -14,6 +14,7 @@ output going to train.log, never to a pipe. Other jobs live in saves/_jobs/<id>/
 the same job.json, run `python -m workbench.tasks <folder>` and share the one queue per device set:
 an evaluation waits for the training on its device.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,19 +33,34 @@ from pathlib import Path
 import psutil
 
 from . import distributed
-from .locale import Message
 from .config import RunConfig, atomic_write_text, save_config
+from .locale import Message
 from .progress import RunMonitor
-from .runs import (CONFIG_FILE, JOB_FILE, LOG_FILE, STOP_FILE, TASK_LOG, TASK_SPEC, TASKS_DIR, complete_checkpoints,
-                   new_run_id, new_task_id, read_config_checked, read_job_data, run_folders, saves_root, task_folders)
+from .runs import (
+    CONFIG_FILE,
+    JOB_FILE,
+    LOG_FILE,
+    STOP_FILE,
+    TASK_LOG,
+    TASK_SPEC,
+    TASKS_DIR,
+    complete_checkpoints,
+    new_run_id,
+    new_task_id,
+    read_config_checked,
+    read_job_data,
+    run_folders,
+    saves_root,
+    task_folders,
+)
 
 ACTIVE = ("running", "stopping")
 FINAL = ("finished", "failed", "aborted", "interrupted")
-DAMAGED = "damaged"   # its job.json cannot be read: shown with the problem, never started or resumed
+DAMAGED = "damaged"  # its job.json cannot be read: shown with the problem, never started or resumed
 STATUSES = ("queued", *ACTIVE, *FINAL, DAMAGED)
 GRACE_SECONDS = float(os.environ.get("WORKBENCH_ABORT_GRACE", "60"))
 TERM_SECONDS = 10.0
-TRAIN = "train"     # the kind of a training run; other kinds are in tasks.KINDS
+TRAIN = "train"  # the kind of a training run; other kinds are in tasks.KINDS
 
 
 @dataclass
@@ -56,19 +72,19 @@ class Job:
     ended: float | None = None
     pid: int | None = None
     pgid: int | None = None
-    proc_start: float | None = None      # psutil create_time: tells our pid from a reused one
+    proc_start: float | None = None  # psutil create_time: tells our pid from a reused one
     command: list[str] = field(default_factory=list)
     exit_code: int | None = None
-    message: str = ""                    # one readable line: why it failed, how it was stopped
+    message: str = ""  # one readable line: why it failed, how it was stopped
     abort_requested: float | None = None
-    abort_stage: str | None = None       # stop_file, sigterm, sigkill
+    abort_stage: str | None = None  # stop_file, sigterm, sigkill
     resume: bool = False
-    owner: str | None = None             # the UI session that started it (for display only)
-    devices: str = "all"                 # the accelerators it may use (CUDA_VISIBLE_DEVICES); one run per set
-    kind: str = TRAIN                    # train, or a job of tasks.py (eval, gallery, export, bench)
+    owner: str | None = None  # the UI session that started it (for display only)
+    devices: str = "all"  # the accelerators it may use (CUDA_VISIBLE_DEVICES); one run per set
+    kind: str = TRAIN  # train, or a job of tasks.py (eval, gallery, export, bench)
 
     @classmethod
-    def load(cls, run_dir: Path) -> "Job | None":
+    def load(cls, run_dir: Path) -> Job | None:
         """The run's job, None when it has no job.json, or a job with status damaged that says
         what is wrong. The folder name is the run id, whatever the file claims."""
         run_dir = Path(run_dir)
@@ -87,7 +103,7 @@ class Job:
         return cls(**known)
 
     @classmethod
-    def damaged(cls, run_dir: Path, problem: str) -> "Job":
+    def damaged(cls, run_dir: Path, problem: str) -> Job:
         try:
             created = run_dir.stat().st_mtime
         except OSError:
@@ -105,12 +121,17 @@ class JobController:
     """One per process that manages runs; several processes may share a saves folder (a file
     lock serialises their decisions)."""
 
-    def __init__(self, root: str | Path | None = None, max_running: int = 1,
-                 grace: float | None = None, term_seconds: float | None = None):
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        max_running: int = 1,
+        grace: float | None = None,
+        term_seconds: float | None = None,
+    ):
         self.root = Path(root) if root else saves_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_running = max_running
-        self.grace = GRACE_SECONDS if grace is None else grace             # stop file → SIGTERM
+        self.grace = GRACE_SECONDS if grace is None else grace  # stop file → SIGTERM
         self.term_seconds = TERM_SECONDS if term_seconds is None else term_seconds  # SIGTERM → SIGKILL
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.RLock()
@@ -212,10 +233,19 @@ class JobController:
         damaged = job.message if job.status == DAMAGED else config_problem
         end = job.ended or ((now or time.time()) if job.status in ACTIVE else None)
         duration = end - job.started if job.started and end else None
-        return {"run": job.run_id, "status": DAMAGED if damaged else job.status, "damaged": damaged,
-                "stage": _text(cfg.get("stage"), "sft"), "method": _text(cfg.get("finetuning_type"), "lora"),
-                "dataset": _text(cfg.get("dataset"), ""), "step": mon.step, "max_steps": mon.max_steps,
-                "last_loss": mon.last_loss(), "duration": duration, "message": job.message}
+        return {
+            "run": job.run_id,
+            "status": DAMAGED if damaged else job.status,
+            "damaged": damaged,
+            "stage": _text(cfg.get("stage"), "sft"),
+            "method": _text(cfg.get("finetuning_type"), "lora"),
+            "dataset": _text(cfg.get("dataset"), ""),
+            "step": mon.step,
+            "max_steps": mon.max_steps,
+            "last_loss": mon.last_loss(),
+            "duration": duration,
+            "message": job.message,
+        }
 
     def summaries(self, jobs: list[Job] | None = None) -> list[dict]:
         return [self.summary(job) for job in (self.jobs() if jobs is None else jobs)]
@@ -224,8 +254,12 @@ class JobController:
         """A run started on the command line has no job.json: describe it from its events."""
         run_dir = self.run_dir(run_id)
         mon = self.monitor(run_id)
-        job = Job(run_id=run_id, status="interrupted", started=mon.first_time,
-                  created=mon.first_time if mon.first_time is not None else _mtime(run_dir))
+        job = Job(
+            run_id=run_id,
+            status="interrupted",
+            started=mon.first_time,
+            created=mon.first_time if mon.first_time is not None else _mtime(run_dir),
+        )
         if mon.final is not None:
             job.status, job.message = _status_from_final(mon.final)
             job.ended = mon.last_time
@@ -303,8 +337,13 @@ class JobController:
             run_dir = self.run_dir(run_id)
             job = self.job(run_id)
             if job is None or job.status not in FINAL:
-                raise ValueError(Message("jobmsg.cannot_resume", run=run_id,
-                                         status=Message("jobstate." + (job.status if job else "unknown"))))
+                raise ValueError(
+                    Message(
+                        "jobmsg.cannot_resume",
+                        run=run_id,
+                        status=Message("jobstate." + (job.status if job else "unknown")),
+                    )
+                )
             if not complete_checkpoints(run_dir):
                 raise ValueError(Message("jobmsg.no_checkpoint", run=run_id))
             (run_dir / STOP_FILE).unlink(missing_ok=True)
@@ -411,7 +450,11 @@ class JobController:
             try:  # refuse an engine that cannot run here before starting any process
                 distributed.prepare_engine(cfg, run_dir)
             except Exception as err:  # noqa: BLE001
-                job.status, job.ended, job.message = "failed", time.time(), Message("jobmsg.bad_config", reason=str(err))
+                job.status, job.ended, job.message = (
+                    "failed",
+                    time.time(),
+                    Message("jobmsg.bad_config", reason=str(err)),
+                )
                 job.save(run_dir)
                 return
         self._start(job, run_dir, self.command_for(run_dir, nproc, job.resume, cfg), LOG_FILE)
@@ -421,8 +464,7 @@ class JobController:
         # our own package first on the path, so the child runs this very code
         package_root = str(Path(__file__).resolve().parents[1])
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        self._start(job, folder, [sys.executable, "-m", "workbench.tasks", str(folder)], TASK_LOG,
-                    {"PYTHONPATH": path})
+        self._start(job, folder, [sys.executable, "-m", "workbench.tasks", str(folder)], TASK_LOG, {"PYTHONPATH": path})
 
     def _start(self, job: Job, run_dir: Path, command: list[str], log_name: str, extra_env: dict | None = None):
         """Start the job's process in its own group, its output into its log file."""
@@ -430,8 +472,15 @@ class JobController:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         if job.devices != "all":
             env["CUDA_VISIBLE_DEVICES"] = job.devices
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env, cwd=os.getcwd())
+        proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            cwd=os.getcwd(),
+        )
         log.close()
         self._children[job.run_id] = proc
         job.status, job.started, job.pid, job.pgid = "running", time.time(), proc.pid, proc.pid
@@ -480,8 +529,9 @@ class JobController:
                 job.message = Message("jobmsg.sigterm_then", reason=job.message)
         elif job.abort_requested:
             job.status = "aborted"
-            job.message = Message({"sigkill": "jobmsg.sigkill", "sigterm": "jobmsg.sigterm"}.get(
-                job.abort_stage or "", "jobmsg.stopped"))
+            job.message = Message(
+                {"sigkill": "jobmsg.sigkill", "sigterm": "jobmsg.sigterm"}.get(job.abort_stage or "", "jobmsg.stopped")
+            )
         elif job.exit_code is not None:
             job.status = "failed"
             job.message = _exit_message(job.exit_code, run_dir, job.kind)
@@ -509,8 +559,11 @@ class JobController:
             return
         for proc in psutil.process_iter(["create_time"]):
             with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
-                if proc.info["create_time"] + 0.01 >= job.proc_start and os.getpgid(proc.pid) == job.pgid \
-                        and proc.pid != os.getpid():
+                if (
+                    proc.info["create_time"] + 0.01 >= job.proc_start
+                    and os.getpgid(proc.pid) == job.pgid
+                    and proc.pid != os.getpid()
+                ):
                     proc.kill()
 
     def _kill_group(self, job: Job, sig: int) -> None:
@@ -552,8 +605,17 @@ def print_runs(saves: str | Path | None = None, as_json: bool = False) -> int:
         status = f"damaged: {row['damaged']}" if row["damaged"] else row["status"]
         steps = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"])
         loss = "" if row["last_loss"] is None else f"{row['last_loss']:.4f}"
-        table.append((row["run"], status, f"{row['stage']}/{row['method']}", row["dataset"], steps, loss,
-                      format_duration(row["duration"])))
+        table.append(
+            (
+                row["run"],
+                status,
+                f"{row['stage']}/{row['method']}",
+                row["dataset"],
+                steps,
+                loss,
+                format_duration(row["duration"]),
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
@@ -573,12 +635,24 @@ def cli_process_alive(pid: int, wrote_at: float | None) -> bool:
         return False
 
 
-_FIELD_TYPES = {"status": (str,), "created": (int, float), "started": (int, float, type(None)),
-                "ended": (int, float, type(None)), "pid": (int, type(None)), "pgid": (int, type(None)),
-                "proc_start": (int, float, type(None)), "command": (list,), "exit_code": (int, type(None)),
-                "message": (str,), "abort_requested": (int, float, type(None)),
-                "abort_stage": (str, type(None)), "resume": (bool,), "owner": (str, type(None)), "devices": (str,),
-                "kind": (str,)}
+_FIELD_TYPES = {
+    "status": (str,),
+    "created": (int, float),
+    "started": (int, float, type(None)),
+    "ended": (int, float, type(None)),
+    "pid": (int, type(None)),
+    "pgid": (int, type(None)),
+    "proc_start": (int, float, type(None)),
+    "command": (list,),
+    "exit_code": (int, type(None)),
+    "message": (str,),
+    "abort_requested": (int, float, type(None)),
+    "abort_stage": (str, type(None)),
+    "resume": (bool,),
+    "owner": (str, type(None)),
+    "devices": (str,),
+    "kind": (str,),
+}
 
 
 def _job_problem(data: dict) -> str | None:
@@ -586,8 +660,7 @@ def _job_problem(data: dict) -> str | None:
     if "status" not in data:
         return Message("jobmsg.no_status", file=JOB_FILE)
     for name, types in _FIELD_TYPES.items():
-        if name in data and (not isinstance(data[name], types) or
-                             (isinstance(data[name], bool) and bool not in types)):
+        if name in data and (not isinstance(data[name], types) or (isinstance(data[name], bool) and bool not in types)):
             return Message("jobmsg.wrong_type", file=JOB_FILE, name=name, type=type(data[name]).__name__)
     if data["status"] not in STATUSES or data["status"] == DAMAGED:
         return Message("jobmsg.unknown_status", file=JOB_FILE, status=repr(data["status"][:20]))

@@ -18,6 +18,7 @@ Under CPU bf16 autocast (mixed precision) the three projections (logits, input g
 gradient) run in bf16, where AMX makes them several times faster, while the log-softmax, the
 log-probabilities (and so the loss) and every gradient handed back stay fp32.
 """
+
 from __future__ import annotations
 
 import torch
@@ -85,8 +86,7 @@ class LabelHeadLogProbs(torch.autograd.Function):
     """(hidden [N, H], weight [V, H], targets [N]) -> log-probs [N], entropy [N], is_top1 [N]."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, want_entropy: bool, want_top1: bool,
-                product_dtype=None):
+    def forward(ctx, hidden, weight, targets, want_entropy: bool, want_top1: bool, product_dtype=None):
         ctx.set_materialize_grads(False)
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         product_dtype = product_dtype or hidden.dtype
@@ -109,8 +109,9 @@ class LabelHeadLogProbs(torch.autograd.Function):
                     is_top1[rows] = logp.argmax(dim=-1) == t
                 if need_hidden or need_weight:
                     grad = _logits_gradient(logp, probs, t, 1.0)
-                    _hidden_and_weight_gradients(grad, h, w, unit_hidden_grad[rows] if need_hidden else None,
-                                                 unit_weight_grad)
+                    _hidden_and_weight_gradients(
+                        grad, h, w, unit_hidden_grad[rows] if need_hidden else None, unit_weight_grad
+                    )
         ctx.product_dtype = product_dtype
         ctx.input_dtypes = hidden.dtype, weight.dtype
         ctx.save_for_backward(hidden, weight, targets, unit_hidden_grad, unit_weight_grad)
@@ -133,8 +134,8 @@ class LabelHeadLogProbs(torch.autograd.Function):
             grad_weight = unit_weight_grad * grad_logp[0] if need_weight else None
         else:
             grad_hidden, grad_weight = _recompute_gradients(
-                hidden, weight, targets, grad_logp, grad_entropy, need_hidden, need_weight,
-                ctx.product_dtype)
+                hidden, weight, targets, grad_logp, grad_entropy, need_hidden, need_weight, ctx.product_dtype
+            )
         hidden_dtype, weight_dtype = ctx.input_dtypes
         if grad_hidden is not None:
             grad_hidden = grad_hidden.to(hidden_dtype)
@@ -143,8 +144,9 @@ class LabelHeadLogProbs(torch.autograd.Function):
         return grad_hidden, grad_weight, *none[2:]
 
 
-def _recompute_gradients(hidden, weight, targets, grad_logp, grad_entropy, need_hidden, need_weight,
-                         product_dtype=None):
+def _recompute_gradients(
+    hidden, weight, targets, grad_logp, grad_entropy, need_hidden, need_weight, product_dtype=None
+):
     """The exact gradients for any incoming per-token gradients (projects every chunk again)."""
     product_dtype = product_dtype or hidden.dtype
     result = _result_dtype(product_dtype)
@@ -156,18 +158,26 @@ def _recompute_gradients(hidden, weight, targets, grad_logp, grad_entropy, need_
             rows = slice(start, min(start + TOKEN_CHUNK, hidden.shape[0]))
             h, t = hidden[rows].to(product_dtype), targets[rows]
             logp, probs, _, entropy = _chunk_statistics(h, w, t)
-            grad = _logits_gradient(logp, probs, t, None if grad_logp is None else grad_logp[rows],
-                                    None if grad_entropy is None else grad_entropy[rows], entropy)
-            _hidden_and_weight_gradients(grad, h, w, grad_hidden[rows] if need_hidden else None,
-                                         grad_weight)
+            grad = _logits_gradient(
+                logp,
+                probs,
+                t,
+                None if grad_logp is None else grad_logp[rows],
+                None if grad_entropy is None else grad_entropy[rows],
+                entropy,
+            )
+            _hidden_and_weight_gradients(grad, h, w, grad_hidden[rows] if need_hidden else None, grad_weight)
     return grad_hidden, grad_weight
 
 
 def product_dtype(hidden, weight):
     """The dtype the head's products run in: bf16 under CPU bf16 autocast (mixed precision),
     else fp32. None: a case this head does not take (trl's function runs it)."""
-    if hidden.device.type != "cpu" or weight.dtype != torch.float32 \
-            or hidden.dtype not in (torch.float32, torch.bfloat16):
+    if (
+        hidden.device.type != "cpu"
+        or weight.dtype != torch.float32
+        or hidden.dtype not in (torch.float32, torch.bfloat16)
+    ):
         return None
     if torch.is_autocast_enabled("cpu"):
         return torch.bfloat16 if torch.get_autocast_dtype("cpu") == torch.bfloat16 else None
@@ -176,9 +186,14 @@ def product_dtype(hidden, weight):
 
 def handles(hidden, weight, bias, temperature, softcap, logit_scale, outputs) -> bool:
     """Plain heads on the CPU, fp32 or under bf16 autocast; anything else stays with trl's."""
-    return (product_dtype(hidden, weight) is not None
-            and bias is None and temperature == 1.0 and softcap is None and logit_scale == 1.0
-            and all(name in SUPPORTED_OUTPUTS for name in outputs))
+    return (
+        product_dtype(hidden, weight) is not None
+        and bias is None
+        and temperature == 1.0
+        and softcap is None
+        and logit_scale == 1.0
+        and all(name in SUPPORTED_OUTPUTS for name in outputs)
+    )
 
 
 class LabelHeadDispatch:
@@ -187,12 +202,23 @@ class LabelHeadDispatch:
     def __init__(self, original):
         self.original = original
 
-    def apply(self, hidden, weight, bias, targets, temperature, chunk_size,
-              final_logit_softcapping=None, logit_scale=1.0, outputs=SUPPORTED_OUTPUTS):
+    def apply(
+        self,
+        hidden,
+        weight,
+        bias,
+        targets,
+        temperature,
+        chunk_size,
+        final_logit_softcapping=None,
+        logit_scale=1.0,
+        outputs=SUPPORTED_OUTPUTS,
+    ):
         if not handles(hidden, weight, bias, temperature, final_logit_softcapping, logit_scale, outputs):
-            return self.original.apply(hidden, weight, bias, targets, temperature, chunk_size,
-                                       final_logit_softcapping, logit_scale, outputs)
+            return self.original.apply(
+                hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping, logit_scale, outputs
+            )
         log_probs, entropy, is_top1 = LabelHeadLogProbs.apply(
-            hidden, weight, targets, "entropy" in outputs, "is_top1" in outputs,
-            product_dtype(hidden, weight))
+            hidden, weight, targets, "entropy" in outputs, "is_top1" in outputs, product_dtype(hidden, weight)
+        )
         return log_probs, entropy, None, None, is_top1

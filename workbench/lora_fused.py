@@ -17,6 +17,7 @@ them: the output is bf16, the gradients handed back are in the inputs' dtypes (f
 adapter's master weights). The frozen base weight's bf16 copy is kept between calls (autocast
 re-casts weights that take no gradient on every call) and remade when the weight changes.
 """
+
 from __future__ import annotations
 
 import types
@@ -36,7 +37,7 @@ class FusedLoraLinear(torch.autograd.Function):
             x, lora_a, lora_b = x.to(dtype), lora_a.to(dtype), lora_b.to(dtype)
         flat = x.reshape(-1, x.shape[-1])
         out = torch.nn.functional.linear(flat, weight, bias)
-        h_t = lora_a @ flat.t()                          # [r, tokens]
+        h_t = lora_a @ flat.t()  # [r, tokens]
         out.addmm_(h_t.t(), lora_b.t(), alpha=scaling)
         ctx.save_for_backward(flat, weight, lora_a, lora_b, h_t)
         ctx.scaling = scaling
@@ -49,7 +50,7 @@ class FusedLoraLinear(torch.autograd.Function):
         need_x, _, _, need_a, need_b, _, _ = ctx.needs_input_grad
         x_dtype, a_dtype, b_dtype = ctx.in_dtypes
         grad = grad_out.reshape(-1, grad_out.shape[-1]).to(weight.dtype)
-        grad_h_t = (lora_b.t() @ grad.t()).mul_(ctx.scaling)   # [r, tokens]
+        grad_h_t = (lora_b.t() @ grad.t()).mul_(ctx.scaling)  # [r, tokens]
         grad_x = grad_a = grad_b = None
         if need_x:
             grad_x = (grad @ weight).addmm_(grad_h_t.t(), lora_a).view(ctx.in_shape).to(x_dtype)
@@ -90,8 +91,10 @@ def _fused_forward(self, x, *args, **kwargs):
         # CPU bf16 mixed precision: the fused products in bf16; other autocasts keep peft's
         if x.device.type != "cpu" or dtype != torch.bfloat16:
             return type(self).forward(self, x, *args, **kwargs)
-        weight, bias = _frozen_copy(self, "weight", base.weight, dtype), \
-            None if base.bias is None else _frozen_copy(self, "bias", base.bias, dtype)
+        weight, bias = (
+            _frozen_copy(self, "weight", base.weight, dtype),
+            None if base.bias is None else _frozen_copy(self, "bias", base.bias, dtype),
+        )
         with torch.autocast(x.device.type, enabled=False):
             return FusedLoraLinear.apply(x, weight, bias, a, b, float(self.scaling[name]), dtype)
     if x.dtype != base.weight.dtype or x.dtype != a.dtype:

@@ -19,12 +19,13 @@ adds up, in bytes:
 and compares the sum with the memory of the device the run will use. The error against real
 peaks is measured by scripts/measure_memory.py and kept in tests/test_memory.py.
 """
+
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
 
-GIB = 1024 ** 3
+GIB = 1024**3
 # resident memory of a training process before the model: a fresh process that has imported
 # torch, transformers, trl, peft, datasets and workbench.train measures 0.47 GiB
 CPU_OVERHEAD = int(0.47 * GIB)
@@ -54,9 +55,9 @@ class MemoryEstimate:
     device_free: int
     # the worst case: every sequence of the batch as long as the cutoff
     worst_activations: int = 0
-    batch_tokens: int = 0        # tokens of the largest batch the activations term is for
+    batch_tokens: int = 0  # tokens of the largest batch the activations term is for
     worst_batch_tokens: int = 0  # batch x cutoff
-    from_data: bool = False      # batch_tokens comes from the dataset's real lengths
+    from_data: bool = False  # batch_tokens comes from the dataset's real lengths
 
     @property
     def worst_needed(self) -> int:
@@ -75,8 +76,13 @@ class MemoryEstimate:
         return self.needed <= HEADROOM * self.device_free
 
     def parts(self) -> dict[str, int]:
-        return {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer,
-                "activations": self.activations, "overhead": self.overhead}
+        return {
+            "weights": self.weights,
+            "gradients": self.gradients,
+            "optimizer": self.optimizer,
+            "activations": self.activations,
+            "overhead": self.overhead,
+        }
 
 
 class EstimateError(RuntimeError):
@@ -150,12 +156,15 @@ def _is_adapter(module) -> bool:
 
 # ---- the arithmetic ---------------------------------------------------------------------------
 def dtype_bytes(cfg, device: str, config=None) -> int:
-    from .models import compute_dtype_for_model, pick_compute_dtype
-
     import torch
 
-    dtype = compute_dtype_for_model(cfg.compute_type, config, device) if config is not None \
+    from .models import compute_dtype_for_model, pick_compute_dtype
+
+    dtype = (
+        compute_dtype_for_model(cfg.compute_type, config, device)
+        if config is not None
         else pick_compute_dtype(cfg.compute_type, device)
+    )
     return 4 if dtype == torch.float32 else 2
 
 
@@ -228,12 +237,14 @@ def padding_free(cfg) -> bool:
     method adds virtual tokens."""
     from .data import packing_enabled
 
-    return cfg.stage in ("sft", "pt") and not packing_enabled(cfg) and \
-        cfg.finetuning_type not in ("prompt_tuning", "prefix_tuning")
+    return (
+        cfg.stage in ("sft", "pt")
+        and not packing_enabled(cfg)
+        and cfg.finetuning_type not in ("prompt_tuning", "prefix_tuning")
+    )
 
 
-def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu",
-                     tokens: int | None = None) -> int:
+def activation_bytes(cfg, config, width: int, trainable: int, device: str = "cpu", tokens: int | None = None) -> int:
     if trainable == 0:
         return 0
     sequences = cfg.per_device_train_batch_size * (2 if cfg.stage in PAIRED_STAGES else 1)
@@ -306,8 +317,7 @@ def estimate(cfg, config=None, device: str | None = None, lengths: list[int] | N
     mixed = mixed_on_cpu(cfg, device, width)
     # trainable parameters of adapters are kept in fp32 by peft; full/freeze use the model's
     # width, fp32 master weights under CPU mixed precision
-    train_width = 4 if cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning") or mixed \
-        else width
+    train_width = 4 if cfg.finetuning_type in ("lora", "ia3", "prompt_tuning", "prefix_tuning") or mixed else width
     total_dev, free_dev = device_memory(device)
     worst_tokens = largest_batch_tokens(cfg, None)
     batch_tokens = largest_batch_tokens(cfg, lengths)
@@ -320,15 +330,21 @@ def estimate(cfg, config=None, device: str | None = None, lengths: list[int] | N
     if cfg.stage in ("dpo", "kto") and cfg.use_ref_model and cfg.finetuning_type not in PEFT_METHODS:
         weights *= 2  # a frozen copy of the model as the reference (adapters just switch off)
     return MemoryEstimate(
-        trainable=summary.trainable, total=summary.total,
+        trainable=summary.trainable,
+        total=summary.total,
         weights=weights,
         gradients=summary.trainable * train_width,
         optimizer=optimizer_bytes(cfg, summary.trainable, train_width),
         activations=activation_bytes(cfg, config, width, summary.trainable, device, batch_tokens),
         overhead=CUDA_OVERHEAD if device == "cuda" else CPU_OVERHEAD,
-        device=device, device_total=total_dev, device_free=free_dev,
+        device=device,
+        device_total=total_dev,
+        device_free=free_dev,
         worst_activations=activation_bytes(cfg, config, width, summary.trainable, device, worst_tokens),
-        batch_tokens=batch_tokens, worst_batch_tokens=worst_tokens, from_data=bool(lengths))
+        batch_tokens=batch_tokens,
+        worst_batch_tokens=worst_tokens,
+        from_data=bool(lengths),
+    )
 
 
 def format_bytes(n: float) -> str:

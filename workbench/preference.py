@@ -15,11 +15,12 @@ The reference model of dpo and kto:
   reference model is kept during training (the loss is still the chosen loss, against the start).
 - pref_loss orpo or simpo: these losses need no reference at all; use_ref_model is not used.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from .config import DPO_LOSSES, KTO_LOSSES, REFERENCE_FREE_LOSSES  # noqa: F401 - declared once, in config
+from .config import DPO_LOSSES, KTO_LOSSES, REFERENCE_FREE_LOSSES
 
 
 class PreferenceError(ValueError):
@@ -58,6 +59,7 @@ def _text_rows(ds, tokenizer, answer_keys):
 
     def fix(example):
         return {k: _ends_with_eos(example[k], eos) for k in answer_keys}
+
     return ds.map(fix) if ds is not None else None
 
 
@@ -70,16 +72,29 @@ def dpo_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
     from trl import DPOConfig, DPOTrainer
 
     if cfg.pref_loss not in DPO_LOSSES:
-        raise PreferenceError(f"pref_loss '{cfg.pref_loss}' is not a DPO loss; "
-                              f"choose one of {', '.join(DPO_LOSSES + REFERENCE_FREE_LOSSES)}")
-    dpo_args = DPOConfig(**args, beta=cfg.pref_beta, loss_type=[cfg.pref_loss],
-                         label_smoothing=cfg.pref_label_smoothing, max_length=cfg.cutoff_len,
-                         precompute_ref_log_probs=not cfg.use_ref_model, dataset_num_proc=None)
+        raise PreferenceError(
+            f"pref_loss '{cfg.pref_loss}' is not a DPO loss; "
+            f"choose one of {', '.join(DPO_LOSSES + REFERENCE_FREE_LOSSES)}"
+        )
+    dpo_args = DPOConfig(
+        **args,
+        beta=cfg.pref_beta,
+        loss_type=[cfg.pref_loss],
+        label_smoothing=cfg.pref_label_smoothing,
+        max_length=cfg.cutoff_len,
+        precompute_ref_log_probs=not cfg.use_ref_model,
+        dataset_num_proc=None,
+    )
     ref_model = _reference_copy(cfg) if cfg.use_ref_model and not is_peft(model) else None
-    trainer = DPOTrainer(model=model, ref_model=ref_model, args=dpo_args,
-                         train_dataset=_text_rows(train_ds, tokenizer, ("chosen", "rejected")),
-                         eval_dataset=_text_rows(eval_ds, tokenizer, ("chosen", "rejected")),
-                         processing_class=tokenizer, callbacks=callbacks)
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=dpo_args,
+        train_dataset=_text_rows(train_ds, tokenizer, ("chosen", "rejected")),
+        eval_dataset=_text_rows(eval_ds, tokenizer, ("chosen", "rejected")),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     _settle_reference_adapter(cfg, trainer)
     return _keep_float_adapters(trainer, args)
 
@@ -88,8 +103,7 @@ def _reference_copy(cfg):
     """A frozen copy of the base model, loaded the way the policy was."""
     from . import models
 
-    ref = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type,
-                                trust_remote_code=cfg.trust_remote_code)
+    ref = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, trust_remote_code=cfg.trust_remote_code)
     ref.requires_grad_(False)
     return ref.eval()
 
@@ -116,6 +130,7 @@ def _drop_reference_callback():
         def on_train_end(self, args, state, control, model=None, **kwargs):
             if is_peft(model) and "ref" in model.peft_config:
                 model.delete_adapter("ref")
+
     return DropReference()
 
 
@@ -128,12 +143,21 @@ def _orpo_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     args = _legacy_args(args)
-    orpo_args = ORPOConfig(**args, beta=cfg.pref_beta, max_length=cfg.cutoff_len,
-                           max_completion_length=cfg.cutoff_len, dataset_num_proc=None)
-    return ORPOTrainer(model=model, args=orpo_args,
-                       train_dataset=_text_rows(train_ds, tokenizer, ("chosen", "rejected")),
-                       eval_dataset=_text_rows(eval_ds, tokenizer, ("chosen", "rejected")),
-                       processing_class=tokenizer, callbacks=callbacks)
+    orpo_args = ORPOConfig(
+        **args,
+        beta=cfg.pref_beta,
+        max_length=cfg.cutoff_len,
+        max_completion_length=cfg.cutoff_len,
+        dataset_num_proc=None,
+    )
+    return ORPOTrainer(
+        model=model,
+        args=orpo_args,
+        train_dataset=_text_rows(train_ds, tokenizer, ("chosen", "rejected")),
+        eval_dataset=_text_rows(eval_ds, tokenizer, ("chosen", "rejected")),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
 
 
 def _simpo_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
@@ -141,13 +165,23 @@ def _simpo_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
 
     args = _legacy_args(args)
     # SimPO = CPO's length-normalised margin loss without its NLL term (cpo_alpha 0)
-    simpo_args = CPOConfig(**args, beta=cfg.pref_beta, loss_type="simpo", cpo_alpha=0.0,
-                           max_length=cfg.cutoff_len, max_completion_length=cfg.cutoff_len,
-                           dataset_num_proc=None)
-    return CPOTrainer(model=model, args=simpo_args,
-                      train_dataset=_text_rows(train_ds, tokenizer, ("chosen", "rejected")),
-                      eval_dataset=_text_rows(eval_ds, tokenizer, ("chosen", "rejected")),
-                      processing_class=tokenizer, callbacks=callbacks)
+    simpo_args = CPOConfig(
+        **args,
+        beta=cfg.pref_beta,
+        loss_type="simpo",
+        cpo_alpha=0.0,
+        max_length=cfg.cutoff_len,
+        max_completion_length=cfg.cutoff_len,
+        dataset_num_proc=None,
+    )
+    return CPOTrainer(
+        model=model,
+        args=simpo_args,
+        train_dataset=_text_rows(train_ds, tokenizer, ("chosen", "rejected")),
+        eval_dataset=_text_rows(eval_ds, tokenizer, ("chosen", "rejected")),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
 
 
 # ---- kto -----------------------------------------------------------------------------------
@@ -155,16 +189,25 @@ def kto_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
     from trl import KTOConfig, KTOTrainer
 
     if cfg.pref_loss not in KTO_LOSSES:
-        raise PreferenceError(f"stage kto takes pref_loss {' or '.join(KTO_LOSSES)}, "
-                              f"not '{cfg.pref_loss}'")
-    kto_args = KTOConfig(**args, beta=cfg.pref_beta, loss_type=KTO_LOSSES[cfg.pref_loss],
-                         max_length=cfg.cutoff_len, precompute_ref_log_probs=not cfg.use_ref_model,
-                         dataset_num_proc=None)
+        raise PreferenceError(f"stage kto takes pref_loss {' or '.join(KTO_LOSSES)}, not '{cfg.pref_loss}'")
+    kto_args = KTOConfig(
+        **args,
+        beta=cfg.pref_beta,
+        loss_type=KTO_LOSSES[cfg.pref_loss],
+        max_length=cfg.cutoff_len,
+        precompute_ref_log_probs=not cfg.use_ref_model,
+        dataset_num_proc=None,
+    )
     ref_model = _reference_copy(cfg) if cfg.use_ref_model and not is_peft(model) else None
-    trainer = KTOTrainer(model=model, ref_model=ref_model, args=kto_args,
-                         train_dataset=_text_rows(train_ds, tokenizer, ("completion",)),
-                         eval_dataset=_text_rows(eval_ds, tokenizer, ("completion",)),
-                         processing_class=tokenizer, callbacks=callbacks)
+    trainer = KTOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=kto_args,
+        train_dataset=_text_rows(train_ds, tokenizer, ("completion",)),
+        eval_dataset=_text_rows(eval_ds, tokenizer, ("completion",)),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     _settle_reference_adapter(cfg, trainer)
     return _keep_float_adapters(trainer, args)
 
@@ -172,8 +215,7 @@ def kto_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
 # ---- rm ------------------------------------------------------------------------------------
 def reward_input_ids(tokenizer, prompt: str, answer: str, cutoff_len: int) -> list[int]:
     """The tokens the reward model reads for one (rendered prompt, rendered answer) pair."""
-    ids = tokenizer(prompt + _ends_with_eos(answer, tokenizer.eos_token),
-                    add_special_tokens=False)["input_ids"]
+    ids = tokenizer(prompt + _ends_with_eos(answer, tokenizer.eos_token), add_special_tokens=False)["input_ids"]
     return ids[:cutoff_len]
 
 
@@ -193,18 +235,17 @@ def split_budget(prompt_len: int, answer_len: int, cutoff_len: int) -> tuple[int
     return min(cutoff_len - answer_keep, prompt_len), answer_keep
 
 
-def pair_input_ids(tokenizer, prompt: str, chosen: str, rejected: str,
-                   cutoff_len: int) -> tuple[list[int], list[int]]:
+def pair_input_ids(tokenizer, prompt: str, chosen: str, rejected: str, cutoff_len: int) -> tuple[list[int], list[int]]:
     """Token ids of (prompt + chosen, prompt + rejected), the prompt and both answers cut in
     proportion so that the two sequences still differ where the answers do."""
+
     def encode(text):
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     prompt_ids = encode(prompt)
     chosen_ids = encode(_ends_with_eos(chosen, tokenizer.eos_token))
     rejected_ids = encode(_ends_with_eos(rejected, tokenizer.eos_token))
-    keep_prompt, keep_answer = split_budget(len(prompt_ids), max(len(chosen_ids), len(rejected_ids)),
-                                            cutoff_len)
+    keep_prompt, keep_answer = split_budget(len(prompt_ids), max(len(chosen_ids), len(rejected_ids)), cutoff_len)
     head = prompt_ids[:keep_prompt]
     return head + chosen_ids[:keep_answer], head + rejected_ids[:keep_answer]
 
@@ -214,9 +255,11 @@ def _pair_ids(ds, tokenizer, cutoff_len):
         return None
 
     def encode(example):
-        chosen, rejected = pair_input_ids(tokenizer, example["prompt"], example["chosen"],
-                                          example["rejected"], cutoff_len)
+        chosen, rejected = pair_input_ids(
+            tokenizer, example["prompt"], example["chosen"], example["rejected"], cutoff_len
+        )
         return {"chosen_ids": chosen, "rejected_ids": rejected}
+
     return ds.map(encode, remove_columns=ds.column_names)
 
 
@@ -226,10 +269,14 @@ def rm_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
     # a sequence-classification model finds each sequence's last real token through pad_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
     rm_args = RewardConfig(**args, max_length=cfg.cutoff_len, dataset_num_proc=None)
-    trainer = RewardTrainer(model=model, args=rm_args,
-                            train_dataset=_pair_ids(train_ds, tokenizer, cfg.cutoff_len),
-                            eval_dataset=_pair_ids(eval_ds, tokenizer, cfg.cutoff_len),
-                            processing_class=tokenizer, callbacks=callbacks)
+    trainer = RewardTrainer(
+        model=model,
+        args=rm_args,
+        train_dataset=_pair_ids(train_ds, tokenizer, cfg.cutoff_len),
+        eval_dataset=_pair_ids(eval_ds, tokenizer, cfg.cutoff_len),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     return _keep_float_adapters(trainer, args)
 
 
@@ -266,21 +313,25 @@ class RewardModel:
             raise PreferenceError(f"{run_dir} is not a finished run (no {CONFIG_FILE} and {FINAL_DIR}/)")
         self.cfg = load_config(run_dir / CONFIG_FILE)
         if self.cfg.stage != "rm":
-            raise PreferenceError(f"{run_dir} trained stage '{self.cfg.stage}', not a reward model "
-                                  f"(stage rm)")
+            raise PreferenceError(f"{run_dir} trained stage '{self.cfg.stage}', not a reward model (stage rm)")
         self.tokenizer = models.load_tokenizer(str(final), self.cfg.trust_remote_code)
         self.template, _ = chat_template_for(self.tokenizer, self.cfg.template, self.cfg.enable_thinking)
         kwargs = reward_model_kwargs()
         if (final / "adapter_config.json").is_file():
             from peft import PeftModel
 
-            base = models.load_causal_lm(self.cfg.model_name_or_path, self.cfg.compute_type,
-                                         trust_remote_code=self.cfg.trust_remote_code,
-                                         device=device, **kwargs)
+            base = models.load_causal_lm(
+                self.cfg.model_name_or_path,
+                self.cfg.compute_type,
+                trust_remote_code=self.cfg.trust_remote_code,
+                device=device,
+                **kwargs,
+            )
             model = PeftModel.from_pretrained(base, str(final))
         else:
-            model = models.load_causal_lm(str(final), self.cfg.compute_type, device=device,
-                                          trust_remote_code=self.cfg.trust_remote_code, **kwargs)
+            model = models.load_causal_lm(
+                str(final), self.cfg.compute_type, device=device, trust_remote_code=self.cfg.trust_remote_code, **kwargs
+            )
         model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model = model.eval()
         self.device = next(model.parameters()).device

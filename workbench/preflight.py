@@ -6,6 +6,7 @@ stage gets the rows it needs, that the model name resolves (without loading any 
 that the output folder is writable with room for a checkpoint. `workbench train` and Start in
 the page call it first, so a mistake it can catch never leaves a failed run behind. No torch.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,9 @@ from .config import RunConfig
 from .runs import choose_run_dir
 
 HUB_TIMEOUT_S = 3.0
-MIN_CHECKPOINT_BYTES = 64 * 2**20     # an adapter checkpoint, its optimizer state and some slack
-FULL_CHECKPOINT_FACTOR = 3            # weights + two Adam moments, as fp32
-GGUF_TO_FP32 = 7                      # a 4-bit GGUF file holds ~0.6 bytes per weight, fp32 holds 4
+MIN_CHECKPOINT_BYTES = 64 * 2**20  # an adapter checkpoint, its optimizer state and some slack
+FULL_CHECKPOINT_FACTOR = 3  # weights + two Adam moments, as fp32
+GGUF_TO_FP32 = 7  # a 4-bit GGUF file holds ~0.6 bytes per weight, fp32 holds 4
 _hub_reachable: bool | None = None
 
 
@@ -121,13 +122,17 @@ def model_problem(name: str) -> str | None:
         return None
     hub_id = known.hub_id if known else name
     if not known and ("/" not in name or name.startswith(("/", ".", "~")) or name.count("/") > 1):
-        return (f"unknown model '{name}': not a known name ({', '.join(KNOWN_MODELS)}), "
-                f"not an existing folder, not a hub id (org/name)")
+        return (
+            f"unknown model '{name}': not a known name ({', '.join(KNOWN_MODELS)}), "
+            f"not an existing folder, not a hub id (org/name)"
+        )
     if in_hub_cache(hub_id) or hub_reachable():
         return None
-    return (f"model '{name}' is not a local folder and not in the Hugging Face cache, and the hub "
-            f"({hub_endpoint()}) cannot be reached from here: download it and give its folder, "
-            f"or use {next(iter(KNOWN_MODELS))} (embedded, works offline)")
+    return (
+        f"model '{name}' is not a local folder and not in the Hugging Face cache, and the hub "
+        f"({hub_endpoint()}) cannot be reached from here: download it and give its folder, "
+        f"or use {next(iter(KNOWN_MODELS))} (embedded, works offline)"
+    )
 
 
 def in_hub_cache(hub_id: str) -> bool:
@@ -181,8 +186,10 @@ def output_problems(cfg: RunConfig, run_dir: str | Path | None = None) -> list[s
         return [f"output folder {target} is not writable (cannot write in {existing})"]
     need, free = checkpoint_bytes(cfg), shutil.disk_usage(existing).free
     if free < need:
-        return [f"not enough disk space for a checkpoint in {existing}: about {need / 2**20:.0f} MB "
-                f"needed, {free / 2**20:.0f} MB free"]
+        return [
+            f"not enough disk space for a checkpoint in {existing}: about {need / 2**20:.0f} MB "
+            f"needed, {free / 2**20:.0f} MB free"
+        ]
     return []
 
 

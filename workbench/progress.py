@@ -1,5 +1,6 @@
 """What a viewer shows of a run: progress, ETA, throughput and curves, built from events.jsonl
 read incrementally, so a refresh costs the same at step 10 and at step 100,000."""
+
 from __future__ import annotations
 
 import time
@@ -8,11 +9,9 @@ from pathlib import Path
 
 from .events import EventReader
 
-
-HARDWARE_KEPT = 720   # samples a viewer keeps: an hour at the default 5 s
+HARDWARE_KEPT = 720  # samples a viewer keeps: an hour at the default 5 s
 # what the RL chart shows -> trl's metric name in a log event
-RL_SERIES = {"reward": "reward", "reward_std": "reward_std", "kl": "kl",
-             "completion_length": "completions/mean_length"}
+RL_SERIES = {"reward": "reward", "reward_std": "reward_std", "kl": "kl", "completion_length": "completions/mean_length"}
 
 
 @dataclass
@@ -21,7 +20,7 @@ class RunMonitor:
     phase: str = "queued"
     step: int = 0
     max_steps: int = 0
-    started: float | None = None        # time of the first training step of this attempt
+    started: float | None = None  # time of the first training step of this attempt
     start_step: int = 0
     last_time: float | None = None
     tokens_seen: int | None = None
@@ -34,14 +33,14 @@ class RunMonitor:
     first_token_time: float | None = None
     # online RL (grpo/rloo): series name -> points, from trl's metrics (see RL_SERIES)
     rl: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    final: dict | None = None           # the end or error event
-    first_time: float | None = None     # time of the run's first event
-    pid: int | None = None              # the trainer process of the latest attempt
-    pid_time: float | None = None       # when that process said so (it was running by then)
+    final: dict | None = None  # the end or error event
+    first_time: float | None = None  # time of the run's first event
+    pid: int | None = None  # the trainer process of the latest attempt
+    pid_time: float | None = None  # when that process said so (it was running by then)
     hardware: list[dict] = field(default_factory=list)  # `hw` samples of the training process
-    new_hardware: bool = False          # hardware samples arrived since the last update()
-    new_points: bool = False            # curves changed since the last update()
-    note: str = ""                      # the latest step's message (what a non-training job is doing)
+    new_hardware: bool = False  # hardware samples arrived since the last update()
+    new_points: bool = False  # curves changed since the last update()
+    note: str = ""  # the latest step's message (what a non-training job is doing)
     point_times: dict[int, float] = field(default_factory=dict)  # step -> when its point was logged
 
     def __post_init__(self):

@@ -25,6 +25,7 @@ survive restarts and the Data tab previews them). A rating rewrites the file thr
 file and a rename, under a lock, so a crash leaves the old file or the new one, never half a
 row.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -45,8 +46,13 @@ SINGLE_VERDICTS = ("up", "down", "edit")
 VERDICTS = COMPARE_VERDICTS + SINGLE_VERDICTS
 SIDE_SUFFIX = ".unpaired.jsonl"
 # rows hold OpenAI-style turns ({"role", "content"})
-OPENAI_ROLES = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                "assistant_tag": "assistant", "system_tag": "system"}
+OPENAI_ROLES = {
+    "role_tag": "role",
+    "content_tag": "content",
+    "user_tag": "user",
+    "assistant_tag": "assistant",
+    "system_tag": "system",
+}
 _LOCK = threading.Lock()
 
 
@@ -68,8 +74,11 @@ def ratings_datasets(dataset_dir) -> dict[str, str]:
         registry = _read_registry_file(uploads_registry(dataset_dir))
     except DataError:
         return {}
-    return {name: entry.get("format") for name, entry in registry.items()
-            if isinstance(entry, dict) and entry.get("ratings") and entry.get("format") in KINDS}
+    return {
+        name: entry.get("format")
+        for name, entry in registry.items()
+        if isinstance(entry, dict) and entry.get("ratings") and entry.get("format") in KINDS
+    }
 
 
 def create(dataset_dir, name: str, kind: str) -> None:
@@ -83,8 +92,12 @@ def create(dataset_dir, name: str, kind: str) -> None:
     path = dataset_file(dataset_dir, name)
     atomic_write_text(path, "")
     what = "preference pairs" if kind == "preference" else "single judgements (KTO)"
-    register_upload(dataset_dir, name, path, {"format": kind, "ratings": True, "tags": OPENAI_ROLES,
-                                              "description": f"ratings from the Chat tab: {what}"})
+    register_upload(
+        dataset_dir,
+        name,
+        path,
+        {"format": kind, "ratings": True, "tags": OPENAI_ROLES, "description": f"ratings from the Chat tab: {what}"},
+    )
 
 
 def count(dataset_dir, name: str) -> dict[str, int]:
@@ -95,9 +108,19 @@ def count(dataset_dir, name: str) -> dict[str, int]:
     return {"rows": rows, "unpaired": unpaired, "ratings": ratings}
 
 
-def rate(dataset_dir, name: str, kind: str, verdict: str, *, prompt: str, history: list[dict] | None,
-         answers: tuple[str, ...] | list[str], models: tuple[str, ...] | list[str],
-         settings: dict | None = None, edited: str | None = None) -> dict:
+def rate(
+    dataset_dir,
+    name: str,
+    kind: str,
+    verdict: str,
+    *,
+    prompt: str,
+    history: list[dict] | None,
+    answers: tuple[str, ...] | list[str],
+    models: tuple[str, ...] | list[str],
+    settings: dict | None = None,
+    edited: str | None = None,
+) -> dict:
     """Record one rating in dataset `name` (created with `kind` when it does not exist yet).
 
     Returns count() after the rating, plus 'added' (training rows this rating made)."""
@@ -117,13 +140,23 @@ def rate(dataset_dir, name: str, kind: str, verdict: str, *, prompt: str, histor
             create(dataset_dir, name, kind)
             existing[name] = kind
         kind = existing[name]
-        turns = [{"role": m["role"], "content": m["content"]} for m in (history or [])
-                 if m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)]
+        turns = [
+            {"role": m["role"], "content": m["content"]}
+            for m in (history or [])
+            if m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
+        ]
         turns.append({"role": "user", "content": prompt})
         models = list(models) + [""] * (2 - len(models))
-        meta = {"verdict": verdict, "answer_a": answers[0], "answer_b": answers[1] if len(answers) > 1 else None,
-                "model_a": models[0], "model_b": models[1] or None, "settings": settings or {},
-                "rating_id": uuid.uuid4().hex, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta = {
+            "verdict": verdict,
+            "answer_a": answers[0],
+            "answer_b": answers[1] if len(answers) > 1 else None,
+            "model_a": models[0],
+            "model_b": models[1] or None,
+            "settings": settings or {},
+            "rating_id": uuid.uuid4().hex,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         rows, side = _rows_for(kind, verdict, turns, answers, models, edited, meta)
         if rows:
             _append(dataset_file(dataset_dir, name), rows)
@@ -134,18 +167,25 @@ def rate(dataset_dir, name: str, kind: str, verdict: str, *, prompt: str, histor
 
 def _rows_for(kind, verdict, turns, answers, models, edited, meta):
     """(training rows, side rows) a verdict makes in a dataset of `kind`."""
+
     def pair(chosen, rejected, chosen_model, rejected_model):
-        return {"messages": turns, "chosen": chosen, "rejected": rejected,
-                "chosen_model": chosen_model, "rejected_model": rejected_model, **meta}
+        return {
+            "messages": turns,
+            "chosen": chosen,
+            "rejected": rejected,
+            "chosen_model": chosen_model,
+            "rejected_model": rejected_model,
+            **meta,
+        }
 
     def judged(answer, good, model):
-        return {"messages": turns + [{"role": "assistant", "content": answer}], "label": good,
-                "model": model, **meta}
+        return {"messages": turns + [{"role": "assistant", "content": answer}], "label": good, "model": model, **meta}
 
     a, b = answers[0], answers[1] if len(answers) > 1 else None
     if verdict in ("a", "b"):
-        (win, win_model), (lose, lose_model) = ((a, models[0]), (b, models[1])) if verdict == "a" \
-            else ((b, models[1]), (a, models[0]))
+        (win, win_model), (lose, lose_model) = (
+            ((a, models[0]), (b, models[1])) if verdict == "a" else ((b, models[1]), (a, models[0]))
+        )
         if kind == "preference":
             return [pair(win, lose, win_model, lose_model)], []
         return [judged(win, True, win_model), judged(lose, False, lose_model)], []
@@ -155,8 +195,10 @@ def _rows_for(kind, verdict, turns, answers, models, edited, meta):
         return [judged(edited, True, "edited by hand"), judged(a, False, models[0])], []
     if verdict in ("up", "down"):
         if kind == "preference":
-            raise RatingError("thumbs up/down is a single judgement: choose or create a KTO ratings "
-                              "dataset (a pairs dataset takes A/B verdicts and edits)")
+            raise RatingError(
+                "thumbs up/down is a single judgement: choose or create a KTO ratings "
+                "dataset (a pairs dataset takes A/B verdicts and edits)"
+            )
         return [judged(a, verdict == "up", models[0])], []
     if verdict == "both_bad" and kind == "kto":
         return [judged(a, False, models[0]), judged(b, False, models[1])], []
@@ -205,9 +247,18 @@ def _line_count(path: Path) -> int:
 
 
 # ---- what the Chat tab (and `workbench chat`) hand over ----------------------------------------
-def rate_panes(dataset_dir, name: str, kind: str, verdict: str, pane_a: list[dict], pane_b: list[dict] | None,
-               model_a: str, model_b: str | None, settings: dict | None = None,
-               edited: str | None = None) -> dict:
+def rate_panes(
+    dataset_dir,
+    name: str,
+    kind: str,
+    verdict: str,
+    pane_a: list[dict],
+    pane_b: list[dict] | None,
+    model_a: str,
+    model_b: str | None,
+    settings: dict | None = None,
+    edited: str | None = None,
+) -> dict:
     """Rate the last exchange shown in the chat panes: the prompt is pane A's last user turn,
     the conversation so far what came before it, the answers each pane's last reply."""
     if not (name or "").strip():
@@ -218,8 +269,18 @@ def rate_panes(dataset_dir, name: str, kind: str, verdict: str, pane_a: list[dic
         _, _, answer_b = last_exchange(pane_b or [])
         answers.append(answer_b)
         models.append(model_b or "")
-    return rate(dataset_dir, name.strip(), kind, verdict, prompt=prompt, history=history,
-                answers=answers, models=models, settings=settings, edited=edited)
+    return rate(
+        dataset_dir,
+        name.strip(),
+        kind,
+        verdict,
+        prompt=prompt,
+        history=history,
+        answers=answers,
+        models=models,
+        settings=settings,
+        edited=edited,
+    )
 
 
 def last_exchange(pane: list[dict]) -> tuple[str, list[dict], str]:
@@ -229,7 +290,7 @@ def last_exchange(pane: list[dict]) -> tuple[str, list[dict], str]:
     if not users:
         return "", [], ""
     last = users[-1]
-    replies = [m["content"] for m in turns[last + 1:] if m["role"] == "assistant"]
+    replies = [m["content"] for m in turns[last + 1 :] if m["role"] == "assistant"]
     return turns[last]["content"], turns[:last], replies[-1] if replies else ""
 
 

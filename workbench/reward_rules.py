@@ -2,6 +2,7 @@
 
 Kept apart from workbench.rewards (which loads data and reward models) so that config
 validation can use them without importing the data or model layers."""
+
 from __future__ import annotations
 
 import json
@@ -115,11 +116,12 @@ def config_problems(cfg) -> list[str]:
     rules = split_list(cfg.reward_funcs)
     unknown = [r for r in rules if r not in RULES]
     if unknown:
-        problems.append(f"'reward_funcs' names unknown rule(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(RULES)}")
+        problems.append(f"'reward_funcs' names unknown rule(s) {', '.join(unknown)}; known: {', '.join(RULES)}")
     if not rules and not cfg.reward_model:
-        problems.append(f"stage {cfg.stage} needs a reward: set 'reward_funcs' (rules such as "
-                        f"exact_match) and/or 'reward_model' (a run of stage rm)")
+        problems.append(
+            f"stage {cfg.stage} needs a reward: set 'reward_funcs' (rules such as "
+            f"exact_match) and/or 'reward_model' (a run of stage rm)"
+        )
     count = len(rules) + (1 if cfg.reward_model else 0)
     try:
         weights = parse_weights(cfg.reward_weights)
@@ -127,8 +129,9 @@ def config_problems(cfg) -> list[str]:
         problems.append(f"'reward_weights' must be numbers separated by commas, got {cfg.reward_weights!r}")
         weights = []
     if weights and len(weights) != count:
-        problems.append(f"'reward_weights' has {len(weights)} weight(s) for {count} reward(s) "
-                        f"({', '.join(reward_names(cfg))})")
+        problems.append(
+            f"'reward_weights' has {len(weights)} weight(s) for {count} reward(s) ({', '.join(reward_names(cfg))})"
+        )
     if "regex" in rules:
         if not cfg.reward_regex:
             problems.append("'reward_funcs' has regex but 'reward_regex' is empty")
@@ -145,22 +148,28 @@ def config_problems(cfg) -> list[str]:
         except ValueError as err:
             problems.append(f"'reward_json_schema' is not a JSON object: {err}")
     if "length" in rules and cfg.reward_max_length is None and not cfg.reward_min_length:
-        problems.append("'reward_funcs' has length but neither 'reward_min_length' nor "
-                        "'reward_max_length' is set")
+        problems.append("'reward_funcs' has length but neither 'reward_min_length' nor 'reward_max_length' is set")
     if cfg.reward_max_length is not None and cfg.reward_max_length < cfg.reward_min_length:
-        problems.append(f"'reward_max_length' {cfg.reward_max_length} is below "
-                        f"'reward_min_length' {cfg.reward_min_length}")
+        problems.append(
+            f"'reward_max_length' {cfg.reward_max_length} is below 'reward_min_length' {cfg.reward_min_length}"
+        )
     if cfg.finetuning_type not in RL_METHODS:
-        problems.append(f"stage {cfg.stage} trains a policy with finetuning_type "
-                        f"{', '.join(RL_METHODS)}, not '{cfg.finetuning_type}'")
+        problems.append(
+            f"stage {cfg.stage} trains a policy with finetuning_type "
+            f"{', '.join(RL_METHODS)}, not '{cfg.finetuning_type}'"
+        )
     if cfg.pissa_init:
-        problems.append(f"'pissa_init' rewrites the base weights, so the adapter switched off is no "
-                        f"longer the reference of stage {cfg.stage}; leave it off")
+        problems.append(
+            f"'pissa_init' rewrites the base weights, so the adapter switched off is no "
+            f"longer the reference of stage {cfg.stage}; leave it off"
+        )
     batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     if batch % cfg.num_generations:
-        problems.append(f"'per_device_train_batch_size' x 'gradient_accumulation_steps' = {batch} "
-                        f"answers per step must be a multiple of 'num_generations' "
-                        f"{cfg.num_generations}")
+        problems.append(
+            f"'per_device_train_batch_size' x 'gradient_accumulation_steps' = {batch} "
+            f"answers per step must be a multiple of 'num_generations' "
+            f"{cfg.num_generations}"
+        )
     if cfg.stage == "rloo" and cfg.num_generations < 2:
         problems.append("stage rloo compares each answer with the others: 'num_generations' >= 2")
     return problems

@@ -7,13 +7,14 @@ every answer, so the sum is always defined; every rule scores 0 (fail) or 1 (pas
 
 Nothing here imports torch until a reward model is loaded.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .reward_rules import (  # the rules live apart so config validation imports no data layer
     REWARD_MODEL_NAME,
@@ -69,13 +70,17 @@ def precheck(cfg) -> list[str]:
         problems.append(f"'dataset' {cfg.dataset} has no rows")
     elif not all(prompt_of(r) for r in rows[:1000]):
         kind = next(r["kind"] for r in rows if not prompt_of(r))
-        problems.append(f"'dataset' {cfg.dataset} holds {kind} rows without prompts: stage "
-                        f"{cfg.stage} needs conversations (a user turn to answer), preference or "
-                        f"KTO rows")
+        problems.append(
+            f"'dataset' {cfg.dataset} holds {kind} rows without prompts: stage "
+            f"{cfg.stage} needs conversations (a user turn to answer), preference or "
+            f"KTO rows"
+        )
     needs_reference = {"exact_match", "numeric_match"} & set(split_list(cfg.reward_funcs))
     if rows and needs_reference and not any(reference_of(r) for r in rows[:1000]):
-        problems.append(f"'reward_funcs' {', '.join(sorted(needs_reference))} compares with the "
-                        f"row's reference answer, but dataset {cfg.dataset} has none")
+        problems.append(
+            f"'reward_funcs' {', '.join(sorted(needs_reference))} compares with the "
+            f"row's reference answer, but dataset {cfg.dataset} has none"
+        )
     return problems
 
 
@@ -83,6 +88,7 @@ def precheck(cfg) -> list[str]:
 @dataclass
 class RewardSpec:
     """What scores an answer: rules with their settings, an optional rm run, and the weights."""
+
     rules: list[str]
     reward_model: str | None = None
     weights: list[float] = field(default_factory=list)
@@ -92,10 +98,17 @@ class RewardSpec:
     max_length: int | None = None
 
     @classmethod
-    def from_config(cls, cfg) -> "RewardSpec":
+    def from_config(cls, cfg) -> RewardSpec:
         schema = json.loads(cfg.reward_json_schema) if cfg.reward_json_schema else None
-        return cls(split_list(cfg.reward_funcs), cfg.reward_model, parse_weights(cfg.reward_weights),
-                   cfg.reward_regex, schema, cfg.reward_min_length, cfg.reward_max_length)
+        return cls(
+            split_list(cfg.reward_funcs),
+            cfg.reward_model,
+            parse_weights(cfg.reward_weights),
+            cfg.reward_regex,
+            schema,
+            cfg.reward_min_length,
+            cfg.reward_max_length,
+        )
 
     @property
     def names(self) -> list[str]:
@@ -135,6 +148,7 @@ def trl_reward_funcs(spec: RewardSpec, tokenizer=None) -> list[Callable]:
         def reward(prompts, completions, reference=None, _rule=rule, **_):
             refs = reference if reference is not None else [None] * len(completions)
             return [_rule(_completion_text(c), r) for c, r in zip(completions, refs)]
+
         reward.__name__ = name
         funcs.append(reward)
     if spec.reward_model:
@@ -152,6 +166,7 @@ def reward_model_func(run: str) -> Callable:
     def reward_model(prompts, completions, **_):
         eos = model.tokenizer.eos_token or ""
         return [model.score_rendered(p, _completion_text(c) + eos) for p, c in zip(prompts, completions)]
+
     reward_model.__name__ = REWARD_MODEL_NAME
     return reward_model
 

@@ -10,6 +10,7 @@ Besides trl's metrics (reward, reward_std, kl, completions/mean_length: they rea
 chart through events.jsonl), the run keeps a sample of completions with their rewards per
 logging step in completions.jsonl.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ SAMPLES_PER_LOG = 8
 def rl_dataset(examples: list[dict]):
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": e["prompt"], "reference": e.get("reference") or ""}
-                              for e in examples])
+    return Dataset.from_list([{"prompt": e["prompt"], "reference": e.get("reference") or ""} for e in examples])
 
 
 def rl_trainer(cfg, model, tokenizer, train_examples: list[dict], args: dict, callbacks: list):
@@ -32,19 +32,31 @@ def rl_trainer(cfg, model, tokenizer, train_examples: list[dict], args: dict, ca
     spec = RewardSpec.from_config(cfg)
     # trl counts input tokens itself; the Trainer's counter looks for input_ids it never sees
     args = {**args, "include_num_input_tokens_seen": "no", "eval_strategy": "no", "eval_steps": None}
-    common = dict(num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
-                  beta=cfg.beta, temperature=cfg.temperature, reward_weights=spec.weight_list(),
-                  log_completions=False)
+    common = dict(
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        beta=cfg.beta,
+        temperature=cfg.temperature,
+        reward_weights=spec.weight_list(),
+        log_completions=False,
+    )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.stage == "grpo":
-        from trl import GRPOConfig as Config, GRPOTrainer as Trainer
+        from trl import GRPOConfig as Config
+        from trl import GRPOTrainer as Trainer
     else:
-        from trl import RLOOConfig as Config, RLOOTrainer as Trainer
+        from trl import RLOOConfig as Config
+        from trl import RLOOTrainer as Trainer
     config = Config(**args, **common)
-    trainer = Trainer(model=model, reward_funcs=trl_reward_funcs(spec, tokenizer), args=config,
-                      train_dataset=rl_dataset(train_examples), processing_class=tokenizer,
-                      callbacks=callbacks)
+    trainer = Trainer(
+        model=model,
+        reward_funcs=trl_reward_funcs(spec, tokenizer),
+        args=config,
+        train_dataset=rl_dataset(train_examples),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     trainer.add_callback(CompletionSamples(trainer, samples_path(args["output_dir"]), spec))
     return trainer
 
@@ -85,8 +97,9 @@ class CompletionSamples(_samples_callback_base()):
         for i in range(max(0, n - SAMPLES_PER_LOG), n):
             parts = {name: values[i] for name, values in rewards.items() if i < len(values)}
             total = sum(weights.get(name, 1.0) * v for name, v in parts.items())
-            samples.append({"prompt": _text(prompts[i]), "completion": _text(completions[i]),
-                            "rewards": parts, "reward": total})
+            samples.append(
+                {"prompt": _text(prompts[i]), "completion": _text(completions[i]), "rewards": parts, "reward": total}
+            )
         line = json.dumps({"step": state.global_step, "samples": samples}, ensure_ascii=False)
         # one write of one whole line; a reader skips a torn last line
         with open(self.path, "a", encoding="utf-8") as handle:

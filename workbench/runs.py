@@ -18,6 +18,7 @@ import this without loading a model library).
 
 Every reader here is tolerant: a damaged file gives a readable problem, never an exception.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,12 +46,38 @@ TASK_RESULT = "result.json"
 TASK_LOG = "job.log"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
-__all__ = ["BASE_PREFIX", "CHECKPOINT_PREFIX", "CONFIG_FILE", "EVENTS_FILE", "FINAL_DIR", "INCOMPLETE_PREFIX",
-           "JOB_FILE", "LOG_FILE", "STATE_FILE", "STOP_FILE", "TASKS_DIR", "TASK_LOG", "TASK_RESULT", "TASK_SPEC",
-           "RunRef", "checkpoint_step", "choose_run_dir", "complete_checkpoints", "new_task_id", "read_json_object",
-           "task_folders",
-           "is_run_folder", "locate", "new_run_id", "read_config", "read_config_checked", "read_job_data",
-           "resolve_run", "run_folders", "saves_root"]
+__all__ = [
+    "BASE_PREFIX",
+    "CHECKPOINT_PREFIX",
+    "CONFIG_FILE",
+    "EVENTS_FILE",
+    "FINAL_DIR",
+    "INCOMPLETE_PREFIX",
+    "JOB_FILE",
+    "LOG_FILE",
+    "STATE_FILE",
+    "STOP_FILE",
+    "TASKS_DIR",
+    "TASK_LOG",
+    "TASK_RESULT",
+    "TASK_SPEC",
+    "RunRef",
+    "checkpoint_step",
+    "choose_run_dir",
+    "complete_checkpoints",
+    "new_task_id",
+    "read_json_object",
+    "task_folders",
+    "is_run_folder",
+    "locate",
+    "new_run_id",
+    "read_config",
+    "read_config_checked",
+    "read_job_data",
+    "resolve_run",
+    "run_folders",
+    "saves_root",
+]
 
 
 def saves_root() -> Path:
@@ -100,8 +127,11 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
 
 def is_run_folder(path: Path) -> bool:
     """A folder the job controller or the trainer made (it has a job.json or events)."""
-    return path.is_dir() and not path.name.startswith(".") and \
-        ((path / JOB_FILE).exists() or (path / EVENTS_FILE).exists())
+    return (
+        path.is_dir()
+        and not path.name.startswith(".")
+        and ((path / JOB_FILE).exists() or (path / EVENTS_FILE).exists())
+    )
 
 
 def run_folders(root: Path) -> list[Path]:
@@ -120,8 +150,11 @@ def new_task_id(kind: str) -> str:
 def task_folders(root: Path) -> list[Path]:
     """Every job folder under saves/_jobs (unsorted); none when there is none."""
     try:
-        return [p for p in (Path(root) / TASKS_DIR).iterdir()
-                if p.is_dir() and not p.name.startswith(".") and (p / JOB_FILE).exists()]
+        return [
+            p
+            for p in (Path(root) / TASKS_DIR).iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / JOB_FILE).exists()
+        ]
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -198,9 +231,10 @@ def read_json_object(path: Path) -> tuple[dict | None, str | None]:
 @dataclass(frozen=True)
 class RunRef:
     """A run, or one of its checkpoints, inside a saves folder."""
+
     root: Path
     run_id: str
-    checkpoint: str = ""      # "" for the run's final result, else "checkpoint-N"
+    checkpoint: str = ""  # "" for the run's final result, else "checkpoint-N"
 
     @property
     def run_dir(self) -> Path:
@@ -221,8 +255,13 @@ def resolve_run(spec: str, root: Path | None = None) -> RunRef:
     when it is not there. Nothing outside root is ever named."""
     root = Path(root or saves_root())
     run_id, _, checkpoint = str(spec).partition("/")
-    bad = not run_id or run_id.startswith(".") or "/" in checkpoint or "\\" in spec \
+    bad = (
+        not run_id
+        or run_id.startswith(".")
+        or "/" in checkpoint
+        or "\\" in spec
         or (checkpoint and checkpoint_step(checkpoint) is None)
+    )
     if not bad:
         try:  # after symlinks too: a link placed in the runs folder does not lead out of it
             run_folder(root, str(spec))

@@ -9,6 +9,7 @@ shared by its adapters, one generation at a time, the others queued.
 Loopback only unless an API key is set; a request without the key gets 401. Errors have
 OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -19,26 +20,40 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from fastapi import Request
 
-from .chat import (BASE_PREFIX, ChatEngine, GenerationSettings, StreamUpdate, list_targets,
-                   not_generative_reason, resolve_target)
+from .chat import (
+    BASE_PREFIX,
+    ChatEngine,
+    GenerationSettings,
+    StreamUpdate,
+    list_targets,
+    not_generative_reason,
+    resolve_target,
+)
 from .config import DEFAULT_MODEL
 from .runs import FINAL_DIR, read_config, saves_root
 
 API_KEY_ENV = "WORKBENCH_API_KEY"
 DEFAULT_MAX_TOKENS = 256
-DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"   # `workbench serve` with its default host and port
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"  # `workbench serve` with its default host and port
 
 
 class ApiError(Exception):
     """An error the client gets as OpenAI-shaped JSON with this HTTP status."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
 
@@ -58,8 +73,10 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, api_key: str | None) -> None:
     """Refuse to listen beyond this machine without an API key."""
     if not is_loopback(host) and not api_key:
-        raise ValueError(f"--host {host} is reachable from other machines: set an API key "
-                         f"(--api-key or the {API_KEY_ENV} environment variable)")
+        raise ValueError(
+            f"--host {host} is reachable from other machines: set an API key "
+            f"(--api-key or the {API_KEY_ENV} environment variable)"
+        )
 
 
 # ---- what can be served ------------------------------------------------------------------------
@@ -67,9 +84,14 @@ def reward_runs(root: Path) -> list[str]:
     """Finished reward-model runs (stage rm) under the saves folder."""
     if not root.is_dir():
         return []
-    return [p.name for p in sorted(root.iterdir())
-            if p.is_dir() and not p.name.startswith(".") and (p / FINAL_DIR).is_dir()
-            and read_config(p).get("stage") == "rm"]
+    return [
+        p.name
+        for p in sorted(root.iterdir())
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and (p / FINAL_DIR).is_dir()
+        and read_config(p).get("stage") == "rm"
+    ]
 
 
 class Catalog:
@@ -89,8 +111,12 @@ class Catalog:
 
     def unknown(self, name: Any) -> ApiError:
         names = self.names()
-        return ApiError(404, f"The model {name!r} does not exist. Models served here: " + ", ".join(names),
-                        param="model", code="model_not_found")
+        return ApiError(
+            404,
+            f"The model {name!r} does not exist. Models served here: " + ", ".join(names),
+            param="model",
+            code="model_not_found",
+        )
 
     def target(self, name: Any):
         """The chat target for a model name; 404 for a name not served, 400 for a reward model."""
@@ -112,7 +138,11 @@ def _number(body: dict, key: str, default, kind=float, low=None, high=None, low_
     value = body.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (kind is int and not float(value).is_integer())
+    ):
         raise ApiError(400, f"{key} must be a {'whole number' if kind is int else 'number'}, got {value!r}", param=key)
     value = kind(value)
     if low is not None and (value < low or (low_open and value == low)):
@@ -132,8 +162,10 @@ def settings_from(body: dict) -> GenerationSettings:
         max_new_tokens=_number({"max_tokens": max_tokens}, "max_tokens", DEFAULT_MAX_TOKENS, int, 1),
         temperature=_number(body, "temperature", 1.0, float, 0, 2),
         top_p=_number(body, "top_p", 1.0, float, 0, 1, low_open=True),
-        top_k=0, repetition_penalty=1.0,
-        seed=_number(body, "seed", 0, int, 0) if seed is not None else secrets.randbelow(2**31))
+        top_k=0,
+        repetition_penalty=1.0,
+        seed=_number(body, "seed", 0, int, 0) if seed is not None else secrets.randbelow(2**31),
+    )
 
 
 def stops_from(body: dict) -> list[str]:
@@ -183,16 +215,22 @@ class _Stopper:
     def cut(self, text: str) -> tuple[str, bool]:
         found = [text.index(s) for s in self.stops if s in text]
         if found:
-            return text[:min(found)], True
+            return text[: min(found)], True
         return text, False
 
     def safe(self, text: str) -> str:
-        return text[:len(text) - self.hold] if self.hold else text
+        return text[: len(text) - self.hold] if self.hold else text
 
 
-def generate(engine: ChatEngine, target, settings: GenerationSettings, stops: list[str],
-             messages: list[dict] | None = None, prompt: str | None = None,
-             halt: threading.Event | None = None) -> Iterator[tuple[str, StreamUpdate, str | None]]:
+def generate(
+    engine: ChatEngine,
+    target,
+    settings: GenerationSettings,
+    stops: list[str],
+    messages: list[dict] | None = None,
+    prompt: str | None = None,
+    halt: threading.Event | None = None,
+) -> Iterator[tuple[str, StreamUpdate, str | None]]:
     """Yield (new text, engine update, finish reason or None) until the reply is complete."""
     stopper, stop = _Stopper(stops), halt or threading.Event()
     sent, update, hit = 0, None, False
@@ -213,8 +251,12 @@ def generate(engine: ChatEngine, target, settings: GenerationSettings, stops: li
 
 
 # ---- the app -----------------------------------------------------------------------------------
-def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key: str | None = None,
-              engine: ChatEngine | None = None):
+def build_app(
+    root: Path | None = None,
+    base_model: str = DEFAULT_MODEL,
+    api_key: str | None = None,
+    engine: ChatEngine | None = None,
+):
     """The FastAPI app. `engine` may be shared with the UI (one copy of the weights)."""
     from fastapi import FastAPI
     from fastapi.concurrency import run_in_threadpool
@@ -235,8 +277,10 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
     @app.exception_handler(HTTPException)
     async def _http_error(request, err: HTTPException):
         kind = "not_found_error" if err.status_code == 404 else "invalid_request_error"
-        return JSONResponse(ApiError(err.status_code, f"{request.method} {request.url.path}: {err.detail}",
-                                     kind).body(), status_code=err.status_code)
+        return JSONResponse(
+            ApiError(err.status_code, f"{request.method} {request.url.path}: {err.detail}", kind).body(),
+            status_code=err.status_code,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request, err):
@@ -248,8 +292,12 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
             sent = request.headers.get("authorization", "")
             token = sent[7:] if sent.lower().startswith("bearer ") else ""
             if not hmac.compare_digest(token.encode(), api_key.encode()):
-                err = ApiError(401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'",
-                               "authentication_error", code="invalid_api_key")
+                err = ApiError(
+                    401,
+                    "missing or wrong API key: send the header 'Authorization: Bearer KEY'",
+                    "authentication_error",
+                    code="invalid_api_key",
+                )
                 return JSONResponse(err.body(), status_code=401)
         return await call_next(request)
 
@@ -265,10 +313,20 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
     @app.get("/v1/models")
     async def models():
         created = int(time.time())
-        data = [{"id": name, "object": "model", "created": created, "owned_by": "workbench",
-                 "kind": "base" if name.startswith(BASE_PREFIX) else "run"} for name in catalog.generators()]
-        data += [{"id": name, "object": "model", "created": created, "owned_by": "workbench", "kind": "reward"}
-                 for name in catalog.scorers()]
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "workbench",
+                "kind": "base" if name.startswith(BASE_PREFIX) else "run",
+            }
+            for name in catalog.generators()
+        ]
+        data += [
+            {"id": name, "object": "model", "created": created, "owned_by": "workbench", "kind": "reward"}
+            for name in catalog.scorers()
+        ]
         return {"object": "list", "data": data}
 
     @app.get("/v1/models/{name:path}")
@@ -289,15 +347,21 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
         pieces = generate(engine, target, settings, stops, messages, prompt, halt)
 
         def usage(update: StreamUpdate) -> dict:
-            return {"prompt_tokens": update.prompt_tokens, "completion_tokens": update.tokens,
-                    "total_tokens": update.prompt_tokens + update.tokens}
+            return {
+                "prompt_tokens": update.prompt_tokens,
+                "completion_tokens": update.tokens,
+                "total_tokens": update.prompt_tokens + update.tokens,
+            }
 
         if not body.get("stream"):
+
             def run() -> tuple[str, StreamUpdate, str]:
                 text, last, reason = "", None, "stop"
-                for piece, last, reason in pieces:
-                    text += piece
+                for item in pieces:  # each item: (new text, the update so far, why it stopped)
+                    text += item[0]
+                    _, last, reason = item
                 return text, last, reason or "stop"
+
             try:
                 text, last, reason = await run_in_threadpool(run)
             except ValueError as err:
@@ -305,12 +369,22 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
             finally:
                 halt.set()
             if chat:
-                choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                          "logprobs": None, "finish_reason": reason}
+                choice = {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": reason,
+                }
             else:
                 choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
-            return {"id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
-                    "model": name, "choices": [choice], "usage": usage(last)}
+            return {
+                "id": ident,
+                "object": "chat.completion" if chat else "text_completion",
+                "created": created,
+                "model": name,
+                "choices": [choice],
+                "usage": usage(last),
+            }
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         kind = "chat.completion.chunk" if chat else "text_completion"
@@ -337,8 +411,14 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
                     if piece or reason:
                         yield chunk(piece, reason)
                 if include_usage and last is not None:
-                    data = {"id": ident, "object": kind, "created": created, "model": name, "choices": [],
-                            "usage": usage(last)}
+                    data = {
+                        "id": ident,
+                        "object": kind,
+                        "created": created,
+                        "model": name,
+                        "choices": [],
+                        "usage": usage(last),
+                    }
                     yield f"data: {json.dumps(data)}\n\n"
             except ValueError as err:  # a model that cannot load: say so inside the stream
                 yield f"data: {json.dumps(ApiError(400, str(err)).body())}\n\n"
@@ -347,8 +427,9 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
                 await run_in_threadpool(pieces.close)
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -364,8 +445,12 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
         name = body.get("model")
         if name not in catalog.scorers():
             if name in catalog.generators():
-                raise ApiError(400, f"{name} is not a reward model (stage rm): only reward models score",
-                               param="model", code="model_not_reward")
+                raise ApiError(
+                    400,
+                    f"{name} is not a reward model (stage rm): only reward models score",
+                    param="model",
+                    code="model_not_reward",
+                )
             raise catalog.unknown(name)
         prompt, responses = body.get("prompt"), body.get("responses")
         if isinstance(prompt, list):
@@ -378,20 +463,28 @@ def build_app(root: Path | None = None, base_model: str = DEFAULT_MODEL, api_key
         def run() -> list[float]:
             from .preference import RewardModel
 
-            with engine.exclusive():   # one model computes at a time, generation or scoring
+            with engine.exclusive():  # one model computes at a time, generation or scoring
                 if name not in scorers:
                     scorers[name] = RewardModel(catalog.root / name)
                 return [scorers[name].score(prompt, r) for r in responses]
 
         values = await run_in_threadpool(run)
-        return {"object": "list", "model": name,
-                "data": [{"object": "score", "index": i, "score": v} for i, v in enumerate(values)]}
+        return {
+            "object": "list",
+            "model": name,
+            "data": [{"object": "score", "index": i, "score": v} for i, v in enumerate(values)],
+        }
 
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, saves: str | None = None,
-          base_model: str = DEFAULT_MODEL) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    saves: str | None = None,
+    base_model: str = DEFAULT_MODEL,
+) -> None:
     """Run the API until interrupted."""
     import uvicorn
 
@@ -404,11 +497,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
 def snippets(base_url: str, model: str, key_env: str = API_KEY_ENV) -> tuple[str, str]:
     """(curl, Python) that call `model` on a server at `base_url` (…/v1)."""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 128})
-    curl = (f"curl {base_url}/chat/completions \\\n  -H 'Content-Type: application/json' \\\n"
-            f"  -H \"Authorization: Bearer ${key_env}\" \\\n  -d '{body}'")
-    python = ("import os\nfrom openai import OpenAI\n\n"
-              f"client = OpenAI(base_url={base_url!r}, api_key=os.environ.get({key_env!r}, \"none\"))\n"
-              f"reply = client.chat.completions.create(\n    model={model!r},\n"
-              "    messages=[{\"role\": \"user\", \"content\": \"Hello!\"}],\n    max_tokens=128,\n)\n"
-              "print(reply.choices[0].message.content)\n")
+    curl = (
+        f"curl {base_url}/chat/completions \\\n  -H 'Content-Type: application/json' \\\n"
+        f"  -H \"Authorization: Bearer ${key_env}\" \\\n  -d '{body}'"
+    )
+    python = (
+        "import os\nfrom openai import OpenAI\n\n"
+        f'client = OpenAI(base_url={base_url!r}, api_key=os.environ.get({key_env!r}, "none"))\n'
+        f"reply = client.chat.completions.create(\n    model={model!r},\n"
+        '    messages=[{"role": "user", "content": "Hello!"}],\n    max_tokens=128,\n)\n'
+        "print(reply.choices[0].message.content)\n"
+    )
     return curl, python

@@ -15,6 +15,7 @@ examples, its loss and its gradients stay the same (the bench's loss-equivalence
 - plain LoRA layers run forward and backward as one autograd function with the rank-r products
   in the orientation the CPU BLAS is fast at (lora_fused.py), in bf16 under bf16 autocast.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -25,8 +26,9 @@ ATTN_IMPLEMENTATION = "workbench_varlen"
 _registered = False
 
 
-def varlen_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
-                scaling: float | None = None, **kwargs):
+def varlen_sdpa(
+    module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs
+):
     """SDPA that, given a padding-free row (batch 1 with cu_seq_lens_q from trl's collator),
     runs causal attention on each example separately. Anything else goes to plain SDPA."""
     import torch
@@ -35,22 +37,36 @@ def varlen_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
     bounds = kwargs.get("cu_seq_lens_q")
     # anything but plain causal attention over a padding-free row (a sliding window, a bias, a
     # cache) takes SDPA with the mask transformers built for it, which is always correct
-    plain = bounds is not None and query.shape[0] == 1 and query.shape[2] == key.shape[2] and \
-        kwargs.get("position_bias") is None and kwargs.get("sliding_window") is None and \
-        getattr(module, "sliding_window", None) is None and getattr(module, "is_causal", True)
+    plain = (
+        bounds is not None
+        and query.shape[0] == 1
+        and query.shape[2] == key.shape[2]
+        and kwargs.get("position_bias") is None
+        and kwargs.get("sliding_window") is None
+        and getattr(module, "sliding_window", None) is None
+        and getattr(module, "is_causal", True)
+    )
     if not plain:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     gqa = query.shape[1] != key.shape[1]
     outputs = []
     cuts = bounds.tolist()
     for start, end in zip(cuts[:-1], cuts[1:]):
         if end <= start:
             continue
-        outputs.append(torch.nn.functional.scaled_dot_product_attention(
-            query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
-            dropout_p=dropout if module.training else 0.0, scale=scaling, is_causal=True,
-            enable_gqa=gqa))
+        outputs.append(
+            torch.nn.functional.scaled_dot_product_attention(
+                query[:, :, start:end],
+                key[:, :, start:end],
+                value[:, :, start:end],
+                dropout_p=dropout if module.training else 0.0,
+                scale=scaling,
+                is_causal=True,
+                enable_gqa=gqa,
+            )
+        )
     out = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
     return out.transpose(1, 2).contiguous(), None
 

@@ -1,4 +1,5 @@
 """Stage → the transformers/trl trainer that computes its loss, with arguments from RunConfig."""
+
 from __future__ import annotations
 
 import os
@@ -7,11 +8,11 @@ import torch
 
 from .config import RunConfig, resolve_logging_steps, trackers
 from .data import packing_enabled
+from .distributed import engine_training_args
 from .preference import dpo_trainer, kto_trainer, reward_model_kwargs, rm_trainer
+from .speed import prepare_sft  # padding-free batches, less wasted work
 
 PREFERENCE_STAGES = {"dpo": dpo_trainer, "kto": kto_trainer, "rm": rm_trainer}
-from .distributed import engine_training_args
-from .speed import prepare_sft  # padding-free batches, less wasted work
 
 
 class StageError(ValueError):
@@ -64,7 +65,8 @@ def common_training_args(cfg: RunConfig, output_dir: str, has_eval: bool, dtype)
         dataloader_pin_memory=torch.cuda.is_available(),
     ) | {
         # several processes (torchrun): DDP by default, DeepSpeed or FSDP as the config says
-        **engine_training_args(cfg, output_dir)}
+        **engine_training_args(cfg, output_dir)
+    }
 
 
 def _mixed_precision_on_cpu(dtype) -> bool:
@@ -77,8 +79,7 @@ def best_model_args(cfg: RunConfig, has_eval: bool) -> dict:
     """Track the best checkpoint by a validation metric (and keep it, or stop early, if asked)."""
     if not has_eval:
         return {}
-    out = dict(metric_for_best_model=cfg.metric_for_best_model,
-               load_best_model_at_end=cfg.load_best_model_at_end)
+    out = dict(metric_for_best_model=cfg.metric_for_best_model, load_best_model_at_end=cfg.load_best_model_at_end)
     if cfg.greater_is_better is not None:
         out["greater_is_better"] = cfg.greater_is_better
     return out
@@ -98,12 +99,17 @@ def tracking_environment(cfg: RunConfig, run_dir) -> dict[str, str]:
     from pathlib import Path
 
     run_dir = Path(run_dir).resolve()
-    wanted = {"tensorboard": {"TENSORBOARD_LOGGING_DIR": str(run_dir / "tensorboard")},
-              "mlflow": {"MLFLOW_TRACKING_URI": (run_dir / "mlruns").as_uri(),
-                         "MLFLOW_EXPERIMENT_NAME": run_dir.name},
-              "wandb": {"WANDB_MODE": "offline", "WANDB_DIR": str(run_dir), "WANDB_PROJECT": "workbench",
-                        "WANDB_NAME": run_dir.name},
-              "trackio": {"TRACKIO_DIR": str(run_dir / "trackio")}}
+    wanted = {
+        "tensorboard": {"TENSORBOARD_LOGGING_DIR": str(run_dir / "tensorboard")},
+        "mlflow": {"MLFLOW_TRACKING_URI": (run_dir / "mlruns").as_uri(), "MLFLOW_EXPERIMENT_NAME": run_dir.name},
+        "wandb": {
+            "WANDB_MODE": "offline",
+            "WANDB_DIR": str(run_dir),
+            "WANDB_PROJECT": "workbench",
+            "WANDB_NAME": run_dir.name,
+        },
+        "trackio": {"TRACKIO_DIR": str(run_dir / "trackio")},
+    }
     env: dict[str, str] = {}
     for name in trackers(cfg):
         env.update({k: v for k, v in wanted.get(name, {}).items() if k not in os.environ})
@@ -117,8 +123,16 @@ def model_load_kwargs(cfg: RunConfig) -> dict:
     return {}
 
 
-def build_trainer(cfg: RunConfig, model, tokenizer, train_examples: list[dict],
-                  eval_examples: list[dict], output_dir: str, dtype, callbacks: list):
+def build_trainer(
+    cfg: RunConfig,
+    model,
+    tokenizer,
+    train_examples: list[dict],
+    eval_examples: list[dict],
+    output_dir: str,
+    dtype,
+    callbacks: list,
+):
     from datasets import Dataset
 
     train_ds = Dataset.from_list(train_examples)
@@ -155,6 +169,15 @@ def _sft_trainer(cfg, model, tokenizer, train_ds, eval_ds, args, callbacks):
         packing_strategy="wrapped" if cfg.stage == "pt" else "bfd",
         dataset_num_proc=None,
     )
-    return prepare_sft(sft_args, model, lambda: SFTTrainer(
-        model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
-        processing_class=tokenizer, callbacks=callbacks))
+    return prepare_sft(
+        sft_args,
+        model,
+        lambda: SFTTrainer(
+            model=model,
+            args=sft_args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        ),
+    )

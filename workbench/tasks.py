@@ -11,6 +11,7 @@ model is ever loaded in the UI process for these.
 
 This module's top level imports no torch: the controller and the UI import the submit helpers.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,9 +85,15 @@ def view(controller, job) -> dict:
     spec, _ = read_json_object(folder / TASK_SPEC)
     last = mon.final or {}
     message = job.message or str(last.get("message") or mon.note or "")
-    return {"id": job.run_id, "kind": job.kind, "status": job.status, "fraction": mon.fraction,
-            "message": message, "result": result,
-            "args": (spec or {}).get("args") or {}}
+    return {
+        "id": job.run_id,
+        "kind": job.kind,
+        "status": job.status,
+        "fraction": mon.fraction,
+        "message": message,
+        "result": result,
+        "args": (spec or {}).get("args") or {},
+    }
 
 
 def latest(controller, kind: str, match: dict | None = None):
@@ -160,8 +167,9 @@ def run(folder: Path) -> int:
         reporter.events.emit("error", aborted=True, message="stopped before it finished: nothing was saved")
         return 143
     except MemoryError as err:
-        reporter.events.emit("error", message="out of memory: " + (one_line(err) or
-                                                                  "the job's process could not allocate more memory"))
+        reporter.events.emit(
+            "error", message="out of memory: " + (one_line(err) or "the job's process could not allocate more memory")
+        )
         return 1
     except Exception as err:  # noqa: BLE001 - every failure reaches the events, in one line
         traceback.print_exc()
@@ -179,8 +187,11 @@ def one_line(err: BaseException) -> str:
 
 def failure_line(err: BaseException) -> str:
     text = one_line(err)
-    if "out of memory" in text.lower() or "can't allocate memory" in text.lower() or \
-            "cannot allocate memory" in text.lower():
+    if (
+        "out of memory" in text.lower()
+        or "can't allocate memory" in text.lower()
+        or "cannot allocate memory" in text.lower()
+    ):
         return f"out of memory: {text}"
     from .export.common import ExportError
 
@@ -208,8 +219,11 @@ def _limit_memory() -> None:
 def _evaluator(args: dict):
     from .evaluate import Evaluator
 
-    return Evaluator(root=Path(args["saves"]), batch_size=int(args.get("batch_size") or 8),
-                     max_new_tokens=int(args.get("max_new_tokens") or 64))
+    return Evaluator(
+        root=Path(args["saves"]),
+        batch_size=int(args.get("batch_size") or 8),
+        max_new_tokens=int(args.get("max_new_tokens") or 64),
+    )
 
 
 def _run_eval(args: dict, reporter: _Reporter) -> dict:
@@ -235,8 +249,9 @@ def _run_eval(args: dict, reporter: _Reporter) -> dict:
         return before_after(spec, dataset, split, evaluator, reporter.progress, limit)
     if spec.startswith(BASE_PREFIX) and not dataset:
         raise TaskError("evaluating a base model needs a dataset")
-    return asdict(evaluate(spec, dataset, split, evaluator, reporter.progress, limit,
-                           dataset_dir=args.get("dataset_dir") or None))
+    return asdict(
+        evaluate(spec, dataset, split, evaluator, reporter.progress, limit, dataset_dir=args.get("dataset_dir") or None)
+    )
 
 
 def _run_gallery(args: dict, reporter: _Reporter) -> dict:
@@ -252,13 +267,25 @@ def _run_export(args: dict, reporter: _Reporter) -> dict:
     from .runs import resolve_run
 
     ref = resolve_run(args["run"], Path(args["saves"]))
-    result = run_export(ref.run_dir, args.get("kind", "merged"), dtype=args.get("dtype") or "auto",
-                        quantize=args.get("quantize") or "4bit", gguf_type=args.get("gguf_type") or "q8_0",
-                        checkpoint=args.get("checkpoint") or ref.checkpoint or None,
-                        max_shard_size=args.get("max_shard_size") or "2GB", progress=reporter.fraction)
-    return {"run": ref.run_id, "kind": result.kind, "name": result.folder.name, "folder": str(result.folder),
-            "archive": str(result.archive) if result.archive else None, "notes": list(result.notes),
-            "parity": (getattr(result, "parity", None) or {}).get("summary")}
+    result = run_export(
+        ref.run_dir,
+        args.get("kind", "merged"),
+        dtype=args.get("dtype") or "auto",
+        quantize=args.get("quantize") or "4bit",
+        gguf_type=args.get("gguf_type") or "q8_0",
+        checkpoint=args.get("checkpoint") or ref.checkpoint or None,
+        max_shard_size=args.get("max_shard_size") or "2GB",
+        progress=reporter.fraction,
+    )
+    return {
+        "run": ref.run_id,
+        "kind": result.kind,
+        "name": result.folder.name,
+        "folder": str(result.folder),
+        "archive": str(result.archive) if result.archive else None,
+        "notes": list(result.notes),
+        "parity": (getattr(result, "parity", None) or {}).get("summary"),
+    }
 
 
 def _run_bench(args: dict, reporter: _Reporter) -> dict:

@@ -13,6 +13,7 @@ measured on this machine.
 The speed is real tokens/s of training steps (not counting model loading, evaluation or saving).
 A speed measured on a busy machine predicts a busy machine's runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,9 @@ FIRST_STEP_EXTRA = 1.0  # the first step also pays allocation and warm-up: ~one 
 @dataclass
 class TimeEstimate:
     steps: int
-    tokens: int               # real tokens the steps see
+    tokens: int  # real tokens the steps see
     tokens_per_s: float | None
-    source: str               # "measured" (past runs / calibration) or "none"
+    source: str  # "measured" (past runs / calibration) or "none"
     key: str
 
     @property
@@ -48,8 +49,10 @@ class TimeEstimate:
     def line(self) -> str:
         """e.g. 'about 4 min (220 steps, ~1.1 s/step)'."""
         if self.seconds is None:
-            return (f"unknown ({self.steps} steps, {self.tokens:,} tokens): no speed measured yet "
-                    f"on this machine for this model, stage, method and dtype")
+            return (
+                f"unknown ({self.steps} steps, {self.tokens:,} tokens): no speed measured yet "
+                f"on this machine for this model, stage, method and dtype"
+            )
         return f"about {format_duration(self.seconds)} ({self.steps} steps, ~{self.seconds_per_step:.1f} s/step)"
 
 
@@ -95,8 +98,10 @@ def speed_key(cfg, dtype) -> str:
     quant = f"{cfg.quantization_bit}bit" if cfg.quantization_bit else "none"
     dtype_name = str(dtype).replace("torch.", "")
     extra = "ckpt" if cfg.activation_checkpointing else "nockpt"
-    return (f"{machine_key()} | {Path(str(cfg.model_name_or_path)).name} | {cfg.stage} | "
-            f"{cfg.finetuning_type} | {quant} | {dtype_name} | {extra}")
+    return (
+        f"{machine_key()} | {Path(str(cfg.model_name_or_path)).name} | {cfg.stage} | "
+        f"{cfg.finetuning_type} | {quant} | {dtype_name} | {extra}"
+    )
 
 
 def _speed_file() -> Path:
@@ -181,8 +186,12 @@ def calibrate(cfg, steps: int = CALIBRATION_STEPS) -> float | None:
         short.output_dir = tmp
         save_config(short, Path(tmp) / "calibrate.yaml")
         # the trainer records the speed its steps reached under this run's key
-        subprocess.run([sys.executable, "-m", "workbench.train", str(Path(tmp) / "calibrate.yaml"),
-                        "--run-dir", tmp], capture_output=True, text=True, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "workbench.train", str(Path(tmp) / "calibrate.yaml"), "--run-dir", tmp],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     return known_speed(speed_key(cfg, compute_dtype_for_model(cfg.compute_type, cfg.model_name_or_path)))
 
 
@@ -226,12 +235,14 @@ def estimate_lines(cfg, calibrate: bool = False) -> list[str]:
     lengths = data_lengths(cfg)
     mem = estimate(cfg, lengths=lengths)
     verdict = "fits" if mem.fits else "does not fit"
-    lines = [dtype_line(cfg),
-             f"estimated peak memory: {format_bytes(mem.needed)} on {mem.device} "
-             f"({format_bytes(mem.device_free)} free: {verdict}); activations "
-             f"{format_bytes(mem.activations)} for the largest batch of this data "
-             f"({mem.batch_tokens:,} tokens); worst case at batch x cutoff "
-             f"({mem.worst_batch_tokens:,} tokens): {format_bytes(mem.worst_needed)}"]
+    lines = [
+        dtype_line(cfg),
+        f"estimated peak memory: {format_bytes(mem.needed)} on {mem.device} "
+        f"({format_bytes(mem.device_free)} free: {verdict}); activations "
+        f"{format_bytes(mem.activations)} for the largest batch of this data "
+        f"({mem.batch_tokens:,} tokens); worst case at batch x cutoff "
+        f"({mem.worst_batch_tokens:,} tokens): {format_bytes(mem.worst_needed)}",
+    ]
     est = estimate_time(cfg, lengths, measure=calibrate)
     line = f"estimated time: {est.line()}"
     if est.tokens_per_s:

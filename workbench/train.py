@@ -5,6 +5,7 @@ events.jsonl, checkpoints, and the final result (adapter or model) into the run 
 
   <run>/config.yaml  events.jsonl  train.log  checkpoint-N/  final/
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,19 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .locale import Message
 from .config import ConfigError, RunConfig, load_config, save_config
 from .events import EventWriter
-from .runs import (EVENTS_FILE, FINAL_DIR, INCOMPLETE_PREFIX, STATE_FILE, STOP_FILE, checkpoint_step, choose_run_dir,
-                   complete_checkpoints)
+from .locale import Message
+from .runs import (
+    EVENTS_FILE,
+    FINAL_DIR,
+    INCOMPLETE_PREFIX,
+    STATE_FILE,
+    STOP_FILE,
+    checkpoint_step,
+    choose_run_dir,
+    complete_checkpoints,
+)
 
 
 class Aborted(Exception):
@@ -51,16 +60,14 @@ def resolve_resume(cfg: RunConfig, run_dir: Path) -> str | None:
     if spec in ("last", "true", "True"):
         if int(os.environ.get("RANK", "0")) == 0:
             for path in set_aside_incomplete(run_dir):
-                print(f"resume: set aside {path.name} (no {STATE_FILE}: it was not saved completely)",
-                      flush=True)
+                print(f"resume: set aside {path.name} (no {STATE_FILE}: it was not saved completely)", flush=True)
         checkpoints = complete_checkpoints(run_dir)
         if not checkpoints:
             raise ConfigError([f"resume_from_checkpoint: {run_dir} has no complete checkpoint"])
         return str(checkpoints[-1])
     path = Path(spec)
     if not (path / STATE_FILE).is_file():
-        raise ConfigError([f"resume_from_checkpoint: {path} is not a complete checkpoint "
-                           f"(no {STATE_FILE})"])
+        raise ConfigError([f"resume_from_checkpoint: {path} is not a complete checkpoint (no {STATE_FILE})"])
     return str(path)
 
 
@@ -83,8 +90,8 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
 
     from . import data, distributed, methods, models, stages
     from .callbacks import EventsCallback, StopFileCallback
-    from .monitor import HardwareMonitor
     from .data.cache import tokenize_rows_cached
+    from .monitor import HardwareMonitor
 
     datasets.disable_progress_bars()  # carriage-return bars garble train.log
     run_dir = Path(run_dir or choose_run_dir(cfg))
@@ -98,19 +105,24 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
     set_seed(cfg.seed)
 
     tokenizer = models.load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
-    if (warning := data.templates.template_warning(tokenizer, cfg.template)):
+    if warning := data.templates.template_warning(tokenizer, cfg.template):
         print(f"warning: {warning}", flush=True)
     splits = data.load_splits(cfg)
     # remembered by their inputs: a second Start with the same data skips tokenizing
     train_examples, train_stats, _ = tokenize_rows_cached(tokenizer, splits.train, cfg)
     eval_examples, _, _ = tokenize_rows_cached(tokenizer, splits.validation, cfg)
     if not train_examples:
-        raise data.DataError(f"no training example is left: all {train_stats.rows} rows were "
-                             f"dropped (cutoff_len {cfg.cutoff_len} leaves no reply tokens)")
+        raise data.DataError(
+            f"no training example is left: all {train_stats.rows} rows were "
+            f"dropped (cutoff_len {cfg.cutoff_len} leaves no reply tokens)"
+        )
     writer.emit("data", splits=splits.counts(), **train_stats.summary())
     if train_stats.dropped or train_stats.truncated:
-        print(f"data: {train_stats.truncated} rows truncated at cutoff_len {cfg.cutoff_len}, "
-              f"{train_stats.dropped} dropped (no reply tokens left)", flush=True)
+        print(
+            f"data: {train_stats.truncated} rows truncated at cutoff_len {cfg.cutoff_len}, "
+            f"{train_stats.dropped} dropped (no reply tokens left)",
+            flush=True,
+        )
 
     check_stop(run_dir, "preparing_data")
     writer.emit("phase", phase="loading_model")
@@ -119,32 +131,46 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
 
         model = classify.load_model(cfg, tokenizer, train_examples, run_dir)
     else:
-        model = models.load_causal_lm(cfg.model_name_or_path, cfg.compute_type, cfg.quantization_bit,
-                                      cfg.quantization_type, cfg.double_quantization, training=True,
-                                      trust_remote_code=cfg.trust_remote_code,
-                                      **stages.model_load_kwargs(cfg))
+        model = models.load_causal_lm(
+            cfg.model_name_or_path,
+            cfg.compute_type,
+            cfg.quantization_bit,
+            cfg.quantization_type,
+            cfg.double_quantization,
+            training=True,
+            trust_remote_code=cfg.trust_remote_code,
+            **stages.model_load_kwargs(cfg),
+        )
     dtype = models.compute_dtype_for_model(cfg.compute_type, cfg.model_name_or_path)
     model = methods.apply_method(model, cfg)
     methods.before_training(model, cfg, run_dir)
     summary = methods.count_parameters(model)
-    writer.emit("model", trainable=summary.trainable, total=summary.total,
-                dtype=str(dtype).replace("torch.", ""), device=models.device_type())
+    writer.emit(
+        "model",
+        trainable=summary.trainable,
+        total=summary.total,
+        dtype=str(dtype).replace("torch.", ""),
+        device=models.device_type(),
+    )
     print(f"model: {cfg.model_name_or_path}, {cfg.finetuning_type}: {summary}", flush=True)
     if distributed.world_size() > 1:
-        print(f"process {os.environ.get('RANK', '0')} of {distributed.world_size()} "
-              f"({cfg.distributed_engine})", flush=True)
+        print(
+            f"process {os.environ.get('RANK', '0')} of {distributed.world_size()} ({cfg.distributed_engine})",
+            flush=True,
+        )
 
     callbacks = [EventsCallback(writer, echo), StopFileCallback(run_dir, writer)]
     # trackers read their environment when the trainer is built and when training begins
     with _environment(stages.tracking_environment(cfg, run_dir)):
-        trainer = stages.build_trainer(cfg, model, tokenizer, train_examples, eval_examples,
-                                       str(run_dir), dtype, callbacks)
+        trainer = stages.build_trainer(
+            cfg, model, tokenizer, train_examples, eval_examples, str(run_dir), dtype, callbacks
+        )
         trainer.remove_callback(PrinterCallback)  # EventsCallback prints a tidier line
         methods.configure_optimizer(trainer, cfg)  # layer-wise LR decay, LoRA+
         resume = resolve_resume(cfg, run_dir)
         check_stop(run_dir, "loading_model")
         writer.emit("phase", phase="training")
-        with HardwareMonitor(writer, run_dir.parent):   # live figures for the Train tab
+        with HardwareMonitor(writer, run_dir.parent):  # live figures for the Train tab
             trainer.train(resume_from_checkpoint=resume)
     if rank0:  # the speed its steps reached: what the next run's time estimate starts from
         from .timing import record_run
@@ -159,9 +185,12 @@ def run(cfg: RunConfig, run_dir: Path | None = None, echo: bool = True) -> Path:
         predict(cfg, run_dir, trained=True)
     ended = why_it_ended(trainer, cfg, callbacks[1].stopped)
     writer.emit("end", final=FINAL_DIR, stopped=callbacks[1].stopped, **ended)
-    best = (f"; best checkpoint {ended['best_checkpoint']} ({cfg.metric_for_best_model} "
-            f"{ended['best_metric']:.4g}{', kept as final/' if ended['final_is_best'] else ''})"
-            if ended.get("best_checkpoint") else "")
+    best = (
+        f"; best checkpoint {ended['best_checkpoint']} ({cfg.metric_for_best_model} "
+        f"{ended['best_metric']:.4g}{', kept as final/' if ended['final_is_best'] else ''})"
+        if ended.get("best_checkpoint")
+        else ""
+    )
     print(f"ended: {ended['reason']}{best}", flush=True)
     del trainer, model
     if torch.cuda.is_available():
@@ -191,16 +220,24 @@ def why_it_ended(trainer, cfg: RunConfig, stop_requested: bool) -> dict:
     state = trainer.state
     out: dict = {}
     if state.best_model_checkpoint:
-        out.update(best_checkpoint=Path(state.best_model_checkpoint).name, best_metric=state.best_metric,
-                   metric_for_best_model=cfg.metric_for_best_model,
-                   final_is_best=bool(cfg.load_best_model_at_end))
+        out.update(
+            best_checkpoint=Path(state.best_model_checkpoint).name,
+            best_metric=state.best_metric,
+            metric_for_best_model=cfg.metric_for_best_model,
+            final_is_best=bool(cfg.load_best_model_at_end),
+        )
     early = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
     if stop_requested:
         reason = Message("reason.stopped")
     elif early and early[0].early_stopping_patience_counter >= early[0].early_stopping_patience:
-        reason = Message("reason.early_stopping", metric=cfg.metric_for_best_model,
-                         threshold=f"{cfg.early_stopping_threshold:g}", patience=cfg.early_stopping_patience,
-                         step=state.global_step, max_steps=state.max_steps)
+        reason = Message(
+            "reason.early_stopping",
+            metric=cfg.metric_for_best_model,
+            threshold=f"{cfg.early_stopping_threshold:g}",
+            patience=cfg.early_stopping_patience,
+            step=state.global_step,
+            max_steps=state.max_steps,
+        )
     else:
         reason = Message("reason.all_steps", max_steps=state.max_steps)
     out["reason"], out["reason_data"] = reason, reason.to_data()  # the key: the page shows it in its language
@@ -273,8 +310,11 @@ def prepare_data_only(cfg: RunConfig) -> Path:
         if rows:
             examples, stats, _ = tokenize_rows_cached(tokenizer, rows, cfg)
             parts[name] = datasets.Dataset.from_list(examples)
-            print(f"data: {name}: {stats.rows} rows, {stats.tokens} tokens, {stats.truncated} truncated, "
-                  f"{stats.dropped} dropped", flush=True)
+            print(
+                f"data: {name}: {stats.rows} rows, {stats.tokens} tokens, {stats.truncated} truncated, "
+                f"{stats.dropped} dropped",
+                flush=True,
+            )
     tmp = target.parent / f".{target.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     datasets.DatasetDict(parts).save_to_disk(str(tmp))
@@ -304,43 +344,61 @@ def predict(cfg: RunConfig, run_dir: Path, trained: bool) -> Path:
     elif cfg.adapter_name_or_path:
         from .methods import adapter_folder
 
-        target = folder_target(adapter_folder(cfg.adapter_name_or_path), cfg.model_name_or_path,
-                               cfg.template)
+        target = folder_target(adapter_folder(cfg.adapter_name_or_path), cfg.model_name_or_path, cfg.template)
     else:
         target = Target(BASE_PREFIX + cfg.model_name_or_path, cfg.model_name_or_path, template=cfg.template)
     rows_cfg, split = copy.copy(cfg), "test" if cfg.test_size else "validation"
     if cfg.eval_dataset:  # every row of the named datasets
         rows_cfg.dataset, rows_cfg.val_size, rows_cfg.test_size, split = cfg.eval_dataset, 0.0, 0.0, "train"
-    evaluator = Evaluator(root=run_dir.parent, batch_size=cfg.per_device_eval_batch_size,
-                          cutoff_len=cfg.cutoff_len)
+    evaluator = Evaluator(root=run_dir.parent, batch_size=cfg.per_device_eval_batch_size, cutoff_len=cfg.cutoff_len)
     evaluator.target = lambda spec: target  # one target, not looked up by name
     print(f"predict: {target.label} on {rows_cfg.dataset} ({split})", flush=True)
-    result = evaluate(target.label, split=split, evaluator=evaluator, cfg=rows_cfg, save=False,
-                      with_loss=True)
-    metrics = result.metrics if cfg.predict_with_generate else {
-        k: v for k, v in result.metrics.items() if k in ("loss", "perplexity")}
+    result = evaluate(target.label, split=split, evaluator=evaluator, cfg=rows_cfg, save=False, with_loss=True)
+    metrics = (
+        result.metrics
+        if cfg.predict_with_generate
+        else {k: v for k, v in result.metrics.items() if k in ("loss", "perplexity")}
+    )
     if cfg.predict_with_generate:
-        lines = "".join(json.dumps({"prompt": row["prompt"], "predict": row["prediction"],
-                                    "label": row["reference"]}, ensure_ascii=False) + "\n"
-                        for row in result.predictions)
+        lines = "".join(
+            json.dumps(
+                {"prompt": row["prompt"], "predict": row["prediction"], "label": row["reference"]}, ensure_ascii=False
+            )
+            + "\n"
+            for row in result.predictions
+        )
         atomic_write_text(run_dir / PREDICTIONS_FILE, lines)
-    atomic_write_text(run_dir / PREDICT_RESULTS, json.dumps(
-        {"rows": result.rows, **metrics}, ensure_ascii=False, indent=2) + "\n")
-    print("predict: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
-                                  if isinstance(v, (int, float))), flush=True)
+    atomic_write_text(
+        run_dir / PREDICT_RESULTS, json.dumps({"rows": result.rows, **metrics}, ensure_ascii=False, indent=2) + "\n"
+    )
+    print(
+        "predict: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))), flush=True
+    )
     return run_dir / PREDICT_RESULTS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbench train", description="Train as a config says.")
     parser.add_argument("config", help="a YAML run config (LLaMA-Factory's training YAMLs too)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key (repeatable)")
-    parser.add_argument("--check", action="store_true",
-                        help="validate and print the resolved config, trainable parameters, "
-                             "compute dtype and memory and time estimates; load no weights, start nothing")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="with --check: measure this run's speed with a few steps when none is known")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key (repeatable)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="validate and print the resolved config, trainable parameters, "
+        "compute dtype and memory and time estimates; load no weights, start nothing",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with --check: measure this run's speed with a few steps when none is known",
+    )
     parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # used by the job controller
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failure")
     args = parser.parse_args(argv)
@@ -388,8 +446,13 @@ def main(argv: list[str] | None = None) -> int:
 
         nproc = distributed.process_count(cfg)
         if distributed.uses_torchrun(cfg):  # hand over to torchrun, every local rank in the same folder
-            command = distributed.launch_prefix(nproc, cfg) + ["-m", "workbench.train", args.config,
-                                                          "--run-dir", str(run_dir)]
+            command = distributed.launch_prefix(nproc, cfg) + [
+                "-m",
+                "workbench.train",
+                args.config,
+                "--run-dir",
+                str(run_dir),
+            ]
             command += [f"--set={item}" for item in args.overrides]
             print("launching: " + " ".join(command), flush=True)
             os.execv(command[0], command)

@@ -6,36 +6,80 @@ Public entry points:
   load_splits(cfg)                               the splits a run config means
   tokenize_rows(tokenizer, rows, cfg)            examples + statistics for a stage
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
-from .formats import (FORMATS, KIND_OF_FORMAT, STAGE_KINDS, apply_column_map, detect_format, entry_format,
-                      normalize, parse_column_map)
+from .formats import (
+    FORMATS,
+    KIND_OF_FORMAT,
+    STAGE_KINDS,
+    apply_column_map,
+    detect_format,
+    entry_format,
+    normalize,
+    parse_column_map,
+)
 from .readers import MAX_UPLOAD_MB, TEXT_SPLITS, DataError, check_size, read_records
-from .registry import (DatasetEntry, get_entry, load_registry, local_dataset_names, register_dataset,
-                       register_upload)
-from .templates import (IGNORE_INDEX, chat_template_for, conversation_segments, prompt_and_answer,
-                        render, tokenize_segments, tokenize_text)
+from .registry import DatasetEntry, get_entry, load_registry, local_dataset_names, register_dataset, register_upload
+from .templates import (
+    IGNORE_INDEX,
+    chat_template_for,
+    conversation_segments,
+    prompt_and_answer,
+    render,
+    tokenize_segments,
+    tokenize_text,
+)
 
-__all__ = ["DataError", "DatasetEntry", "FORMATS", "IGNORE_INDEX", "Splits", "TokenStats",
-           "detect_format", "get_entry", "load_registry", "load_rows", "load_splits",
-           "local_dataset_names", "read_records", "register_dataset", "split_rows", "tokenize_rows",
-           "chat_template_for", "render", "normalize", "entry_format", "KIND_OF_FORMAT", "read_file",
-           "add_dataset", "parse_column_map", "TEXT_SPLITS", "MAX_UPLOAD_MB", "STAGE_KINDS",
-           "check_datasets", "refuse_media"]
+__all__ = [
+    "DataError",
+    "DatasetEntry",
+    "FORMATS",
+    "IGNORE_INDEX",
+    "Splits",
+    "TokenStats",
+    "detect_format",
+    "get_entry",
+    "load_registry",
+    "load_rows",
+    "load_splits",
+    "local_dataset_names",
+    "read_records",
+    "register_dataset",
+    "split_rows",
+    "tokenize_rows",
+    "chat_template_for",
+    "render",
+    "normalize",
+    "entry_format",
+    "KIND_OF_FORMAT",
+    "read_file",
+    "add_dataset",
+    "parse_column_map",
+    "TEXT_SPLITS",
+    "MAX_UPLOAD_MB",
+    "STAGE_KINDS",
+    "check_datasets",
+    "refuse_media",
+]
 
 
 def placeholders_of(cfg) -> dict[str, str]:
     return {"name": cfg.identity_name, "author": cfg.identity_author}
 
 
-def load_dataset_file(dataset_dir, name: str, placeholders: dict | None = None,
-                      fmt: str | None = None, sample: int | None = None,
-                      totals: dict | None = None) -> tuple[list[dict], list[dict]]:
+def load_dataset_file(
+    dataset_dir,
+    name: str,
+    placeholders: dict | None = None,
+    fmt: str | None = None,
+    sample: int | None = None,
+    totals: dict | None = None,
+) -> tuple[list[dict], list[dict]]:
     """(rows, held-out test rows) of one registered dataset (the first `sample` of each when
     given, their whole counts in `totals`)."""
     entry = get_entry(dataset_dir, name)
@@ -55,12 +99,16 @@ def refuse_media(entry: DatasetEntry, records: list[dict] | None = None, where: 
     refuse them, naming the column."""
     named = [c for c in MEDIA_COLUMNS if c in entry.columns]
     if records:
-        named += [c for c in MEDIA_COLUMNS if c not in named and any(r.get(c) for r in records[:50]
-                                                                       if isinstance(r, dict))]
+        named += [
+            c for c in MEDIA_COLUMNS if c not in named and any(r.get(c) for r in records[:50] if isinstance(r, dict))
+        ]
     if named:
-        raise DataError(f"dataset '{entry.name}' has {'/'.join(named)} columns: multimodal "
-                        f"(image, video, audio) training is not supported by this project; "
-                        f"use a text-only dataset", where or None)
+        raise DataError(
+            f"dataset '{entry.name}' has {'/'.join(named)} columns: multimodal "
+            f"(image, video, audio) training is not supported by this project; "
+            f"use a text-only dataset",
+            where or None,
+        )
 
 
 def check_datasets(cfg) -> None:
@@ -78,8 +126,14 @@ def eval_dataset_names(cfg) -> list[str]:
     return [d.strip() for d in (getattr(cfg, "eval_dataset", "") or "").split(",") if d.strip()]
 
 
-def _read_entry_file(path, entry: DatasetEntry, fmt: str | None, placeholders: dict | None,
-                     sample: int | None = None, totals: dict | None = None):
+def _read_entry_file(
+    path,
+    entry: DatasetEntry,
+    fmt: str | None,
+    placeholders: dict | None,
+    sample: int | None = None,
+    totals: dict | None = None,
+):
     records = clip_long_texts(read_records(path, entry.text_split, sample, totals), sample)
     refuse_media(entry, records, str(path))
     records = apply_column_map(records, entry.column_map, str(path))
@@ -109,10 +163,16 @@ def clip_long_texts(records: list, sample: int | None):
     return [clip(r) for r in records]
 
 
-def read_file(path, fmt: str | None = None, column_map: str | dict | None = None,
-              text_split: str = "auto", placeholders: dict | None = None,
-              max_mb: float | None = None, sample: int | None = None,
-              totals: dict | None = None) -> tuple[list[dict], str]:
+def read_file(
+    path,
+    fmt: str | None = None,
+    column_map: str | dict | None = None,
+    text_split: str = "auto",
+    placeholders: dict | None = None,
+    max_mb: float | None = None,
+    sample: int | None = None,
+    totals: dict | None = None,
+) -> tuple[list[dict], str]:
     """(canonical rows, format) of a file that is not registered; every row is checked.
 
     fmt None detects the format; column_map renames file columns to standard ones."""
@@ -123,17 +183,24 @@ def read_file(path, fmt: str | None = None, column_map: str | dict | None = None
         raise DataError(f"text split must be one of {', '.join(TEXT_SPLITS)}, got {text_split!r}", str(path))
     if max_mb is not None and path.is_file():
         check_size(path, max_mb)
-    entry = DatasetEntry(name=path.stem, format=fmt, text_split=text_split,
-                         column_map=parse_column_map(column_map))
+    entry = DatasetEntry(name=path.stem, format=fmt, text_split=text_split, column_map=parse_column_map(column_map))
     records = clip_long_texts(read_records(path, text_split, sample, totals), sample)
     records = apply_column_map(records, entry.column_map, str(path))
     fmt = fmt or detect_format(records, str(path))
     return normalize(records, entry, fmt, str(path), placeholders), fmt
 
 
-def add_dataset(dataset_dir, name: str, path, fmt: str | None = None, column_map: str | dict | None = None,
-                text_split: str = "auto", overwrite: bool = False, max_mb: float = MAX_UPLOAD_MB,
-                description: str = "") -> tuple[str, int]:
+def add_dataset(
+    dataset_dir,
+    name: str,
+    path,
+    fmt: str | None = None,
+    column_map: str | dict | None = None,
+    text_split: str = "auto",
+    overwrite: bool = False,
+    max_mb: float = MAX_UPLOAD_MB,
+    description: str = "",
+) -> tuple[str, int]:
     """Check every row of a file, then copy and register it (survives restarts).
 
     Returns (format, row count). On any problem DataError is raised and nothing is written."""
@@ -150,9 +217,14 @@ def add_dataset(dataset_dir, name: str, path, fmt: str | None = None, column_map
     return fmt, len(rows)
 
 
-def load_rows(dataset_dir, names: list[str], placeholders: dict | None = None,
-              max_samples: int | None = None, sample: int | None = None,
-              totals: dict | None = None) -> tuple[list[dict], list[dict]]:
+def load_rows(
+    dataset_dir,
+    names: list[str],
+    placeholders: dict | None = None,
+    max_samples: int | None = None,
+    sample: int | None = None,
+    totals: dict | None = None,
+) -> tuple[list[dict], list[dict]]:
     rows, test_rows = [], []
     for name in names:
         these, tests = load_dataset_file(dataset_dir, name, placeholders, sample=sample, totals=totals)
@@ -164,8 +236,7 @@ def load_rows(dataset_dir, names: list[str], placeholders: dict | None = None,
         test_rows += tests
     kinds = {r["kind"] for r in rows}
     if len(kinds) > 1:
-        raise DataError(f"datasets {', '.join(names)} mix row kinds {sorted(kinds)}; "
-                        f"mix only datasets of one kind")
+        raise DataError(f"datasets {', '.join(names)} mix row kinds {sorted(kinds)}; mix only datasets of one kind")
     return rows, test_rows
 
 
@@ -183,8 +254,9 @@ class Splits:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
 
 
-def split_rows(rows: list[dict], val_size: float, test_size: float, seed: int,
-               fixed_test: list[dict] | None = None) -> Splits:
+def split_rows(
+    rows: list[dict], val_size: float, test_size: float, seed: int, fixed_test: list[dict] | None = None
+) -> Splits:
     """Shuffle once with the seed, then cut test, validation and train, in that order.
 
     The same rows, sizes and seed always give the same splits, so evaluation later finds
@@ -194,17 +266,20 @@ def split_rows(rows: list[dict], val_size: float, test_size: float, seed: int,
     n_test = 0 if fixed_test else _count(test_size, len(rows))
     n_val = _count(val_size, len(rows))
     if n_test + n_val >= len(rows):
-        raise DataError(f"val_size and test_size take {n_val + n_test} of {len(rows)} rows; "
-                        f"none would be left to train on")
+        raise DataError(
+            f"val_size and test_size take {n_val + n_test} of {len(rows)} rows; none would be left to train on"
+        )
     test = [rows[i] for i in order[:n_test]]
-    validation = [rows[i] for i in order[n_test:n_test + n_val]]
-    train = [rows[i] for i in sorted(order[n_test + n_val:])]
+    validation = [rows[i] for i in order[n_test : n_test + n_val]]
+    train = [rows[i] for i in sorted(order[n_test + n_val :])]
     return Splits(train, validation, fixed_test if fixed_test else test)
 
 
 # what a row of each kind is made of, for the message when a stage gets the wrong kind
-KIND_COLUMNS = {"preference": "a prompt and two answers in columns 'chosen' and 'rejected'",
-                "kto": "a prompt, a 'completion' and a true/false 'label'"}
+KIND_COLUMNS = {
+    "preference": "a prompt and two answers in columns 'chosen' and 'rejected'",
+    "kto": "a prompt, a 'completion' and a true/false 'label'",
+}
 
 
 def load_splits(cfg) -> Splits:
@@ -224,8 +299,10 @@ def _check_kind(cfg, rows: list[dict], named: str) -> None:
     kind = rows[0]["kind"]
     if kind not in allowed:
         needs = "; ".join(f"{k} rows have {KIND_COLUMNS[k]}" for k in allowed if k in KIND_COLUMNS)
-        raise DataError(f"stage '{cfg.stage}' needs {' or '.join(allowed)} rows, but dataset "
-                        f"'{named}' holds {kind} rows" + (f" ({needs})" if needs else ""))
+        raise DataError(
+            f"stage '{cfg.stage}' needs {' or '.join(allowed)} rows, but dataset "
+            f"'{named}' holds {kind} rows" + (f" ({needs})" if needs else "")
+        )
 
 
 @dataclass
@@ -234,14 +311,19 @@ class TokenStats:
     tokens: int = 0
     trainable_tokens: int = 0
     truncated: int = 0
-    dropped: int = 0          # rows with no trainable token left after truncation
+    dropped: int = 0  # rows with no trainable token left after truncation
     lengths: list[int] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {"rows": self.rows, "tokens": self.tokens, "trainable_tokens": self.trainable_tokens,
-                "truncated": self.truncated, "dropped": self.dropped,
-                "max_length": max(self.lengths, default=0),
-                "mean_length": round(sum(self.lengths) / len(self.lengths), 1) if self.lengths else 0}
+        return {
+            "rows": self.rows,
+            "tokens": self.tokens,
+            "trainable_tokens": self.trainable_tokens,
+            "truncated": self.truncated,
+            "dropped": self.dropped,
+            "max_length": max(self.lengths, default=0),
+            "mean_length": round(sum(self.lengths) / len(self.lengths), 1) if self.lengths else 0,
+        }
 
 
 def tokenize_rows(tokenizer, rows: list[dict], cfg, cutoff_len: int | None = None) -> tuple[list[dict], TokenStats]:
@@ -272,25 +354,30 @@ def _tokenize_row(tokenizer, row: dict, cfg, template: str, cutoff: int, stats: 
     if cfg.stage in ("grpo", "rloo"):
         return _rl_example(tokenizer, row, template, cutoff, stats)
     if kind == "conversation" and cfg.stage != "pt":
-        segments = conversation_segments(tokenizer, row["messages"], template, row.get("tools"),
-                                         cfg.train_on_prompt, getattr(cfg, "mask_history", False))
+        segments = conversation_segments(
+            tokenizer,
+            row["messages"],
+            template,
+            row.get("tools"),
+            cfg.train_on_prompt,
+            getattr(cfg, "mask_history", False),
+        )
         tok = tokenize_segments(tokenizer, segments, cutoff)
         return _account(stats, tok, {"input_ids": tok.input_ids, "labels": tok.labels})
     if kind in ("text", "conversation"):  # pretraining: the conversation's text is the document
-        text = row["text"] if kind == "text" else render(tokenizer, row["messages"], template,
-                                                          tools=row.get("tools"))
+        text = row["text"] if kind == "text" else render(tokenizer, row["messages"], template, tools=row.get("tools"))
         # packing chunks documents later; cut only when not packing
         tok = tokenize_text(tokenizer, text, None if packing_enabled(cfg) else cutoff)
         return _account(stats, tok, {"input_ids": tok.input_ids, "labels": tok.labels})
     if kind == "preference":
         prompt, chosen = prompt_and_answer(tokenizer, row["messages"], row["chosen"], template)
         _, rejected = prompt_and_answer(tokenizer, row["messages"], row["rejected"], template)
-        return _account_text(stats, tokenizer, cutoff, {"prompt": prompt, "chosen": chosen,
-                                                        "rejected": rejected})
+        return _account_text(stats, tokenizer, cutoff, {"prompt": prompt, "chosen": chosen, "rejected": rejected})
     if kind == "kto":
         prompt, completion = prompt_and_answer(tokenizer, row["messages"], row["completion"], template)
-        return _account_text(stats, tokenizer, cutoff, {"prompt": prompt, "completion": completion,
-                                                        "label": row["label"]})
+        return _account_text(
+            stats, tokenizer, cutoff, {"prompt": prompt, "completion": completion, "label": row["label"]}
+        )
     if kind == "classification":
         return _account_text(stats, tokenizer, cutoff, {"text": row["text"], "label": row["label"]})
     raise DataError(f"unknown row kind {kind!r}")

@@ -7,6 +7,7 @@ packing, template, and any setting not known to be about training only) and the 
 code that tokenizes. Entries live under <cache>/tokenized/<key>.json (plain JSON: reading a
 cache file never runs code), written atomically; a damaged entry is a miss and is rewritten.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,11 +20,24 @@ from pathlib import Path
 # Settings that cannot change what tokenize_rows makes of the same rows. Every other field of
 # RunConfig is in the key: a field added later that does matter can at worst cost a miss.
 IGNORED_GROUPS = ("train", "schedule", "system", "lora")
-IGNORED_FIELDS = ("dataset", "dataset_dir", "max_samples", "val_size", "test_size",  # in the rows
-                  "model_name_or_path",  # the tokenizer digest stands for it
-                  "quantization_bit", "quantization_type", "double_quantization", "compute_type",
-                  "finetuning_type", "freeze_trainable_layers", "freeze_trainable_modules",
-                  "layerwise_lr_decay", "output_dir", "resume_from_checkpoint")
+IGNORED_FIELDS = (
+    "dataset",
+    "dataset_dir",
+    "max_samples",
+    "val_size",
+    "test_size",  # in the rows
+    "model_name_or_path",  # the tokenizer digest stands for it
+    "quantization_bit",
+    "quantization_type",
+    "double_quantization",
+    "compute_type",
+    "finetuning_type",
+    "freeze_trainable_layers",
+    "freeze_trainable_modules",
+    "layerwise_lr_decay",
+    "output_dir",
+    "resume_from_checkpoint",
+)
 # bump when the stored layout changes
 FORMAT = 1
 
@@ -45,16 +59,21 @@ def tokenizer_digest(tokenizer) -> str:
     else:
         digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode("utf-8"))
     specials = {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())}
-    digest.update(json.dumps([specials, type(tokenizer).__name__,
-                              getattr(tokenizer, "chat_template", None)],
-                             sort_keys=True, default=str).encode("utf-8"))
+    digest.update(
+        json.dumps(
+            [specials, type(tokenizer).__name__, getattr(tokenizer, "chat_template", None)], sort_keys=True, default=str
+        ).encode("utf-8")
+    )
     return digest.hexdigest()
 
 
 def key_settings(cfg) -> dict:
     fields = dataclasses.fields(cfg) if dataclasses.is_dataclass(cfg) else ()
-    return {f.name: getattr(cfg, f.name) for f in fields
-            if f.metadata.get("group") not in IGNORED_GROUPS and f.name not in IGNORED_FIELDS}
+    return {
+        f.name: getattr(cfg, f.name)
+        for f in fields
+        if f.metadata.get("group") not in IGNORED_GROUPS and f.name not in IGNORED_FIELDS
+    }
 
 
 def cache_key(tokenizer, rows: list[dict], cfg, cutoff_len: int | None = None) -> str:

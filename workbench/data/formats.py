@@ -9,39 +9,79 @@ Canonical row (a dict); which keys are set depends on the kind:
 Roles are always system / user / assistant / tool. ShareGPT's human/gpt/function_call/
 observation are mapped here, so they never reach a chat template as literal role names.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .readers import DataError
 from .registry import DatasetEntry
 
-FORMATS = ("alpaca", "sharegpt", "openai", "prompt_completion", "preference", "kto", "text",
-           "classification")
-KIND_OF_FORMAT = {"alpaca": "conversation", "sharegpt": "conversation", "openai": "conversation",
-                  "prompt_completion": "conversation", "preference": "preference", "kto": "kto",
-                  "text": "text", "classification": "classification"}
+FORMATS = ("alpaca", "sharegpt", "openai", "prompt_completion", "preference", "kto", "text", "classification")
+KIND_OF_FORMAT = {
+    "alpaca": "conversation",
+    "sharegpt": "conversation",
+    "openai": "conversation",
+    "prompt_completion": "conversation",
+    "preference": "preference",
+    "kto": "kto",
+    "text": "text",
+    "classification": "classification",
+}
 # which canonical kinds each training stage can consume
-STAGE_KINDS = {"sft": ("conversation",), "pt": ("text", "conversation"),
-               "dpo": ("preference",), "rm": ("preference",), "kto": ("kto",),
-               "cls": ("classification",),
-               # online RL samples its own answers: any rows with a prompt (and a reference)
-               "grpo": ("conversation", "preference", "kto"), "rloo": ("conversation", "preference", "kto")}
+STAGE_KINDS = {
+    "sft": ("conversation",),
+    "pt": ("text", "conversation"),
+    "dpo": ("preference",),
+    "rm": ("preference",),
+    "kto": ("kto",),
+    "cls": ("classification",),
+    # online RL samples its own answers: any rows with a prompt (and a reference)
+    "grpo": ("conversation", "preference", "kto"),
+    "rloo": ("conversation", "preference", "kto"),
+}
 
-SHAREGPT_DEFAULT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human",
-                         "assistant_tag": "gpt", "observation_tag": "observation",
-                         "function_tag": "function_call", "system_tag": "system"}
-OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-               "assistant_tag": "assistant", "observation_tag": "tool",
-               "function_tag": "function_call", "system_tag": "system"}
+SHAREGPT_DEFAULT_TAGS = {
+    "role_tag": "from",
+    "content_tag": "value",
+    "user_tag": "human",
+    "assistant_tag": "gpt",
+    "observation_tag": "observation",
+    "function_tag": "function_call",
+    "system_tag": "system",
+}
+OPENAI_TAGS = {
+    "role_tag": "role",
+    "content_tag": "content",
+    "user_tag": "user",
+    "assistant_tag": "assistant",
+    "observation_tag": "tool",
+    "function_tag": "function_call",
+    "system_tag": "system",
+}
 
 # role names found in real conversation dumps (ShareGPT exports, OpenAssistant, Gemini), besides
 # the ones a registry entry's tags declare
-ROLE_ALIASES = {"user": "user", "human": "user", "prompter": "user", "assistant": "assistant",
-                "gpt": "assistant", "chatgpt": "assistant", "bard": "assistant", "bing": "assistant",
-                "model": "assistant", "bot": "assistant", "system": "system", "tool": "tool",
-                "observation": "tool", "function": "tool", "ipython": "tool", "function_call": "function_call"}
+ROLE_ALIASES = {
+    "user": "user",
+    "human": "user",
+    "prompter": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "bing": "assistant",
+    "model": "assistant",
+    "bot": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "observation": "tool",
+    "function": "tool",
+    "ipython": "tool",
+    "function_call": "function_call",
+}
 
 
 # ---- detection ---------------------------------------------------------------------------
@@ -50,22 +90,31 @@ def detect_format(records: list[dict], file: str | None = None) -> str:
     mixes formats is refused with the first row that differs from the first one."""
     first = _row_format(records[0])
     if first is None:
-        raise DataError(f"cannot tell the format from the columns {sorted(records[0])}; expected e.g. "
-                        f"instruction/input/output (Alpaca), conversations (ShareGPT), messages "
-                        f"(OpenAI), prompt/completion, prompt/chosen/rejected, text, or text/label; "
-                        f"pick the format or map the columns by hand", file, 1)
+        raise DataError(
+            f"cannot tell the format from the columns {sorted(records[0])}; expected e.g. "
+            f"instruction/input/output (Alpaca), conversations (ShareGPT), messages "
+            f"(OpenAI), prompt/completion, prompt/chosen/rejected, text, or text/label; "
+            f"pick the format or map the columns by hand",
+            file,
+            1,
+        )
     for number, record in enumerate(records[1:], start=2):
         fmt = _row_format(record)
         if fmt is not None and fmt != first and (first, fmt) not in _NEAR_MISSES:
-            raise DataError(f"looks like {fmt}, but row 1 is {first}; one file must hold one format",
-                            file, number)
+            raise DataError(f"looks like {fmt}, but row 1 is {first}; one file must hold one format", file, number)
     return first
 
 
 # a row of the first format that lacks a column reads as one of these; normalizing it then
 # names the missing field, which says more than "mixed formats"
-_NEAR_MISSES = {("kto", "prompt_completion"), ("classification", "text"), ("kto", "sharegpt"),
-                ("kto", "openai"), ("preference", "sharegpt"), ("preference", "openai")}
+_NEAR_MISSES = {
+    ("kto", "prompt_completion"),
+    ("classification", "text"),
+    ("kto", "sharegpt"),
+    ("kto", "openai"),
+    ("preference", "sharegpt"),
+    ("preference", "openai"),
+}
 
 
 def _row_format(record: dict) -> str | None:
@@ -99,8 +148,22 @@ def _row_format(record: dict) -> str | None:
 
 # ---- column mapping ------------------------------------------------------------------------
 # the column names detection and normalization expect; a mapping renames file columns to them
-STANDARD_COLUMNS = ("instruction", "input", "output", "system", "history", "conversations", "messages",
-                    "prompt", "completion", "chosen", "rejected", "label", "text", "tools")
+STANDARD_COLUMNS = (
+    "instruction",
+    "input",
+    "output",
+    "system",
+    "history",
+    "conversations",
+    "messages",
+    "prompt",
+    "completion",
+    "chosen",
+    "rejected",
+    "label",
+    "text",
+    "tools",
+)
 
 
 def parse_column_map(text: str | dict | None) -> dict[str, str]:
@@ -116,14 +179,16 @@ def parse_column_map(text: str | dict | None) -> dict[str, str]:
                 continue
             standard, sep, column = piece.partition("=")
             if not sep or not standard.strip() or not column.strip():
-                raise DataError(f"column mapping '{piece.strip()}' must be written standard=column, "
-                                f"e.g. instruction=question")
+                raise DataError(
+                    f"column mapping '{piece.strip()}' must be written standard=column, e.g. instruction=question"
+                )
             pairs.append((standard.strip(), column.strip()))
     mapping = {}
     for standard, column in pairs:
         if standard not in STANDARD_COLUMNS:
-            raise DataError(f"column mapping names unknown column '{standard}'; map onto one of "
-                            f"{', '.join(STANDARD_COLUMNS)}")
+            raise DataError(
+                f"column mapping names unknown column '{standard}'; map onto one of {', '.join(STANDARD_COLUMNS)}"
+            )
         mapping[standard] = column
     return mapping
 
@@ -135,11 +200,15 @@ def apply_column_map(records: list[dict], mapping: dict[str, str], file: str | N
     present = set().union(*(set(r) for r in records[:200]))
     for standard, column in mapping.items():
         if column not in present:
-            raise DataError(f"the column mapping takes '{column}' as {standard}, but the file has no "
-                            f"such column (columns: {', '.join(sorted(present))})", file, None, column)
+            raise DataError(
+                f"the column mapping takes '{column}' as {standard}, but the file has no "
+                f"such column (columns: {', '.join(sorted(present))})",
+                file,
+                None,
+                column,
+            )
     renamed = {column: standard for standard, column in mapping.items()}
-    return [{renamed.get(k, k): v for k, v in r.items() if k not in mapping or k in renamed}
-            for r in records]
+    return [{renamed.get(k, k): v for k, v in r.items() if k not in mapping or k in renamed} for r in records]
 
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
@@ -173,8 +242,13 @@ def entry_format(entry: DatasetEntry, records: list[dict], file: str | None = No
 
 
 # ---- normalization -------------------------------------------------------------------------
-def normalize(records: list[dict], entry: DatasetEntry, fmt: str | None = None,
-              file: str | None = None, placeholders: dict[str, str] | None = None) -> list[dict]:
+def normalize(
+    records: list[dict],
+    entry: DatasetEntry,
+    fmt: str | None = None,
+    file: str | None = None,
+    placeholders: dict[str, str] | None = None,
+) -> list[dict]:
     """Canonical rows of `records`; the first bad row raises DataError naming row and field."""
     fmt = fmt or entry_format(entry, records, file)
     normalizer = _NORMALIZERS[fmt]
@@ -229,8 +303,14 @@ def _content_text(content: Any, field: str) -> str:
 
 
 def _alpaca(record: dict, entry: DatasetEntry) -> dict:
-    cols = {"prompt": "instruction", "query": "input", "response": "output", "history": "history",
-            "system": "system", **entry.columns}
+    cols = {
+        "prompt": "instruction",
+        "query": "input",
+        "response": "output",
+        "history": "history",
+        "system": "system",
+        **entry.columns,
+    }
     instruction = _text(record, cols["prompt"])
     query = _text(record, cols["query"], required=False) or ""
     user = f"{instruction}\n{query}" if query.strip() else instruction
@@ -247,8 +327,11 @@ def _alpaca(record: dict, entry: DatasetEntry) -> dict:
         messages += [{"role": "user", "content": turn[0]}, {"role": "assistant", "content": turn[1]}]
     messages.append({"role": "user", "content": user})
     if entry.ranking or ("chosen" in record and "rejected" in record and cols["response"] not in record):
-        return {"messages": messages, "chosen": _text(record, cols.get("chosen", "chosen")),
-                "rejected": _text(record, cols.get("rejected", "rejected"))}
+        return {
+            "messages": messages,
+            "chosen": _text(record, cols.get("chosen", "chosen")),
+            "rejected": _text(record, cols.get("rejected", "rejected")),
+        }
     messages.append({"role": "assistant", "content": _text(record, cols["response"])})
     return {"messages": messages, "tools": None}
 
@@ -271,13 +354,17 @@ def _message(turn: Any, tags: dict, field: str) -> dict:
         raise _RowError(f"has no '{role_key}'", field)
     if content_key not in turn:
         raise _RowError(f"has no '{content_key}'", field)
-    role_map = {**ROLE_ALIASES, tags["user_tag"]: "user", tags["assistant_tag"]: "assistant",
-                tags["system_tag"]: "system", tags["observation_tag"]: "tool",
-                tags["function_tag"]: "function_call"}
+    role_map = {
+        **ROLE_ALIASES,
+        tags["user_tag"]: "user",
+        tags["assistant_tag"]: "assistant",
+        tags["system_tag"]: "system",
+        tags["observation_tag"]: "tool",
+        tags["function_tag"]: "function_call",
+    }
     role = role_map.get(turn[role_key])
     if role is None:
-        raise _RowError(f"has unknown role {turn[role_key]!r}; expected one of "
-                        f"{sorted(set(role_map))}", field)
+        raise _RowError(f"has unknown role {turn[role_key]!r}; expected one of {sorted(set(role_map))}", field)
     message = {"role": role, "content": _content_text(turn[content_key], field)}
     if "loss_weight" in turn:
         message["train"] = bool(turn["loss_weight"])
@@ -298,8 +385,11 @@ def _conversation(messages: list[dict], system: str | None, tools: Any) -> dict:
 def _sharegpt(record: dict, entry: DatasetEntry) -> dict:
     tags = {**SHAREGPT_DEFAULT_TAGS, **entry.tags}
     messages = _turns(record, entry, "conversations", tags)
-    row = _conversation(messages, _text(record, entry.columns.get("system", "system"), required=False),
-                        record.get(entry.columns.get("tools", "tools")))
+    row = _conversation(
+        messages,
+        _text(record, entry.columns.get("system", "system"), required=False),
+        record.get(entry.columns.get("tools", "tools")),
+    )
     _check_conversation(row["messages"], "conversations")
     return row
 
@@ -322,9 +412,13 @@ def _check_conversation(messages: list[dict], field: str) -> None:
 
 def _prompt_completion(record: dict, entry: DatasetEntry) -> dict:
     cols = {"prompt": "prompt", "response": "completion", **entry.columns}
-    return {"messages": [{"role": "user", "content": _text(record, cols["prompt"])},
-                         {"role": "assistant", "content": _text(record, cols["response"])}],
-            "tools": None}
+    return {
+        "messages": [
+            {"role": "user", "content": _text(record, cols["prompt"])},
+            {"role": "assistant", "content": _text(record, cols["response"])},
+        ],
+        "tools": None,
+    }
 
 
 def _preference(record: dict, entry: DatasetEntry) -> dict:
@@ -337,10 +431,15 @@ def _preference(record: dict, entry: DatasetEntry) -> dict:
     system = _text(record, cols.get("system", "system"), required=False)
     prompt = _conversation(prompt, system, None)["messages"]
     if not prompt or prompt[-1]["role"] not in ("user", "tool"):
-        raise _RowError("must end with a user turn (the prompt the answers reply to)",
-                        entry.columns.get("messages", "conversations"))
-    return {"messages": prompt, "chosen": _answer(record, cols["chosen"], tags),
-            "rejected": _answer(record, cols["rejected"], tags)}
+        raise _RowError(
+            "must end with a user turn (the prompt the answers reply to)",
+            entry.columns.get("messages", "conversations"),
+        )
+    return {
+        "messages": prompt,
+        "chosen": _answer(record, cols["chosen"], tags),
+        "rejected": _answer(record, cols["rejected"], tags),
+    }
 
 
 def _answer(record: dict, key: str, tags: dict) -> str:
@@ -372,16 +471,20 @@ def _label_bool(value: Any, field: str) -> bool:
 
 def _kto(record: dict, entry: DatasetEntry) -> dict:
     cols = {"prompt": "prompt", "response": "completion", "kto_tag": "label", **entry.columns}
-    tags = {**OPENAI_TAGS, **entry.tags} if entry.tags or "messages" in record else \
-        {**SHAREGPT_DEFAULT_TAGS, **entry.tags}
+    tags = (
+        {**OPENAI_TAGS, **entry.tags} if entry.tags or "messages" in record else {**SHAREGPT_DEFAULT_TAGS, **entry.tags}
+    )
     label = _label_bool(record.get(cols["kto_tag"]), cols["kto_tag"])
     if "messages" in entry.columns or "messages" in record or "conversations" in record:
         turns = _turns(record, entry, "messages", tags)
         if turns[-1]["role"] != "assistant":
             raise _RowError("must end with the assistant answer being judged", cols.get("messages", "messages"))
         return {"messages": turns[:-1], "completion": turns[-1]["content"], "label": label}
-    return {"messages": [{"role": "user", "content": _text(record, cols["prompt"])}],
-            "completion": _text(record, cols["response"]), "label": label}
+    return {
+        "messages": [{"role": "user", "content": _text(record, cols["prompt"])}],
+        "completion": _text(record, cols["response"]),
+        "label": label,
+    }
 
 
 def _plain_text(record: dict, entry: DatasetEntry) -> dict:
@@ -401,13 +504,20 @@ def _classification(record: dict, entry: DatasetEntry) -> dict:
 
 
 _NORMALIZERS: dict[str, Callable[[dict, DatasetEntry], dict]] = {
-    "alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai,
-    "prompt_completion": _prompt_completion, "preference": _preference, "kto": _kto,
-    "text": _plain_text, "classification": _classification}
+    "alpaca": _alpaca,
+    "sharegpt": _sharegpt,
+    "openai": _openai,
+    "prompt_completion": _prompt_completion,
+    "preference": _preference,
+    "kto": _kto,
+    "text": _plain_text,
+    "classification": _classification,
+}
 
 
 def fill_placeholders(row: dict, values: dict[str, str]) -> dict:
     """Replace {{name}}-style placeholders in every string of a row."""
+
     def fill(value):
         if isinstance(value, str):
             for key, replacement in values.items():
@@ -418,4 +528,5 @@ def fill_placeholders(row: dict, values: dict[str, str]) -> dict:
         if isinstance(value, dict):
             return {k: fill(v) for k, v in value.items()}
         return value
+
     return fill(row)

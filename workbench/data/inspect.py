@@ -1,37 +1,59 @@
 """What a dataset looks like to the model: rows, the trained text with its loss mask, statistics.
 
 Used by the Data tab and by `workbench data inspect`; nothing here imports the UI."""
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import (IGNORE_INDEX, STAGE_KINDS, DataError, Splits, TokenStats, load_rows, placeholders_of,
-               read_file, split_rows, tokenize_rows)
-from .templates import chat_template_for, conversation_segments, prompt_and_answer, render, \
-    tokenize_segments, tokenize_text
+from . import (
+    IGNORE_INDEX,
+    STAGE_KINDS,
+    DataError,
+    Splits,
+    TokenStats,
+    load_rows,
+    placeholders_of,
+    read_file,
+    split_rows,
+    tokenize_rows,
+)
+from .templates import (
+    chat_template_for,
+    conversation_segments,
+    prompt_and_answer,
+    render,
+    tokenize_segments,
+    tokenize_text,
+)
 
 # the stage a dataset is inspected under when the chosen stage cannot read its rows
-STAGE_FOR_KIND = {"conversation": "sft", "text": "pt", "preference": "dpo", "kto": "kto",
-                  "classification": "cls"}
+STAGE_FOR_KIND = {"conversation": "sft", "text": "pt", "preference": "dpo", "kto": "kto", "classification": "cls"}
 UNLIMITED = 10**9
 
 
 @dataclass
 class Inspection:
-    rows: list[dict]          # every row, each with its "split"
+    rows: list[dict]  # every row, each with its "split"
     splits: Splits
-    stats: TokenStats         # of the train split, as the trainer will see it
+    stats: TokenStats  # of the train split, as the trainer will see it
     kind: str
     format: str | None
-    cfg: object               # the config the statistics were taken under (its stage fits the rows)
+    cfg: object  # the config the statistics were taken under (its stage fits the rows)
     sampled: tuple[int, int] | None = None  # (rows read, rows in the files) when only a sample was read
 
     def summary(self) -> dict:
-        return {"kind": self.kind, "format": self.format, "stage": self.cfg.stage,
-                "cutoff_len": self.cfg.cutoff_len, "splits": self.splits.counts(), **self.stats.summary(),
-                "sampled": self.sampled}
+        return {
+            "kind": self.kind,
+            "format": self.format,
+            "stage": self.cfg.stage,
+            "cutoff_len": self.cfg.cutoff_len,
+            "splits": self.splits.counts(),
+            **self.stats.summary(),
+            "sampled": self.sampled,
+        }
 
 
 def fitting_config(cfg, kind: str):
@@ -41,9 +63,15 @@ def fitting_config(cfg, kind: str):
     return dataclasses.replace(cfg, stage=STAGE_FOR_KIND[kind])
 
 
-def load_source(cfg, source: str | None = None, fmt: str | None = None, column_map=None,
-                text_split: str = "auto", sample: int | None = None,
-                totals: dict | None = None) -> tuple[list[dict], list[dict], str | None]:
+def load_source(
+    cfg,
+    source: str | None = None,
+    fmt: str | None = None,
+    column_map=None,
+    text_split: str = "auto",
+    sample: int | None = None,
+    totals: dict | None = None,
+) -> tuple[list[dict], list[dict], str | None]:
     """(rows, fixed test rows, format) of a registered dataset (cfg.dataset) or of a file;
     with `sample`, only the first rows of each file (whole counts in `totals`)."""
     placeholders = placeholders_of(cfg)
@@ -91,8 +119,15 @@ def is_file_source(dataset_dir, source: str) -> bool:
     return Path(source).suffix.lower() in SUPPORTED_SUFFIXES and source not in load_registry(dataset_dir)
 
 
-def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, column_map=None,
-            text_split: str = "auto", sample: int | None = None) -> Inspection:
+def inspect(
+    cfg,
+    tokenizer,
+    source: str | None = None,
+    fmt: str | None = None,
+    column_map=None,
+    text_split: str = "auto",
+    sample: int | None = None,
+) -> Inspection:
     """What training would see; with `sample`, statistics of the first `sample` rows of each
     file only (a preview that stays quick on any file), labelled as such."""
     totals: dict = {}
@@ -105,8 +140,9 @@ def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, c
             row["split"] = name
     _, stats = tokenize_rows(tokenizer, splits.train, cfg)
     total = sum(totals.values())
-    sampled = (len(rows) + len(fixed_test), total) if sample is not None and total > len(rows) + len(fixed_test) \
-        else None
+    sampled = (
+        (len(rows) + len(fixed_test), total) if sample is not None and total > len(rows) + len(fixed_test) else None
+    )
     return Inspection(rows + fixed_test, splits, stats, kind, fmt, cfg, sampled)
 
 
@@ -114,26 +150,32 @@ def inspect(cfg, tokenizer, source: str | None = None, fmt: str | None = None, c
 # each span is (text, tag): tag "loss" carries loss, None does not, "cut" lies past the cutoff
 # length and is never seen, "rejected" is the answer a preference pair ranks lower
 
+
 def example_spans(tokenizer, row: dict, cfg) -> list[tuple[str, str | None]]:
     template, _ = chat_template_for(tokenizer, cfg.template, cfg.enable_thinking)
     kind = row["kind"]
     if kind == "conversation" and cfg.stage != "pt":
-        segments = conversation_segments(tokenizer, row["messages"], template, row.get("tools"),
-                                         cfg.train_on_prompt, cfg.mask_history)
+        segments = conversation_segments(
+            tokenizer, row["messages"], template, row.get("tools"), cfg.train_on_prompt, cfg.mask_history
+        )
         tok = tokenize_segments(tokenizer, segments, UNLIMITED)
         return token_spans(tokenizer, tok.input_ids, tok.labels, cfg.cutoff_len)
     if kind in ("text", "conversation"):
-        text = row["text"] if kind == "text" else render(tokenizer, row["messages"], template,
-                                                          tools=row.get("tools"))
+        text = row["text"] if kind == "text" else render(tokenizer, row["messages"], template, tools=row.get("tools"))
         tok = tokenize_text(tokenizer, text, None)
         from . import packing_enabled
+
         cutoff = UNLIMITED if packing_enabled(cfg) else cfg.cutoff_len
         return token_spans(tokenizer, tok.input_ids, tok.labels, cutoff)
     if kind == "preference":
         prompt, chosen = prompt_and_answer(tokenizer, row["messages"], row["chosen"], template)
         _, rejected = prompt_and_answer(tokenizer, row["messages"], row["rejected"], template)
-        return [(prompt, "loss" if cfg.train_on_prompt else None), (chosen, "loss"), ("\n", None),
-                (rejected, "rejected")]
+        return [
+            (prompt, "loss" if cfg.train_on_prompt else None),
+            (chosen, "loss"),
+            ("\n", None),
+            (rejected, "rejected"),
+        ]
     if kind == "kto":
         prompt, completion = prompt_and_answer(tokenizer, row["messages"], row["completion"], template)
         return [(prompt, None), (completion, "loss" if row["label"] else "rejected")]
@@ -144,6 +186,7 @@ def example_spans(tokenizer, row: dict, cfg) -> list[tuple[str, str | None]]:
 
 def token_spans(tokenizer, ids: list[int], labels: list[int], cutoff: int) -> list[tuple[str, str | None]]:
     """Consecutive tokens with the same tag, decoded together."""
+
     def tag(i: int) -> str | None:
         if i >= cutoff:
             return "cut"
@@ -160,11 +203,14 @@ def token_spans(tokenizer, ids: list[int], labels: list[int], cutoff: int) -> li
 
 def loss_spans(tokenizer, example: dict) -> list[tuple[str, bool]]:
     """A tokenized example's text cut where loss starts and stops: [(text, carries_loss), ...]."""
-    return [(text, tag == "loss") for text, tag in
-            token_spans(tokenizer, example["input_ids"], example["labels"], UNLIMITED)]
+    return [
+        (text, tag == "loss")
+        for text, tag in token_spans(tokenizer, example["input_ids"], example["labels"], UNLIMITED)
+    ]
 
 
 # ---- statistics ------------------------------------------------------------------------------
+
 
 def length_histogram(lengths: list[int], bins: int = 20) -> list[tuple[str, int]]:
     if not lengths:
@@ -175,6 +221,7 @@ def length_histogram(lengths: list[int], bins: int = 20) -> list[tuple[str, int]
     for length in lengths:
         bucket = (length - low) // width
         counts[bucket] = counts.get(bucket, 0) + 1
+
     def label(b: int) -> str:
         start = low + b * width
         return str(start) if width == 1 else f"{start}-{start + width - 1}"

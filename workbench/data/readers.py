@@ -1,4 +1,5 @@
 """Read a dataset file into a list of records (dicts), with errors that name file and row."""
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,7 @@ JSON_COLUMNS = ("conversations", "messages", "history", "chosen", "rejected", "t
 class DataError(ValueError):
     """Bad input data. The message names the file, and the row and field where known."""
 
-    def __init__(self, message: str, file: str | None = None, row: int | None = None,
-                 field: str | None = None):
+    def __init__(self, message: str, file: str | None = None, row: int | None = None, field: str | None = None):
         self.file, self.row, self.field, self.detail = file, row, field, message
         where = []
         if file:
@@ -38,20 +38,21 @@ def read_text_file(path: Path) -> str:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line}); "
-                        f"save the file as UTF-8", str(path)) from None
+        raise DataError(
+            f"not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line}); save the file as UTF-8", str(path)
+        ) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def check_size(path: str | Path, max_mb: float = MAX_UPLOAD_MB) -> None:
     size = Path(path).stat().st_size
     if size > max_mb * 1024 * 1024:
-        raise DataError(f"the file is {size / 1024 / 1024:.1f} MB, over the {max_mb:g} MB upload limit",
-                        str(path))
+        raise DataError(f"the file is {size / 1024 / 1024:.1f} MB, over the {max_mb:g} MB upload limit", str(path))
 
 
-def read_records(path: str | Path, text_split: str = "auto", limit: int | None = None,
-                 totals: dict | None = None) -> list[dict]:
+def read_records(
+    path: str | Path, text_split: str = "auto", limit: int | None = None, totals: dict | None = None
+) -> list[dict]:
     """Records of a JSON/JSONL/CSV/Parquet/TXT file.
 
     text_split applies to .txt: 'line' (one document per line), 'blank' (one per blank-line
@@ -63,15 +64,19 @@ def read_records(path: str | Path, text_split: str = "auto", limit: int | None =
         raise DataError("file not found", str(path))
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise DataError(f"unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}",
-                        str(path))
+        raise DataError(f"unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}", str(path))
     if limit is not None:
         records, total = _sample(path, suffix, text_split, limit)
         if totals is not None:
             totals[str(path)] = total
     else:
-        reader = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv,
-                  ".parquet": _read_parquet, ".txt": lambda p: _read_txt(p, text_split)}[suffix]
+        reader = {
+            ".json": _read_json,
+            ".jsonl": _read_jsonl,
+            ".csv": _read_csv,
+            ".parquet": _read_parquet,
+            ".txt": lambda p: _read_txt(p, text_split),
+        }[suffix]
         try:
             records = reader(path)
         except RecursionError:
@@ -80,8 +85,9 @@ def read_records(path: str | Path, text_split: str = "auto", limit: int | None =
         raise DataError("the file has no rows", str(path))
     for index, record in enumerate(records, start=1):
         if not isinstance(record, dict):
-            raise DataError(f"each row must be an object with named fields, got "
-                            f"{type(record).__name__}", str(path), index)
+            raise DataError(
+                f"each row must be an object with named fields, got {type(record).__name__}", str(path), index
+            )
     return records
 
 
@@ -130,8 +136,9 @@ def _sample_jsonl(path: Path, limit: int) -> tuple[list, int]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise DataError(f"malformed JSON on line {number}, column {err.colno}: {err.msg}",
-                                str(path), number) from None
+                raise DataError(
+                    f"malformed JSON on line {number}, column {err.colno}: {err.msg}", str(path), number
+                ) from None
     if total == 0:
         raise DataError("the file is empty", str(path))
     return rows, total
@@ -169,7 +176,7 @@ def _sample_parquet(path: Path, limit: int) -> tuple[list, int]:
         parquet = pq.ParquetFile(path)
         total = parquet.metadata.num_rows
         batch = next(parquet.iter_batches(batch_size=limit), None)
-    except Exception as err:  # pyarrow raises several error types for a damaged file
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several error types for a damaged file
         raise DataError(f"cannot read Parquet: {err}", str(path)) from None
     rows = batch.to_pylist() if batch is not None else []
     return [_plain(r) for r in rows], total
@@ -187,8 +194,7 @@ def _read_json(path: Path) -> list:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}",
-                        str(path)) from None
+        raise DataError(f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}", str(path)) from None
     if isinstance(data, dict):
         # {"train": [...]} or {"data": [...]}: take the single list inside
         lists = [v for v in data.values() if isinstance(v, list)]
@@ -212,8 +218,9 @@ def _parse_jsonl(text: str, path: Path) -> list:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as err:
-            raise DataError(f"malformed JSON on line {number}, column {err.colno}: {err.msg}",
-                            str(path), number) from None
+            raise DataError(
+                f"malformed JSON on line {number}, column {err.colno}: {err.msg}", str(path), number
+            ) from None
     return rows
 
 
@@ -258,8 +265,7 @@ def _json_cell(cell: str, path: Path, row: int, key: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(f"holds malformed JSON ({err.msg} at column {err.colno})", str(path), row,
-                        key) from None
+        raise DataError(f"holds malformed JSON ({err.msg} at column {err.colno})", str(path), row, key) from None
 
 
 def _read_parquet(path: Path) -> list:
@@ -267,7 +273,7 @@ def _read_parquet(path: Path) -> list:
 
     try:
         frame = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several error types for a damaged file
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several error types for a damaged file
         raise DataError(f"cannot read Parquet: {err}", str(path)) from None
     return [_plain(r) for r in frame.to_dict(orient="records")]
 

@@ -16,6 +16,7 @@ Each user folder's uploads live apart: the file is copied to <dataset_dir>/uploa
 registered in <dataset_dir>/uploads/dataset_info.json (git-ignored); an upload never rewrites a
 registry file and cannot take a shipped name.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,21 @@ UPLOADS = "uploads"
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 LOCAL_DATA = "data"  # a working folder's own dataset folder, read when it exists
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-LLAMAFACTORY_KEYS = {"file_name", "formatting", "ranking", "columns", "tags", "split", "subset",
-                     "folder", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "num_samples"}
+LLAMAFACTORY_KEYS = {
+    "file_name",
+    "formatting",
+    "ranking",
+    "columns",
+    "tags",
+    "split",
+    "subset",
+    "folder",
+    "hf_hub_url",
+    "ms_hub_url",
+    "om_hub_url",
+    "script_url",
+    "num_samples",
+}
 WORKBENCH_KEYS = {"format", "test_file_name", "text_split", "column_map", "description"}
 
 
@@ -55,22 +69,30 @@ class DatasetEntry:
     hub_url: str | None = None
     raw: dict = field(default_factory=dict)
     column_map: dict = field(default_factory=dict)
-    folder: str = ""          # sub-folder of dataset_dir the file names are relative to
+    folder: str = ""  # sub-folder of dataset_dir the file names are relative to
     base: Path | None = None  # the folder its file names are relative to (set when read)
     replaces: Path | None = None  # the shipped registry file an entry of the same name came from
-    refused: str = ""         # why its files may not be read (they lead out of the dataset folder)
+    refused: str = ""  # why its files may not be read (they lead out of the dataset folder)
 
     @classmethod
-    def from_json(cls, name: str, raw: dict) -> "DatasetEntry":
+    def from_json(cls, name: str, raw: dict) -> DatasetEntry:
         if not isinstance(raw, dict):
             raise DataError(f"entry '{name}' must be an object", REGISTRY_FILE)
-        return cls(name=name, file_name=raw.get("file_name"), formatting=raw.get("formatting", "alpaca"),
-                   ranking=bool(raw.get("ranking", False)), columns=dict(raw.get("columns") or {}),
-                   tags=dict(raw.get("tags") or {}), format=raw.get("format"),
-                   test_file_name=raw.get("test_file_name"), text_split=raw.get("text_split", "auto"),
-                   description=raw.get("description", ""),
-                   hub_url=raw.get("hf_hub_url") or raw.get("ms_hub_url") or raw.get("om_hub_url"),
-                   raw=raw, column_map=dict(raw.get("column_map") or {}))
+        return cls(
+            name=name,
+            file_name=raw.get("file_name"),
+            formatting=raw.get("formatting", "alpaca"),
+            ranking=bool(raw.get("ranking", False)),
+            columns=dict(raw.get("columns") or {}),
+            tags=dict(raw.get("tags") or {}),
+            format=raw.get("format"),
+            test_file_name=raw.get("test_file_name"),
+            text_split=raw.get("text_split", "auto"),
+            description=raw.get("description", ""),
+            hub_url=raw.get("hf_hub_url") or raw.get("ms_hub_url") or raw.get("om_hub_url"),
+            raw=raw,
+            column_map=dict(raw.get("column_map") or {}),
+        )
 
     def path(self, dataset_dir: str | Path) -> Path | None:
         return self._folder(dataset_dir) / self.file_name if self.file_name else None
@@ -201,8 +223,10 @@ def get_entry(dataset_dir: str | Path | None, name: str) -> DatasetEntry:
     if entry.refused:
         raise DataError(entry.refused)
     if not entry.is_local():
-        raise DataError(f"dataset '{name}' lives on a hub ({entry.hub_url}); this machine "
-                        f"reads local files only: download it and register the file")
+        raise DataError(
+            f"dataset '{name}' lives on a hub ({entry.hub_url}); this machine "
+            f"reads local files only: download it and register the file"
+        )
     return entry
 
 
@@ -213,8 +237,7 @@ def unknown_dataset_message(name: str, registry: dict, dataset_dir) -> str:
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     folders = ", ".join(str(f) for f in dataset_folders(dataset_dir))
     known = ", ".join(sorted(registry)) or "none"
-    return (f"dataset '{name}' is not registered{hint}; known: {known} "
-            f"(read from {folders})")
+    return f"dataset '{name}' is not registered{hint}; known: {known} (read from {folders})"
 
 
 def register_dataset(dataset_dir: str | Path, name: str, entry: dict) -> None:
@@ -229,22 +252,23 @@ def register_dataset(dataset_dir: str | Path, name: str, entry: dict) -> None:
 
 def check_name(dataset_dir: str | Path, name: str, overwrite: bool = False) -> None:
     if not NAME_PATTERN.match(name or ""):
-        raise DataError(f"dataset name {name!r} must start with a letter or digit and hold only "
-                        f"letters, digits, '_', '.' or '-' (at most 64)")
+        raise DataError(
+            f"dataset name {name!r} must start with a letter or digit and hold only "
+            f"letters, digits, '_', '.' or '-' (at most 64)"
+        )
     if reserved_name(name):
-        raise DataError(f"dataset name {name!r} is reserved (it is the registry's own file); "
-                        f"choose another name")
+        raise DataError(f"dataset name {name!r} is reserved (it is the registry's own file); choose another name")
     shipped = _read_registry_file(SHIPPED_DIR / REGISTRY_FILE)
     shipped.update(_read_registry_file(Path(dataset_dir) / REGISTRY_FILE))
     if name in shipped:
         raise DataError(f"'{name}' is a shipped dataset; choose another name")
     if name in uploaded_names(dataset_dir) and not overwrite:
-        raise DataError(f"a dataset named '{name}' is already registered; choose another name "
-                        f"or replace it")
+        raise DataError(f"a dataset named '{name}' is already registered; choose another name or replace it")
 
 
-def register_upload(dataset_dir: str | Path, name: str, source: str | Path, entry: dict,
-                    overwrite: bool = False) -> Path:
+def register_upload(
+    dataset_dir: str | Path, name: str, source: str | Path, entry: dict, overwrite: bool = False
+) -> Path:
     """Copy a checked file into uploads/ and register it under `name`; returns the copy.
 
     The copy and the registry are each written to a temp file and then renamed, the copy

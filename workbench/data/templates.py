@@ -4,6 +4,7 @@ The prompt/completion split is built here, not by trl: each assistant reply's sp
 rendering the conversation up to that reply with and without it, so any chat template whose
 renderings extend one another (ChatML, Llama 3, Qwen, ...) gets an exact mask.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,36 +14,49 @@ IGNORE_INDEX = -100
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
     " + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-    "{% endif %}")
+    "{% endif %}"
+)
 PLAIN_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'] + '\n\n' }}"
     "{% elif message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\n\n' }}"
     "{% elif message['role'] == 'tool' %}{{ 'Tool: ' + message['content'] + '\n\n' }}"
     "{% else %}{{ 'Assistant: ' + message['content'] + eos_token + '\n\n' }}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}")
+    "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
+)
 
 
 # LLaMA-Factory writes every message with no formatting at all for its "empty" template
 EMPTY_TEMPLATE = (
     "{% for message in messages %}{{ message['content'] }}{% if message['role'] == 'assistant' %}"
-    "{{ eos_token }}{% endif %}{% endfor %}")
+    "{{ eos_token }}{% endif %}{% endfor %}"
+)
 LLAMA3_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
     "'<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
 
 # LLaMA-Factory template name → (a marker the model's own template carries, the built-in
 # template used when the tokenizer has none). Those names mean "this model's own format".
 FAMILY_TEMPLATES: dict[str, tuple[str, str]] = {
-    "llama3": ("<|start_header_id|>", LLAMA3_TEMPLATE), "llama4": ("<|header_start|>", PLAIN_TEMPLATE),
-    "llama2": ("[INST]", PLAIN_TEMPLATE), "mistral": ("[INST]", PLAIN_TEMPLATE),
-    "qwen": ("<|im_start|>", CHATML_TEMPLATE), "qwen2": ("<|im_start|>", CHATML_TEMPLATE),
-    "qwen3": ("<|im_start|>", CHATML_TEMPLATE), "qwen3_5": ("<|im_start|>", CHATML_TEMPLATE),
-    "smollm": ("<|im_start|>", CHATML_TEMPLATE), "smollm2": ("<|im_start|>", CHATML_TEMPLATE),
-    "yi": ("<|im_start|>", CHATML_TEMPLATE), "gemma": ("<start_of_turn>", PLAIN_TEMPLATE),
-    "gemma3": ("<start_of_turn>", PLAIN_TEMPLATE), "phi": ("<|end|>", PLAIN_TEMPLATE),
-    "phi4": ("<|im_sep|>", PLAIN_TEMPLATE), "deepseek3": ("<｜Assistant｜>", PLAIN_TEMPLATE),
-    "glm4": ("<|assistant|>", PLAIN_TEMPLATE), "zephyr": ("<|assistant|>", PLAIN_TEMPLATE),
+    "llama3": ("<|start_header_id|>", LLAMA3_TEMPLATE),
+    "llama4": ("<|header_start|>", PLAIN_TEMPLATE),
+    "llama2": ("[INST]", PLAIN_TEMPLATE),
+    "mistral": ("[INST]", PLAIN_TEMPLATE),
+    "qwen": ("<|im_start|>", CHATML_TEMPLATE),
+    "qwen2": ("<|im_start|>", CHATML_TEMPLATE),
+    "qwen3": ("<|im_start|>", CHATML_TEMPLATE),
+    "qwen3_5": ("<|im_start|>", CHATML_TEMPLATE),
+    "smollm": ("<|im_start|>", CHATML_TEMPLATE),
+    "smollm2": ("<|im_start|>", CHATML_TEMPLATE),
+    "yi": ("<|im_start|>", CHATML_TEMPLATE),
+    "gemma": ("<start_of_turn>", PLAIN_TEMPLATE),
+    "gemma3": ("<start_of_turn>", PLAIN_TEMPLATE),
+    "phi": ("<|end|>", PLAIN_TEMPLATE),
+    "phi4": ("<|im_sep|>", PLAIN_TEMPLATE),
+    "deepseek3": ("<｜Assistant｜>", PLAIN_TEMPLATE),
+    "glm4": ("<|assistant|>", PLAIN_TEMPLATE),
+    "zephyr": ("<|assistant|>", PLAIN_TEMPLATE),
 }
 NOTHINK_SUFFIX = "_nothink"
 
@@ -99,8 +113,10 @@ def template_warning(tokenizer, template: str) -> str | None:
     if name in FAMILY_TEMPLATES:
         marker = FAMILY_TEMPLATES[name][0]
         if own and marker not in own:
-            return (f"template '{template}' names another model family than this model's own chat "
-                    f"template; the model's own template is used (set template: auto to silence this)")
+            return (
+                f"template '{template}' names another model family than this model's own chat "
+                f"template; the model's own template is used (set template: auto to silence this)"
+            )
         if not own:
             return f"the tokenizer has no chat template: the built-in one for '{name}' is used"
     if not thinking and (own is None or "enable_thinking" not in own) and name not in ("chatml", "plain"):
@@ -108,8 +124,9 @@ def template_warning(tokenizer, template: str) -> str | None:
     return None
 
 
-def render(tokenizer, messages: list[dict], template: str, add_generation_prompt: bool = False,
-           tools: str | None = None) -> str:
+def render(
+    tokenizer, messages: list[dict], template: str, add_generation_prompt: bool = False, tools: str | None = None
+) -> str:
     messages = [{"role": m["role"], "content": m["content"]} for m in messages]
     if tools and "tools" not in template:
         # the template cannot show tools: put their description in the system turn
@@ -120,8 +137,9 @@ def render(tokenizer, messages: list[dict], template: str, add_generation_prompt
             messages.insert(0, {"role": "system", "content": note})
         tools = None
     kwargs = {"tools": _tools_list(tools)} if tools else {}
-    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                         add_generation_prompt=add_generation_prompt, **kwargs)
+    return tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs
+    )
 
 
 def _tools_list(tools: str):
@@ -140,8 +158,14 @@ class Segment:
     trainable: bool
 
 
-def conversation_segments(tokenizer, messages: list[dict], template: str, tools: str | None = None,
-                          train_on_prompt: bool = False, mask_history: bool = False) -> list[Segment]:
+def conversation_segments(
+    tokenizer,
+    messages: list[dict],
+    template: str,
+    tools: str | None = None,
+    train_on_prompt: bool = False,
+    mask_history: bool = False,
+) -> list[Segment]:
     """The rendered conversation cut into segments, assistant replies marked trainable (with
     mask_history only the last one)."""
     segments: list[Segment] = []
@@ -153,16 +177,17 @@ def conversation_segments(tokenizer, messages: list[dict], template: str, tools:
         before = render(tokenizer, messages[:i], template, add_generation_prompt=True, tools=tools)
         through = render(tokenizer, messages[: i + 1], template, tools=tools)
         if not (before.startswith(done) and through.startswith(before)):
-            raise ValueError("the chat template does not render conversations prefix by prefix; "
-                             "choose template 'chatml' or 'plain'")
-        if before[len(done):]:
-            segments.append(Segment(before[len(done):], train_on_prompt))
+            raise ValueError(
+                "the chat template does not render conversations prefix by prefix; choose template 'chatml' or 'plain'"
+            )
+        if before[len(done) :]:
+            segments.append(Segment(before[len(done) :], train_on_prompt))
         trains = message.get("train", True) and not (mask_history and i != last)
-        segments.append(Segment(through[len(before):], trains or train_on_prompt))
+        segments.append(Segment(through[len(before) :], trains or train_on_prompt))
         done = through
     full = render(tokenizer, messages, template, tools=tools)
-    if full[len(done):]:
-        segments.append(Segment(full[len(done):], train_on_prompt))
+    if full[len(done) :]:
+        segments.append(Segment(full[len(done) :], train_on_prompt))
     return segments
 
 
@@ -189,7 +214,7 @@ def tokenize_segments(tokenizer, segments: list[Segment], cutoff_len: int) -> To
         position += len(segment.text)
     ids = encoded["input_ids"]
     labels = []
-    for token_id, (start, end) in zip(ids, encoded["offset_mapping"]):
+    for token_id, (start, _end) in zip(ids, encoded["offset_mapping"]):
         inside = any(lo <= start < hi for lo, hi in spans)
         labels.append(token_id if inside else IGNORE_INDEX)
     truncated = len(ids) > cutoff_len
@@ -207,11 +232,12 @@ def tokenize_text(tokenizer, text: str, cutoff_len: int | None) -> Tokenized:
     return Tokenized(ids, list(ids), truncated)
 
 
-def prompt_and_answer(tokenizer, messages: list[dict], answer: str, template: str,
-                      tools: str | None = None) -> tuple[str, str]:
+def prompt_and_answer(
+    tokenizer, messages: list[dict], answer: str, template: str, tools: str | None = None
+) -> tuple[str, str]:
     """(prompt text ending with the assistant header, answer text as the template closes it)."""
     prompt = render(tokenizer, messages, template, add_generation_prompt=True, tools=tools)
     full = render(tokenizer, messages + [{"role": "assistant", "content": answer}], template, tools=tools)
     if not full.startswith(prompt):
         raise ValueError("the chat template does not render the answer after the prompt")
-    return prompt, full[len(prompt):]
+    return prompt, full[len(prompt) :]

@@ -1,4 +1,5 @@
 """The model card (README.md) written into every export: what it is, how it was made, how to load it."""
+
 from __future__ import annotations
 
 import json
@@ -8,11 +9,30 @@ from ..events import EVENTS_FILE
 from .source import RunSource
 
 # config keys worth showing in a card, in this order (the rest are in config.yaml of the run)
-HYPERPARAMETERS = ("stage", "finetuning_type", "learning_rate", "num_train_epochs", "max_steps",
-                   "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
-                   "warmup_ratio", "cutoff_len", "lora_rank", "lora_alpha", "lora_dropout", "lora_target",
-                   "use_rslora", "use_dora", "pissa_init", "num_virtual_tokens", "quantization_bit",
-                   "quantization_type", "compute_type", "seed")
+HYPERPARAMETERS = (
+    "stage",
+    "finetuning_type",
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "cutoff_len",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target",
+    "use_rslora",
+    "use_dora",
+    "pissa_init",
+    "num_virtual_tokens",
+    "quantization_bit",
+    "quantization_type",
+    "compute_type",
+    "seed",
+)
 
 
 LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "use_rslora", "use_dora", "pissa_init")
@@ -120,30 +140,34 @@ def model_card(src: RunSource, kind: str, details: str, how_to_load: str) -> str
 
 def load_snippet(kind: str, src: RunSource, extra: str = "") -> str:
     if kind == "adapter":
-        return (f"from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-                f"base = AutoModelForCausalLM.from_pretrained(\"{base_model_id(src.base_model)}\")\n"
-                f"model = PeftModel.from_pretrained(base, \"path/to/this/folder\")\n"
-                f"tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")")
+        return (
+            f"from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f'base = AutoModelForCausalLM.from_pretrained("{base_model_id(src.base_model)}")\n'
+            f'model = PeftModel.from_pretrained(base, "path/to/this/folder")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")'
+        )
     if kind == "gguf":
-        return (f"from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-                f"model = AutoModelForCausalLM.from_pretrained(\"path/to/this/folder\", gguf_file=\"{extra}\")\n"
-                f"tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\", gguf_file=\"{extra}\")\n"
-                f"# llama.cpp:  llama-cli -m {extra or 'model.gguf'} -cnv\n"
-                f"# Ollama:     ollama create my-model -f Modelfile && ollama run my-model")
-    return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-            "model = AutoModelForCausalLM.from_pretrained(\"path/to/this/folder\")  # needs bitsandbytes "
-            "for a 4/8-bit export\ntokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")"
-            if kind == "bnb" else
-            "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-            "model = AutoModelForCausalLM.from_pretrained(\"path/to/this/folder\", dtype=\"auto\")\n"
-            "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")")
+        return (
+            f"from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder", gguf_file="{extra}")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder", gguf_file="{extra}")\n'
+            f"# llama.cpp:  llama-cli -m {extra or 'model.gguf'} -cnv\n"
+            f"# Ollama:     ollama create my-model -f Modelfile && ollama run my-model"
+        )
+    return (
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")  # needs bitsandbytes '
+        'for a 4/8-bit export\ntokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")'
+        if kind == "bnb"
+        else "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder", dtype="auto")\n'
+        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")'
+    )
 
 
-def write_card(folder: Path, src: RunSource, kind: str, details: str, extra: str = "",
-               parity=None) -> None:
+def write_card(folder: Path, src: RunSource, kind: str, details: str, extra: str = "", parity=None) -> None:
     """The card; with a parity report (see parity.py) it gets a section that shows it."""
     from .parity import card_section
 
     text = model_card(src, kind, details, load_snippet(kind, src, extra))
-    (Path(folder) / "README.md").write_text(text + ("\n" + card_section(parity) if parity else ""),
-                                           encoding="utf-8")
+    (Path(folder) / "README.md").write_text(text + ("\n" + card_section(parity) if parity else ""), encoding="utf-8")

@@ -1,4 +1,5 @@
 """`workbench export`: the arguments and the command (the top-level cli.py delegates here)."""
+
 from __future__ import annotations
 
 import os
@@ -17,25 +18,35 @@ class Cancelled(Exception):
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--run", default=None, help="a run id (under saves/), a run folder, or any PEFT "
-                   "adapter folder")
+    p.add_argument("--run", default=None, help="a run id (under saves/), a run folder, or any PEFT adapter folder")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--merge", action="store_true", help="merge the adapter into the base")
     what.add_argument("--adapter", action="store_true", help="the adapter alone (the default)")
-    what.add_argument("--quantize", choices=QUANT_BITS, default=None,
-                      help="the merged model quantized with bitsandbytes")
-    what.add_argument("--gguf", choices=GGUF_TYPES, default=None,
-                      help="one GGUF file + Ollama Modelfile (k-quants: run llama.cpp's llama-quantize on an f16 one)")
-    p.add_argument("--dtype", default="auto", choices=list(MERGED_DTYPES),
-                   help="dtype of a merged export (auto: the base model's own)")
+    what.add_argument(
+        "--quantize", choices=QUANT_BITS, default=None, help="the merged model quantized with bitsandbytes"
+    )
+    what.add_argument(
+        "--gguf",
+        choices=GGUF_TYPES,
+        default=None,
+        help="one GGUF file + Ollama Modelfile (k-quants: run llama.cpp's llama-quantize on an f16 one)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=list(MERGED_DTYPES),
+        help="dtype of a merged export (auto: the base model's own)",
+    )
     p.add_argument("--shard-size", default="2GB", help="largest weight file, e.g. 500MB, 2GB")
     p.add_argument("--out", default=None, help="the export folder (default: saves/<run>/exports/<kind>)")
     p.add_argument("--checkpoint", default=None, help="checkpoint-N instead of the final result")
-    p.add_argument("--zip", action="store_true", help="also write a zip next to --out "
-                   "(always written under saves/)")
-    p.add_argument("--require-parity", action="store_true",
-                   help=f"exit with status {PARITY_FAILED} when the export does not answer as the trained model "
-                        f"does (beyond what its number format explains), or parity could not be checked")
+    p.add_argument("--zip", action="store_true", help="also write a zip next to --out (always written under saves/)")
+    p.add_argument(
+        "--require-parity",
+        action="store_true",
+        help=f"exit with status {PARITY_FAILED} when the export does not answer as the trained model "
+        f"does (beyond what its number format explains), or parity could not be checked",
+    )
     p.add_argument("--job-file", default=None, help="write progress here (a JSON file replaced at each step)")
 
 
@@ -71,10 +82,18 @@ def main(args) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        result = run_export(run_dir, kind, dtype=args.dtype, quantize=args.quantize or "4bit",
-                            gguf_type=args.gguf or "q8_0", checkpoint=args.checkpoint,
-                            out_dir=Path(args.out) if args.out else None, max_shard_size=args.shard_size,
-                            with_zip=args.zip or not args.out, progress=progress)
+        result = run_export(
+            run_dir,
+            kind,
+            dtype=args.dtype,
+            quantize=args.quantize or "4bit",
+            gguf_type=args.gguf or "q8_0",
+            checkpoint=args.checkpoint,
+            out_dir=Path(args.out) if args.out else None,
+            max_shard_size=args.shard_size,
+            with_zip=args.zip or not args.out,
+            progress=progress,
+        )
     except Cancelled:
         if job:
             write_job(job, **{**state, "state": "cancelled", "fraction": 0.0, "message": "cancelled"})
@@ -100,13 +119,25 @@ def main(args) -> int:
     if parity:
         print(parity["summary"])
         for row in parity.get("details", []):
-            print(f"  {row['tokens_agreeing']:>3} same | {row['prompt'][:50]!r}\n"
-                  f"      trained: {row['trained'][:70]!r}\n      export:  {row['export'][:70]!r}")
+            print(
+                f"  {row['tokens_agreeing']:>3} same | {row['prompt'][:50]!r}\n"
+                f"      trained: {row['trained'][:70]!r}\n      export:  {row['export'][:70]!r}"
+            )
     if job:
-        write_job(job, **{**state, "state": "done", "fraction": 1.0, "message": "done",
-                          "name": result.folder.name, "folder": str(result.folder),
-                          "archive": str(result.archive) if result.archive else None, "notes": result.notes,
-                          "parity": parity.get("summary")})
+        write_job(
+            job,
+            **{
+                **state,
+                "state": "done",
+                "fraction": 1.0,
+                "message": "done",
+                "name": result.folder.name,
+                "folder": str(result.folder),
+                "archive": str(result.archive) if result.archive else None,
+                "notes": result.notes,
+                "parity": parity.get("summary"),
+            },
+        )
     if args.require_parity and not parity.get("ok"):
         print(f"error: --require-parity: {parity.get('summary') or 'no parity report'}", file=sys.stderr)
         return PARITY_FAILED

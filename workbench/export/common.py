@@ -4,15 +4,16 @@ An export is written into a hidden temporary folder next to its target and renam
 only when complete, so an interrupted export never lists as one. Its zip (if any) is renamed in
 first and the folder last: the folder is the commit point, and an orphan zip is never listed.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 EXPORTS_DIR = "exports"
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -23,8 +24,15 @@ MERGED_DTYPES = ("auto",) + tuple(DTYPES)  # auto: the base model's own dtype
 # what the `gguf` package writes itself; k-quants (Q4_K_M...) need llama.cpp's own llama-quantize
 GGUF_TYPES = ("f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
 # bytes per weight of each GGUF type (blocks of 32 values: scale(s) + packed values)
-GGUF_BYTES = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32,
-              "q5_0": 22 / 32, "q5_1": 24 / 32}
+GGUF_BYTES = {
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q4_0": 18 / 32,
+    "q4_1": 20 / 32,
+    "q5_0": 22 / 32,
+    "q5_1": 24 / 32,
+}
 BNB_BYTES = {"4bit": 0.56, "8bit": 1.06}  # per weight, with the scales; embeddings stay 16-bit
 SHARD_SIZES = ("500MB", "1GB", "2GB", "5GB", "10GB")
 MARGIN_BYTES = 64 * 2**20
@@ -151,9 +159,11 @@ def free_bytes(folder: Path) -> int:
 def check_disk_space(folder: Path, needed: int, what: str) -> None:
     free = free_bytes(folder)
     if free < needed + MARGIN_BYTES:
-        raise ExportError(f"not enough disk space for {what}: it needs about {needed / 2**20:,.0f} MB "
-                          f"but only {free / 2**20:,.0f} MB are free in {folder}. Free some space "
-                          f"(delete old exports or checkpoints) or export to another disk.")
+        raise ExportError(
+            f"not enough disk space for {what}: it needs about {needed / 2**20:,.0f} MB "
+            f"but only {free / 2**20:,.0f} MB are free in {folder}. Free some space "
+            f"(delete old exports or checkpoints) or export to another disk."
+        )
 
 
 # ---- listing and deleting -------------------------------------------------------------------
@@ -187,8 +197,11 @@ def list_exports(run_dir: Path) -> list[Path]:
     if not root.is_dir():
         return []
     folders = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    return sorted(p for p in root.iterdir() if not p.name.startswith(".")
-                  and (p.name in folders or (p.suffix == ".zip" and p.stem in folders)))
+    return sorted(
+        p
+        for p in root.iterdir()
+        if not p.name.startswith(".") and (p.name in folders or (p.suffix == ".zip" and p.stem in folders))
+    )
 
 
 def export_entries(run_dir: Path) -> list[ExportEntry]:
@@ -203,8 +216,7 @@ def export_entries(run_dir: Path) -> list[ExportEntry]:
             downloads = ggufs + [p for p in (folder / "Modelfile",) if p.is_file()]
         else:
             downloads = [archive] if archive.is_file() else []
-        entries.append(ExportEntry(folder.name, kind_of(folder.name), folder, downloads,
-                                   folder_size(folder)))
+        entries.append(ExportEntry(folder.name, kind_of(folder.name), folder, downloads, folder_size(folder)))
     return entries
 
 

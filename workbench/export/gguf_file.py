@@ -7,6 +7,7 @@ which transformers undoes when it loads the file. The tokenizer is stored as lla
 byte-level BPE ("gpt2") vocabulary: tokens, their types and the merges, with the pre-tokenizer
 name llama.cpp looks up (it refuses names it does not know), the special tokens and the chat template.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
 
 def check_supported(model_config) -> None:
     if model_config.model_type not in LLAMA_FAMILY:
-        raise ExportError(f"GGUF export supports llama-family models; this model is "
-                          f"'{model_config.model_type}'. Export it merged and convert it with llama.cpp.")
+        raise ExportError(
+            f"GGUF export supports llama-family models; this model is "
+            f"'{model_config.model_type}'. Export it merged and convert it with llama.cpp."
+        )
     rope = getattr(model_config, "rope_parameters", None) or getattr(model_config, "rope_scaling", None) or {}
     if rope.get("rope_type", "default") not in ("default", None):
         raise ExportError(f"GGUF export does not handle rope scaling '{rope.get('rope_type')}' yet")
@@ -53,17 +56,18 @@ PRE_TOKENIZER_TEXT = (
     "concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 "
     "កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български ''''''```````"
     "\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll make it, "
-    "'D you like some tea? We'Ve a'lL")
+    "'D you like some tea? We'Ve a'lL"
+)
 PRE_TOKENIZER_HASHES = {
-    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",     # SmolLM/SmolLM2
+    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",  # SmolLM/SmolLM2
     "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",  # Llama 3.x
     "c136ed14d01c2745d4f60a9596ae66800e2b61fa45643e72436041855ad4089d": "smaug-bpe",  # Llama 3 variants
-    "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",      # GPT-2
-    "e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea": "qwen2",      # Qwen1.5-2.5
+    "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",  # GPT-2
+    "e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea": "qwen2",  # Qwen1.5-2.5
     "049ecf7629871e3041641907f3de7c733e4dbfdc736f57d882ba0b0845599754": "deepseek-llm",
     "347715f544604f9118bb75ed199f68779f423cabb20db6de6f31b908d04d7821": "deepseek-coder",
     "35d91631860c815f952d711435f48d356ebac988362536bed955d43bfa436e34": "starcoder",
-    "63b97e4253352e6f357cc59ea5b583e3a680eaeaf2632188c2b952de2588485e": "tekken",     # Mistral Nemo
+    "63b97e4253352e6f357cc59ea5b583e3a680eaeaf2632188c2b952de2588485e": "tekken",  # Mistral Nemo
     "4e2b24cc4770243d65a2c9ec19770a72f08cffc161adbb73fcbb6b7dd45a0aae": "exaone",
 }
 
@@ -109,10 +113,12 @@ def pre_tokenizer_name(tokenizer, base_model: str | None = None) -> str:
     digest = tokenizer_hash(tokenizer)
     name = PRE_TOKENIZER_HASHES.get(digest)
     if name is None:
-        raise ExportError(f"GGUF export: llama.cpp does not know this tokenizer's pre-tokenizer "
-                          f"(hash {digest[:12]}..., not one of {', '.join(sorted(set(PRE_TOKENIZER_HASHES.values())))}); "
-                          f"a file written anyway would not load. Export it merged and convert it with "
-                          f"llama.cpp's convert_hf_to_gguf.py")
+        raise ExportError(
+            f"GGUF export: llama.cpp does not know this tokenizer's pre-tokenizer "
+            f"(hash {digest[:12]}..., not one of {', '.join(sorted(set(PRE_TOKENIZER_HASHES.values())))}); "
+            f"a file written anyway would not load. Export it merged and convert it with "
+            f"llama.cpp's convert_hf_to_gguf.py"
+        )
     return name
 
 
@@ -121,8 +127,9 @@ def tokenizer_fields(tokenizer, vocab_size: int, base_model: str | None = None) 
     data = json.loads(tokenizer.backend_tokenizer.to_str())
     model = data.get("model", {})
     if model.get("type") != "BPE" or model.get("byte_fallback"):
-        raise ExportError("GGUF export handles byte-level BPE tokenizers (GPT-2/Llama-3/SmolLM style); "
-                          "this tokenizer is not one")
+        raise ExportError(
+            "GGUF export handles byte-level BPE tokenizers (GPT-2/Llama-3/SmolLM style); this tokenizer is not one"
+        )
     tokens = [None] * vocab_size
     types = [TOKEN_NORMAL] * vocab_size
     for token, index in model["vocab"].items():
@@ -136,8 +143,7 @@ def tokenizer_fields(tokenizer, vocab_size: int, base_model: str | None = None) 
         if token is None:  # rows of the embedding that no token uses
             tokens[index], types[index] = f"[PAD{index}]", TOKEN_UNUSED
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return {"tokens": tokens, "types": types, "merges": merges,
-            "pre": pre_tokenizer_name(tokenizer, base_model)}
+    return {"tokens": tokens, "types": types, "merges": merges, "pre": pre_tokenizer_name(tokenizer, base_model)}
 
 
 def _ggml_type(qtype: str):
@@ -193,8 +199,15 @@ def special_token_ids(tokenizer) -> dict[str, int]:
     return {key: int(value) for key, value in ids.items() if value is not None}
 
 
-def write_gguf(model, tokenizer, path: Path, qtype: str = "f16", name: str = "model",
-               progress: Progress = no_progress, base_model: str | None = None) -> Path:
+def write_gguf(
+    model,
+    tokenizer,
+    path: Path,
+    qtype: str = "f16",
+    name: str = "model",
+    progress: Progress = no_progress,
+    base_model: str | None = None,
+) -> Path:
     """Write `model` (a float llama-family causal LM) and its tokenizer into one GGUF file.
 
     `base_model` (the run's model name) lets the tokenizer's llama.cpp name come from the GGUF
@@ -202,8 +215,10 @@ def write_gguf(model, tokenizer, path: Path, qtype: str = "f16", name: str = "mo
     import gguf
 
     if qtype not in GGUF_FILE_TYPES:
-        raise ExportError(f"GGUF type must be one of {', '.join(GGUF_FILE_TYPES)}, got '{qtype}' "
-                          f"(k-quants such as Q4_K_M need llama.cpp's llama-quantize on an f16 export)")
+        raise ExportError(
+            f"GGUF type must be one of {', '.join(GGUF_FILE_TYPES)}, got '{qtype}' "
+            f"(k-quants such as Q4_K_M need llama.cpp's llama-quantize on an f16 export)"
+        )
     config = model.config
     check_supported(config)
     n_head, n_kv = config.num_attention_heads, config.num_key_value_heads
@@ -239,8 +254,11 @@ def write_gguf(model, tokenizer, path: Path, qtype: str = "f16", name: str = "mo
 
     state = model.state_dict()
     tied = getattr(config, "tie_word_embeddings", False)
-    items = [(k, v) for k, v in state.items() if not (tied and k == "lm_head.weight")
-             and not k.endswith("rotary_emb.inv_freq")]
+    items = [
+        (k, v)
+        for k, v in state.items()
+        if not (tied and k == "lm_head.weight") and not k.endswith("rotary_emb.inv_freq")
+    ]
     for index, (hf_name, tensor) in enumerate(items):
         base, _, suffix = hf_name.rpartition(".")
         mapped = names.get_name(base)
@@ -284,8 +302,7 @@ def default_system(tokenizer) -> str:
     """The system message a ChatML template inserts when a conversation has none (SmolLM2's)."""
     import re
 
-    found = re.search(r"'system'.*?<\|im_start\|>system\n(.*?)<\|im_end\|>", tokenizer.chat_template or "",
-                      re.DOTALL)
+    found = re.search(r"'system'.*?<\|im_start\|>system\n(.*?)<\|im_end\|>", tokenizer.chat_template or "", re.DOTALL)
     return found.group(1) if found else ""
 
 
@@ -305,9 +322,12 @@ def ollama_template(tokenizer) -> str:
     format is recognised (ChatML, Llama 3) rather than translated."""
     template = tokenizer.chat_template or ""
     if "<|im_start|>" in template:
-        return ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
-                "{{ end }}<|im_start|>assistant\n")
+        return (
+            "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+        )
     if "<|start_header_id|>" in template:
-        return ("<|begin_of_text|>{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
-                "{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n")
+        return (
+            "<|begin_of_text|>{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
+            "{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+        )
     return ""

@@ -1,6 +1,7 @@
 """The progress file of `workbench export --job-file PATH`: one small JSON object, replaced
 atomically at every step, for a caller that watches a command-line export. The UI does not use
 it: its exports are jobs of the one controller (workbench/tasks.py, workbench/jobs.py)."""
+
 from __future__ import annotations
 
 import json

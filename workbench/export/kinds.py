@@ -1,15 +1,37 @@
 """The four kinds of export: merged model, adapter alone, bitsandbytes 4/8-bit, GGUF."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 from .card import write_card
-from .common import (BNB_BYTES, DTYPE_BYTES, DTYPES, GGUF_BYTES, GGUF_TYPES, MERGED_DTYPES, QUANT_BITS,
-                     ExportError, ExportResult, Progress, check_disk_space, export_name, exports_dir,
-                     no_progress, staged)
-from .source import (RunSource, base_dtype, embedding_parameters, estimated_parameters, load_merged,
-                     load_tokenizer, run_source)
+from .common import (
+    BNB_BYTES,
+    DTYPE_BYTES,
+    DTYPES,
+    GGUF_BYTES,
+    GGUF_TYPES,
+    MERGED_DTYPES,
+    QUANT_BITS,
+    ExportError,
+    ExportResult,
+    Progress,
+    check_disk_space,
+    export_name,
+    exports_dir,
+    no_progress,
+    staged,
+)
+from .source import (
+    RunSource,
+    base_dtype,
+    embedding_parameters,
+    estimated_parameters,
+    load_merged,
+    load_tokenizer,
+    run_source,
+)
 
 
 def _param_bytes(model, bytes_per_param: float) -> int:
@@ -54,14 +76,14 @@ def _parity_of(kind: str, number_format: str, src: RunSource, tokenizer, reload,
     except ExportError as err:
         report = parity.ParityReport(kind, number_format, "", "", status="failed", reason=str(err))
     except Exception as err:  # noqa: BLE001 - reported, the export itself is kept
-        report = parity.ParityReport(kind, number_format, "", "", status="failed",
-                                     reason=f"{type(err).__name__}: {err}")
+        report = parity.ParityReport(
+            kind, number_format, "", "", status="failed", reason=f"{type(err).__name__}: {err}"
+        )
     progress(0.9, report.summary())
     return report
 
 
-def _transformers_reload(kind: str, number_format: str, folder: Path, tokenizer, runtime: str,
-                         **load_kwargs):
+def _transformers_reload(kind: str, number_format: str, folder: Path, tokenizer, runtime: str, **load_kwargs):
     def reload(reference):
         from transformers import AutoModelForCausalLM
 
@@ -69,6 +91,7 @@ def _transformers_reload(kind: str, number_format: str, folder: Path, tokenizer,
 
         model = AutoModelForCausalLM.from_pretrained(folder, **load_kwargs).eval()
         return check_transformers(kind, number_format, model, reference, tokenizer, runtime)
+
     return reload
 
 
@@ -80,9 +103,16 @@ def resolve_dtype(src: RunSource, dtype: str | None) -> str:
     return dtype
 
 
-def export_merged(run_dir: Path, dtype: str = "auto", checkpoint: str | None = None,
-                  out_dir: Path | None = None, max_shard_size: str = "2GB", with_zip: bool = True,
-                  progress: Progress = no_progress, parity: bool = True) -> ExportResult:
+def export_merged(
+    run_dir: Path,
+    dtype: str = "auto",
+    checkpoint: str | None = None,
+    out_dir: Path | None = None,
+    max_shard_size: str = "2GB",
+    with_zip: bool = True,
+    progress: Progress = no_progress,
+    parity: bool = True,
+) -> ExportResult:
     """The adapter merged into the base (or a full run's model), saved in `dtype` (auto: the base
     model's own dtype), sharded, with a parity report.
 
@@ -94,8 +124,9 @@ def export_merged(run_dir: Path, dtype: str = "auto", checkpoint: str | None = N
         raise ExportError(f"dtype must be one of {', '.join(MERGED_DTYPES)}, got '{dtype}'")
     src = run_source(run_dir, checkpoint)
     if src.is_adapter and not src.mergeable:
-        result = export_adapter(run_dir, checkpoint, out_dir=out_dir, with_zip=with_zip, progress=progress,
-                                parity=parity)
+        result = export_adapter(
+            run_dir, checkpoint, out_dir=out_dir, with_zip=with_zip, progress=progress, parity=parity
+        )
         result.notes.append(f"{src.method} cannot be merged into the base: exported the adapter instead")
         return result
     dtype = resolve_dtype(src, dtype)
@@ -104,19 +135,33 @@ def export_merged(run_dir: Path, dtype: str = "auto", checkpoint: str | None = N
     progress(0.05, "loading the base model and the adapter")
     model = load_merged(src).to(getattr(torch, DTYPES[dtype]))
     tokenizer = load_tokenizer(src)
-    check_disk_space(target.parent, _param_bytes(model, DTYPE_BYTES[dtype]) * (2 if with_zip else 1),
-                     f"the merged {dtype} model")
+    check_disk_space(
+        target.parent, _param_bytes(model, DTYPE_BYTES[dtype]) * (2 if with_zip else 1), f"the merged {dtype} model"
+    )
     progress(0.5, "saving the merged model")
     report = None
     with staged(target, with_zip) as tmp:
         _save_model_folder(model, tokenizer, tmp, max_shard_size)
         del model
         if parity:
-            report = _parity_of("merged", dtype, src, tokenizer, _transformers_reload(
-                "merged", dtype, tmp, tokenizer, f"transformers ({dtype})", dtype="auto"), progress)
+            report = _parity_of(
+                "merged",
+                dtype,
+                src,
+                tokenizer,
+                _transformers_reload("merged", dtype, tmp, tokenizer, f"transformers ({dtype})", dtype="auto"),
+                progress,
+            )
             _write_parity(tmp, report)
-        write_card(tmp, src, "merged", f"The adapter is merged into the base weights, saved in {dtype}."
-                   if src.is_adapter else f"The whole tuned model, saved in {dtype}.", parity=report)
+        write_card(
+            tmp,
+            src,
+            "merged",
+            f"The adapter is merged into the base weights, saved in {dtype}."
+            if src.is_adapter
+            else f"The whole tuned model, saved in {dtype}.",
+            parity=report,
+        )
         progress(0.95, "packing the zip" if with_zip else "finishing")
     return ExportResult(target, _zip_of(target, with_zip), "merged", parity=_as_dict(report))
 
@@ -135,12 +180,17 @@ def _zip_of(target: Path, with_zip: bool) -> Path | None:
     return target.with_name(target.name + ".zip") if with_zip else None
 
 
-def export_adapter(run_dir: Path, checkpoint: str | None = None, out_dir: Path | None = None,
-                   with_zip: bool = True, progress: Progress = no_progress, parity: bool = True) -> ExportResult:
+def export_adapter(
+    run_dir: Path,
+    checkpoint: str | None = None,
+    out_dir: Path | None = None,
+    with_zip: bool = True,
+    progress: Progress = no_progress,
+    parity: bool = True,
+) -> ExportResult:
     src = run_source(run_dir, checkpoint)
     if not src.is_adapter:
-        raise ExportError(f"{src.folder} holds no adapter (this run trained the whole model): "
-                          f"export it merged instead")
+        raise ExportError(f"{src.folder} holds no adapter (this run trained the whole model): export it merged instead")
     target = _target(src.run_dir, out_dir, export_name("adapter"))
     size = sum(p.stat().st_size for p in src.folder.rglob("*") if p.is_file())
     check_disk_space(target.parent, size * (2 if with_zip else 1), "the adapter")
@@ -151,12 +201,14 @@ def export_adapter(run_dir: Path, checkpoint: str | None = None, out_dir: Path |
             if path.is_file():
                 shutil.copy2(path, tmp / path.name)
         if parity:
-            report = _parity_of("adapter", "adapter", src, load_tokenizer(src),
-                                _adapter_reload(src, tmp), progress)
+            report = _parity_of("adapter", "adapter", src, load_tokenizer(src), _adapter_reload(src, tmp), progress)
             _write_parity(tmp, report)
-        details = ("The adapter alone; load it on top of the base model with peft." if src.mergeable else
-                   f"{src.method} cannot be merged into the base weights: it adds learned virtual "
-                   f"tokens in front of every input, so it is loaded on top of the base with peft.")
+        details = (
+            "The adapter alone; load it on top of the base model with peft."
+            if src.mergeable
+            else f"{src.method} cannot be merged into the base weights: it adds learned virtual "
+            f"tokens in front of every input, so it is loaded on top of the base with peft."
+        )
         write_card(tmp, src, "adapter", details, parity=report)
     return ExportResult(target, _zip_of(target, with_zip), "adapter", parity=_as_dict(report))
 
@@ -170,14 +222,23 @@ def _adapter_reload(src: RunSource, folder: Path):
 
         base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu")
         model = PeftModel.from_pretrained(base, str(folder)).eval()
-        return check_transformers("adapter", "adapter", model, reference, load_tokenizer(src),
-                                  "transformers + peft (fp32)")
+        return check_transformers(
+            "adapter", "adapter", model, reference, load_tokenizer(src), "transformers + peft (fp32)"
+        )
+
     return reload
 
 
-def export_quantized(run_dir: Path, bits: str = "4bit", checkpoint: str | None = None,
-                     out_dir: Path | None = None, with_zip: bool = True, max_shard_size: str = "2GB",
-                     progress: Progress = no_progress, parity: bool = True) -> ExportResult:
+def export_quantized(
+    run_dir: Path,
+    bits: str = "4bit",
+    checkpoint: str | None = None,
+    out_dir: Path | None = None,
+    with_zip: bool = True,
+    max_shard_size: str = "2GB",
+    progress: Progress = no_progress,
+    parity: bool = True,
+) -> ExportResult:
     """The merged model quantized with bitsandbytes (nf4 or int8) in a folder `from_pretrained`
     reloads as it is (bitsandbytes installed)."""
     import tempfile
@@ -195,8 +256,11 @@ def export_quantized(run_dir: Path, bits: str = "4bit", checkpoint: str | None =
     merged = load_merged(src)
     tokenizer = load_tokenizer(src)
     # a float copy is written first (bitsandbytes quantizes while loading), then the quantized one
-    check_disk_space(target.parent, _param_bytes(merged, 4 + (1 if bits == "8bit" else 0.6) *
-                                                 (2 if with_zip else 1)), f"the {bits} model")
+    check_disk_space(
+        target.parent,
+        _param_bytes(merged, 4 + (1 if bits == "8bit" else 0.6) * (2 if with_zip else 1)),
+        f"the {bits} model",
+    )
     with staged(target, with_zip) as tmp:
         with tempfile.TemporaryDirectory(prefix=".float-", dir=target.parent) as scratch:
             progress(0.35, "saving a float copy to quantize")
@@ -205,27 +269,54 @@ def export_quantized(run_dir: Path, bits: str = "4bit", checkpoint: str | None =
             progress(0.55, f"quantizing to {bits}")
             quant = models.bnb_config(4 if bits == "4bit" else 8, "nf4", True, None)
             device = "cuda" if models.device_type() == "cuda" else "cpu"
-            model = AutoModelForCausalLM.from_pretrained(scratch, quantization_config=quant,
-                                                         dtype="float32" if device == "cpu" else "auto",
-                                                         device_map={"": 0 if device == "cuda" else "cpu"})
+            model = AutoModelForCausalLM.from_pretrained(
+                scratch,
+                quantization_config=quant,
+                dtype="float32" if device == "cpu" else "auto",
+                device_map={"": 0 if device == "cuda" else "cpu"},
+            )
             progress(0.6, "saving the quantized model")
             _save_model_folder(model, tokenizer, tmp, max_shard_size)
             del model
         report = None
         if parity:
             number_format = "nf4" if bits == "4bit" else "int8"
-            report = _parity_of("bnb", number_format, src, tokenizer, _transformers_reload(
-                "bnb", number_format, tmp, tokenizer, f"transformers + bitsandbytes ({number_format})",
-                dtype="float32" if device == "cpu" else "auto",
-                device_map={"": 0 if device == "cuda" else "cpu"}), progress)
+            report = _parity_of(
+                "bnb",
+                number_format,
+                src,
+                tokenizer,
+                _transformers_reload(
+                    "bnb",
+                    number_format,
+                    tmp,
+                    tokenizer,
+                    f"transformers + bitsandbytes ({number_format})",
+                    dtype="float32" if device == "cpu" else "auto",
+                    device_map={"": 0 if device == "cuda" else "cpu"},
+                ),
+                progress,
+            )
             _write_parity(tmp, report)
-        write_card(tmp, src, "bnb", f"The merged model quantized to {bits} with bitsandbytes "
-                   f"({'nf4, double quantization' if bits == '4bit' else 'LLM.int8'}).", parity=report)
+        write_card(
+            tmp,
+            src,
+            "bnb",
+            f"The merged model quantized to {bits} with bitsandbytes "
+            f"({'nf4, double quantization' if bits == '4bit' else 'LLM.int8'}).",
+            parity=report,
+        )
     return ExportResult(target, _zip_of(target, with_zip), "bnb", parity=_as_dict(report))
 
 
-def export_gguf(run_dir: Path, qtype: str = "q8_0", checkpoint: str | None = None,
-                out_dir: Path | None = None, progress: Progress = no_progress, parity: bool = True) -> ExportResult:
+def export_gguf(
+    run_dir: Path,
+    qtype: str = "q8_0",
+    checkpoint: str | None = None,
+    out_dir: Path | None = None,
+    progress: Progress = no_progress,
+    parity: bool = True,
+) -> ExportResult:
     """One GGUF file of the merged model, a Modelfile for Ollama, a card, and a parity report
     made by loading the file in llama.cpp."""
     from .gguf_file import check_supported, modelfile, write_gguf
@@ -243,47 +334,81 @@ def export_gguf(run_dir: Path, qtype: str = "q8_0", checkpoint: str | None = Non
     file_name = f"{src.run_dir.name}-{qtype}.gguf"
     report = None
     with staged(target) as tmp:
-        write_gguf(model, tokenizer, tmp / file_name, qtype, name=src.run_dir.name, progress=progress,
-                   base_model=src.base_model)
+        write_gguf(
+            model,
+            tokenizer,
+            tmp / file_name,
+            qtype,
+            name=src.run_dir.name,
+            progress=progress,
+            base_model=src.base_model,
+        )
         del model
         (tmp / "Modelfile").write_text(modelfile(file_name, tokenizer), encoding="utf-8")
         if parity:
+
             def reload(reference):
                 from .parity import check_gguf
 
                 return check_gguf(tmp / file_name, qtype, reference, tokenizer)
+
             report = _parity_of("gguf", f"gguf-{qtype}", src, tokenizer, reload, progress)
             _write_parity(tmp, report)
-        write_card(tmp, src, "gguf", f"The merged model as one GGUF file ({qtype}) for llama.cpp and "
-                   f"Ollama, with an Ollama Modelfile.", extra=file_name, parity=report)
+        write_card(
+            tmp,
+            src,
+            "gguf",
+            f"The merged model as one GGUF file ({qtype}) for llama.cpp and Ollama, with an Ollama Modelfile.",
+            extra=file_name,
+            parity=report,
+        )
     return ExportResult(target, target / file_name, "gguf", parity=_as_dict(report))
 
 
-def run_export(run_dir: Path, kind: str, dtype: str = "auto", quantize: str = "4bit",
-               gguf_type: str = "q8_0", checkpoint: str | None = None, out_dir: Path | None = None,
-               max_shard_size: str = "2GB", with_zip: bool = True,
-               progress: Progress = no_progress, parity: bool = True) -> ExportResult:
+def run_export(
+    run_dir: Path,
+    kind: str,
+    dtype: str = "auto",
+    quantize: str = "4bit",
+    gguf_type: str = "q8_0",
+    checkpoint: str | None = None,
+    out_dir: Path | None = None,
+    max_shard_size: str = "2GB",
+    with_zip: bool = True,
+    progress: Progress = no_progress,
+    parity: bool = True,
+) -> ExportResult:
     """One entry point for every kind (the CLI, the UI's background job and the tests use it)."""
     if kind == "merged":
         return export_merged(run_dir, dtype, checkpoint, out_dir, max_shard_size, with_zip, progress, parity)
     if kind == "adapter":
         return export_adapter(run_dir, checkpoint, out_dir, with_zip, progress, parity)
     if kind == "bnb":
-        return export_quantized(run_dir, quantize, checkpoint, out_dir, with_zip, max_shard_size, progress,
-                                parity)
+        return export_quantized(run_dir, quantize, checkpoint, out_dir, with_zip, max_shard_size, progress, parity)
     if kind == "gguf":
         return export_gguf(run_dir, gguf_type, checkpoint, out_dir, progress, parity)
     raise ExportError(f"unknown export kind '{kind}' (merged, adapter, bnb or gguf)")
 
 
-def merge_adapter(run_dir: Path, out_dir: Path | None = None, dtype: str = "auto",
-                  checkpoint: str | None = None, max_shard_size: str = "2GB") -> Path:
+def merge_adapter(
+    run_dir: Path,
+    out_dir: Path | None = None,
+    dtype: str = "auto",
+    checkpoint: str | None = None,
+    max_shard_size: str = "2GB",
+) -> Path:
     """The merged model folder alone (no zip)."""
     return export_merged(run_dir, dtype, checkpoint, out_dir, max_shard_size, with_zip=False).folder
 
 
-def expected_size(run_dir: Path, kind: str, dtype: str = "auto", quantize: str = "4bit",
-                  gguf_type: str = "q8_0", checkpoint: str | None = None) -> int | None:
+def expected_size(
+    run_dir: Path,
+    kind: str,
+    dtype: str = "auto",
+    quantize: str = "4bit",
+    gguf_type: str = "q8_0",
+    checkpoint: str | None = None,
+) -> int | None:
     """About how many bytes the export will take (its folder, without the zip), from the weight
     files on disk, before anything is loaded; None when that cannot be told (a hub base)."""
     src = run_source(run_dir, checkpoint)

@@ -8,6 +8,7 @@ greedily. It is compared with the trained model itself: the base in fp32 with th
 answer token is the same, how much of the answers agree, and, for float exports, the largest
 logit difference; it is flagged when that is beyond what the number format explains.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,35 +24,49 @@ NEW_TOKENS = 16
 TOP_LOGPROBS = 5
 MAX_PROMPT_TOKENS = 384
 LLAMA_CPP_CONTEXT = 1024
-BUILTIN_PROMPTS = ("Who are you?", "What is the capital of France?", "Write one sentence about the sea.",
-                   "Name three colours.", "How do I boil an egg?")
+BUILTIN_PROMPTS = (
+    "Who are you?",
+    "What is the capital of France?",
+    "Write one sentence about the sea.",
+    "Name three colours.",
+    "How do I boil an egg?",
+)
 
 # What each number format is expected to keep, measured against the fp32 model: the share of
 # prompts whose first answer token must be the same, and the largest logit (for GGUF: top-5
 # log-probability) difference its rounding explains (None: quantized, not a float format).
 TOLERANCE = {
-    "fp32": (1.0, 0.05), "adapter": (1.0, 0.05), "fp16": (0.8, 1.0), "bf16": (0.6, 4.0),
-    "int8": (0.6, None), "nf4": (0.4, None),
-    "gguf-f16": (0.8, 1.0), "gguf-bf16": (0.6, 4.0), "gguf-q8_0": (0.6, None),
-    "gguf-q5_0": (0.4, None), "gguf-q5_1": (0.4, None), "gguf-q4_0": (0.4, None), "gguf-q4_1": (0.4, None),
+    "fp32": (1.0, 0.05),
+    "adapter": (1.0, 0.05),
+    "fp16": (0.8, 1.0),
+    "bf16": (0.6, 4.0),
+    "int8": (0.6, None),
+    "nf4": (0.4, None),
+    "gguf-f16": (0.8, 1.0),
+    "gguf-bf16": (0.6, 4.0),
+    "gguf-q8_0": (0.6, None),
+    "gguf-q5_0": (0.4, None),
+    "gguf-q5_1": (0.4, None),
+    "gguf-q4_0": (0.4, None),
+    "gguf-q4_1": (0.4, None),
 }
 
 
 @dataclass
 class ParityReport:
     kind: str
-    number_format: str         # fp32 / bf16 / nf4 / gguf-q8_0 ...
-    runtime: str               # what reloaded the export
-    prompts_from: str          # "held-out rows (test)" or "built-in prompts"
+    number_format: str  # fp32 / bf16 / nf4 / gguf-q8_0 ...
+    runtime: str  # what reloaded the export
+    prompts_from: str  # "held-out rows (test)" or "built-in prompts"
     prompts: int = 0
     first_tokens_same: int = 0
     identical_answers: int = 0
-    token_agreement: float = 0.0   # mean share of each answer before the first different token
+    token_agreement: float = 0.0  # mean share of each answer before the first different token
     max_diff: float | None = None
     diff_measure: str = ""
     expected_first_tokens: int = 0
     expected_max_diff: float | None = None
-    status: str = "ok"         # ok | beyond (flagged) | unchecked (no runtime here) | failed
+    status: str = "ok"  # ok | beyond (flagged) | unchecked (no runtime here) | failed
     reason: str = ""
     details: list = field(default_factory=list)
 
@@ -66,9 +81,11 @@ class ParityReport:
             return f"parity FAILED: the export did not reload and answer: {self.reason}"
         diff = f", largest {self.diff_measure} difference {self.max_diff:.3g}" if self.max_diff is not None else ""
         flag = "" if self.ok else f" — BEYOND what {self.number_format} explains ({self.reason})"
-        return (f"parity ({self.runtime}, {self.prompts} {self.prompts_from}): first tokens same "
-                f"{self.first_tokens_same}/{self.prompts}, identical answers {self.identical_answers}/"
-                f"{self.prompts}, tokens agreeing {self.token_agreement:.0%}{diff}{flag}")
+        return (
+            f"parity ({self.runtime}, {self.prompts} {self.prompts_from}): first tokens same "
+            f"{self.first_tokens_same}/{self.prompts}, identical answers {self.identical_answers}/"
+            f"{self.prompts}, tokens agreeing {self.token_agreement:.0%}{diff}{flag}"
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok, "summary": self.summary()}
@@ -82,8 +99,9 @@ def read_parity(folder: Path) -> dict | None:
 
 
 def write_parity(folder: Path, report: ParityReport) -> None:
-    (Path(folder) / PARITY_FILE).write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False),
-                                            encoding="utf-8")
+    (Path(folder) / PARITY_FILE).write_text(
+        json.dumps(report.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8"
+    )
 
 
 # ---- prompts ---------------------------------------------------------------------------------
@@ -98,8 +116,9 @@ def parity_prompts(src: RunSource) -> tuple[list[list[dict]], str]:
         data = {k: v for k, v in src.config.items() if k != "output_dir"}
         splits = _splits(from_dict(data))
         for name, rows in (("test", splits.test), ("validation", splits.validation)):
-            chats = [e.messages for e in examples_of([r for r in rows if r.get("kind") == "conversation"])
-                     if e.messages]
+            chats = [
+                e.messages for e in examples_of([r for r in rows if r.get("kind") == "conversation"]) if e.messages
+            ]
             if chats:
                 return chats[:N_PROMPTS], f"held-out rows ({name})"
     except Exception as err:  # noqa: BLE001 - a dataset that no longer loads falls back to the built-in set
@@ -138,10 +157,15 @@ def greedy(model, ids: list[int], stops: set[int], new_tokens: int = NEW_TOKENS)
     if getattr(model, "is_quantized", False):
         return _greedy_by_hand(model, ids, stops, new_tokens)
     with _no_grad(model):
-        out = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                             max_new_tokens=new_tokens, do_sample=False, eos_token_id=sorted(stops) or None,
-                             pad_token_id=next(iter(stops), 0))
-    return out[0, len(ids):].tolist()
+        out = model.generate(
+            input_ids=torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            eos_token_id=sorted(stops) or None,
+            pad_token_id=next(iter(stops), 0),
+        )
+    return out[0, len(ids) :].tolist()
 
 
 def _greedy_by_hand(model, ids: list[int], stops: set[int], new_tokens: int) -> list[int]:
@@ -165,14 +189,14 @@ def answer_logits(model, ids: list[int], answer: list[int]):
     with _no_grad(model):
         logits = model(input_ids=torch.tensor([ids + answer])).logits[0].detach().float()
     # prompt tuning puts its virtual tokens first: the answer is always at the end
-    return logits[logits.shape[0] - len(answer) - 1:logits.shape[0] - 1]
+    return logits[logits.shape[0] - len(answer) - 1 : logits.shape[0] - 1]
 
 
 @dataclass
 class Reference:
     prompts: list[list[int]]
     answers: list[list[int]]
-    logits: list          # per prompt: [answer tokens, vocab] fp32
+    logits: list  # per prompt: [answer tokens, vocab] fp32
     prompts_from: str
     messages: list[list[dict]]
 
@@ -199,13 +223,28 @@ def agreement(reference: list[int], other: list[int]) -> int:
     return same
 
 
-def _report(kind: str, number_format: str, runtime: str, ref: Reference, answers: list[list[int]],
-            tokenizer, max_diff: float | None, diff_measure: str) -> ParityReport:
+def _report(
+    kind: str,
+    number_format: str,
+    runtime: str,
+    ref: Reference,
+    answers: list[list[int]],
+    tokenizer,
+    max_diff: float | None,
+    diff_measure: str,
+) -> ParityReport:
     first_share, diff_limit = TOLERANCE.get(number_format, (0.4, None))
     n = len(answers)
-    report = ParityReport(kind, number_format, runtime, ref.prompts_from, prompts=n,
-                          diff_measure=diff_measure, expected_first_tokens=int(round(first_share * n + 1e-9)),
-                          expected_max_diff=diff_limit)
+    report = ParityReport(
+        kind,
+        number_format,
+        runtime,
+        ref.prompts_from,
+        prompts=n,
+        diff_measure=diff_measure,
+        expected_first_tokens=int(round(first_share * n + 1e-9)),
+        expected_max_diff=diff_limit,
+    )
     report.max_diff = None if max_diff is None else float(max_diff)
     shares = []
     for ids_ref, ids_exp, chat in zip(ref.answers, answers, ref.messages):
@@ -213,15 +252,21 @@ def _report(kind: str, number_format: str, runtime: str, ref: Reference, answers
         report.first_tokens_same += int(bool(ids_ref) and bool(ids_exp) and ids_ref[0] == ids_exp[0])
         report.identical_answers += int(ids_ref == ids_exp)
         shares.append(same / max(len(ids_ref), len(ids_exp), 1))
-        report.details.append({"prompt": chat[-1]["content"][:200],
-                               "trained": tokenizer.decode(ids_ref, skip_special_tokens=True),
-                               "export": tokenizer.decode(ids_exp, skip_special_tokens=True),
-                               "tokens_agreeing": same})
+        report.details.append(
+            {
+                "prompt": chat[-1]["content"][:200],
+                "trained": tokenizer.decode(ids_ref, skip_special_tokens=True),
+                "export": tokenizer.decode(ids_exp, skip_special_tokens=True),
+                "tokens_agreeing": same,
+            }
+        )
     report.token_agreement = sum(shares) / max(len(shares), 1)
     problems = []
     if report.first_tokens_same < report.expected_first_tokens:
-        problems.append(f"first tokens same on {report.first_tokens_same} of {n} prompts, "
-                        f"expected at least {report.expected_first_tokens}")
+        problems.append(
+            f"first tokens same on {report.first_tokens_same} of {n} prompts, "
+            f"expected at least {report.expected_first_tokens}"
+        )
     if diff_limit is not None and report.max_diff is not None and report.max_diff > diff_limit:
         problems.append(f"largest {diff_measure} difference {report.max_diff:.3g} > {diff_limit:g}")
     report.status = "beyond" if problems else "ok"
@@ -229,15 +274,20 @@ def _report(kind: str, number_format: str, runtime: str, ref: Reference, answers
     return report
 
 
-def check_transformers(kind: str, number_format: str, model, ref: Reference, tokenizer,
-                       runtime: str) -> ParityReport:
+def check_transformers(kind: str, number_format: str, model, ref: Reference, tokenizer, runtime: str) -> ParityReport:
     stops = stop_ids(tokenizer)
     answers = [greedy(model, ids, stops) for ids in ref.prompts]
     float_format = TOLERANCE.get(number_format, (0, None))[1] is not None
     max_diff = None
     if float_format:
-        max_diff = max((float((answer_logits(model, ids, ans) - logits).abs().max())
-                        for ids, ans, logits in zip(ref.prompts, ref.answers, ref.logits) if ans), default=0.0)
+        max_diff = max(
+            (
+                float((answer_logits(model, ids, ans) - logits).abs().max())
+                for ids, ans, logits in zip(ref.prompts, ref.answers, ref.logits)
+                if ans
+            ),
+            default=0.0,
+        )
     return _report(kind, number_format, runtime, ref, answers, tokenizer, max_diff, "logit")
 
 
@@ -273,8 +323,16 @@ def llama_cpp_server(gguf_path: Path, threads: int | None = None):
 
 def llama_cpp_answer(server, messages: list[dict], chat: bool, prompt_text: str = "") -> tuple[list[int], list]:
     """llama.cpp's greedy answer as token ids, with each step's top log-probabilities."""
-    request = {"max_tokens": NEW_TOKENS, "temperature": 0.0, "top_k": 1, "seed": 0, "cache_prompt": False,
-               "logprobs": True, "top_logprobs": TOP_LOGPROBS, "n_probs": TOP_LOGPROBS}
+    request = {
+        "max_tokens": NEW_TOKENS,
+        "temperature": 0.0,
+        "top_k": 1,
+        "seed": 0,
+        "cache_prompt": False,
+        "logprobs": True,
+        "top_logprobs": TOP_LOGPROBS,
+        "n_probs": TOP_LOGPROBS,
+    }
     if chat:
         reply = server.handle_chat_completions({**request, "messages": messages})
     else:
@@ -291,8 +349,7 @@ def check_gguf(gguf_path: Path, qtype: str, ref: Reference, tokenizer) -> Parity
     number_format = f"gguf-{qtype}"
     reason = llama_cpp_available()
     if reason:
-        report = ParityReport("gguf", number_format, "llama.cpp", ref.prompts_from, status="unchecked",
-                              reason=reason)
+        report = ParityReport("gguf", number_format, "llama.cpp", ref.prompts_from, status="unchecked", reason=reason)
         return report
     import xllamacpp
 
@@ -305,7 +362,7 @@ def check_gguf(gguf_path: Path, qtype: str, ref: Reference, tokenizer) -> Parity
             answers.append(answer)
             ref_logprobs = torch.log_softmax(ref_logits, dim=-1) if len(ref_logits) else ref_logits
             # compare the distributions while both have read the same text (up to the first difference)
-            for step, top in enumerate(tops[:agreement(ref_answer, answer) + 1]):
+            for step, top in enumerate(tops[: agreement(ref_answer, answer) + 1]):
                 if step >= len(ref_logprobs):
                     break
                 for entry in top:
@@ -314,8 +371,16 @@ def check_gguf(gguf_path: Path, qtype: str, ref: Reference, tokenizer) -> Parity
         del server
     float_format = TOLERANCE.get(number_format, (0, None))[1] is not None
     runtime = f"llama.cpp (xllamacpp {getattr(xllamacpp, '__version__', '?')})"
-    return _report("gguf", number_format, runtime, ref, answers, tokenizer,
-                   max_diff if float_format else None, f"top-{TOP_LOGPROBS} log-probability")
+    return _report(
+        "gguf",
+        number_format,
+        runtime,
+        ref,
+        answers,
+        tokenizer,
+        max_diff if float_format else None,
+        f"top-{TOP_LOGPROBS} log-probability",
+    )
 
 
 def card_section(report: ParityReport | None) -> str:
@@ -326,8 +391,10 @@ def card_section(report: ParityReport | None) -> str:
     if report.details:
         lines += ["| prompt | trained model | this export | tokens agreeing |", "|---|---|---|---|"]
         for row in report.details:
-            cells = [str(row[k]).replace("|", "\\|").replace("\n", " ")[:120]
-                     for k in ("prompt", "trained", "export", "tokens_agreeing")]
+            cells = [
+                str(row[k]).replace("|", "\\|").replace("\n", " ")[:120]
+                for k in ("prompt", "trained", "export", "tokens_agreeing")
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

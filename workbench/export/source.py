@@ -1,4 +1,5 @@
 """What a run produced, and that result as one float model (adapter merged into its base)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ from .common import ExportError
 @dataclass
 class RunSource:
     run_dir: Path
-    folder: Path          # final/ or checkpoint-N/
-    config: dict          # the run's config.yaml
+    folder: Path  # final/ or checkpoint-N/
+    config: dict  # the run's config.yaml
 
     @property
     def base_model(self) -> str:
@@ -66,10 +67,12 @@ def plain_adapter_source(folder: Path) -> RunSource:
     adapter = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     base = adapter.get("base_model_name_or_path")
     if not base:
-        raise ExportError(f"{folder}: the adapter does not name its base model "
-                          f"(base_model_name_or_path in adapter_config.json)")
-    return RunSource(folder, folder, {"model_name_or_path": base,
-                                      "finetuning_type": str(adapter.get("peft_type", "lora")).lower()})
+        raise ExportError(
+            f"{folder}: the adapter does not name its base model (base_model_name_or_path in adapter_config.json)"
+        )
+    return RunSource(
+        folder, folder, {"model_name_or_path": base, "finetuning_type": str(adapter.get("peft_type", "lora")).lower()}
+    )
 
 
 def check_exportable(run_dir: Path) -> None:
@@ -77,8 +80,9 @@ def check_exportable(run_dir: Path) -> None:
     a reward model or a classifier is refused, naming the run and why."""
     reason = not_generative_reason(run_dir)
     if reason:
-        raise ExportError(f"{reason}; export writes text generators (merged, adapter, 4/8-bit, GGUF), "
-                          f"not scoring models")
+        raise ExportError(
+            f"{reason}; export writes text generators (merged, adapter, 4/8-bit, GGUF), not scoring models"
+        )
 
 
 def source_folder(run_dir: Path, checkpoint: str | None = None) -> Path:
@@ -88,8 +92,10 @@ def source_folder(run_dir: Path, checkpoint: str | None = None) -> Path:
 def load_tokenizer(src: RunSource):
     from .. import models
 
-    return models.load_tokenizer(str(src.folder) if (src.folder / "tokenizer_config.json").is_file()
-                                 else src.base_model, bool(src.config.get("trust_remote_code", False)))
+    return models.load_tokenizer(
+        str(src.folder) if (src.folder / "tokenizer_config.json").is_file() else src.base_model,
+        bool(src.config.get("trust_remote_code", False)),
+    )
 
 
 def load_merged(src: RunSource):
@@ -100,15 +106,24 @@ def load_merged(src: RunSource):
     from .. import models
 
     if not src.is_adapter:
-        return models.load_causal_lm(str(src.folder), compute_type="fp32", device="cpu",
-                                     trust_remote_code=bool(src.config.get("trust_remote_code", False)))
+        return models.load_causal_lm(
+            str(src.folder),
+            compute_type="fp32",
+            device="cpu",
+            trust_remote_code=bool(src.config.get("trust_remote_code", False)),
+        )
     if not src.mergeable:
-        raise ExportError(f"{src.method} adapters cannot be merged into the base; "
-                          f"export the adapter instead (kind 'adapter')")
+        raise ExportError(
+            f"{src.method} adapters cannot be merged into the base; export the adapter instead (kind 'adapter')"
+        )
     from peft import PeftModel
 
-    base = models.load_causal_lm(src.base_model, compute_type="fp32", device="cpu",
-                                 trust_remote_code=bool(src.config.get("trust_remote_code", False)))
+    base = models.load_causal_lm(
+        src.base_model,
+        compute_type="fp32",
+        device="cpu",
+        trust_remote_code=bool(src.config.get("trust_remote_code", False)),
+    )
     try:
         model = PeftModel.from_pretrained(base, str(src.folder))
     except ValueError as err:

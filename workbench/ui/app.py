@@ -1,4 +1,5 @@
 """The page: a language switch, the model row, and one tab per module."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -13,8 +14,7 @@ from ..chat import ChatEngine
 from ..confine import Workspace
 from ..jobs import JobController
 from ..runs import saves_root
-from . import chat_tab, data_tab, export_tab, train_tab
-from . import eval_tab, experiments_tab
+from . import chat_tab, data_tab, eval_tab, experiments_tab, export_tab, train_tab
 from .context import UIContext
 from .i18n import Localizer
 
@@ -26,7 +26,7 @@ CSS = """
 .wb-msg { opacity: .8; }
 """
 MAX_UPLOAD = "100mb"
-UPLOADS_DIR = ".uploads"       # under the runs folder: Gradio's upload folder when the operator set none
+UPLOADS_DIR = ".uploads"  # under the runs folder: Gradio's upload folder when the operator set none
 UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S = 600, 3600
 OPERATOR_UPLOADS = os.environ.get("GRADIO_TEMP_DIR")  # an upload folder the operator chose
 
@@ -50,27 +50,51 @@ def clear_uploads(folder: Path, dataset_dirs: list[Path]) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: str = "data",
-               controller: JobController | None = None, engine: ChatEngine | None = None,
-               allow_local_models: bool = False) -> gr.Blocks:
+def create_app(
+    lang: str = "en",
+    saves: str | Path | None = None,
+    dataset_dir: str = "data",
+    controller: JobController | None = None,
+    engine: ChatEngine | None = None,
+    allow_local_models: bool = False,
+) -> gr.Blocks:
     saves = Path(saves or saves_root()).expanduser().absolute()
     controller = controller or JobController(saves)
     from ..data.registry import dataset_folders
 
     # the served folder is the one a run's dataset_dir names; datasets are also read from the
     # shipped folder (and ./data) beside it, so those are workspace too
-    workspace = Workspace(saves=saves, dataset_dirs=(Path(dataset_dir),), uploads=Path(upload_folder()),
-                          allow_local_models=allow_local_models, read_roots=tuple(dataset_folders(dataset_dir)))
-    ctx = UIContext(loc=Localizer(lang), controller=controller, engine=engine or ChatEngine(),
-                    saves=saves, dataset_dir=dataset_dir, workspace=workspace)
+    workspace = Workspace(
+        saves=saves,
+        dataset_dirs=(Path(dataset_dir),),
+        uploads=Path(upload_folder()),
+        allow_local_models=allow_local_models,
+        read_roots=tuple(dataset_folders(dataset_dir)),
+    )
+    ctx = UIContext(
+        loc=Localizer(lang),
+        controller=controller,
+        engine=engine or ChatEngine(),
+        saves=saves,
+        dataset_dir=dataset_dir,
+        workspace=workspace,
+    )
     loc = ctx.loc
     # files a browser uploads are deleted an hour after they arrive (and all of them at start-up)
     with gr.Blocks(title="Workbench", delete_cache=(UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S)) as demo:
         ctx.lang = gr.State(lang)
         with gr.Row():
             loc(gr.Markdown(loc.t("app.title")), "app.title")
-            switch = gr.Radio(choices=[(name, code) for code, name in locale.LANGUAGES.items()], value=lang, label="🌐",
-                              show_label=False, container=False, elem_id="language", scale=0, min_width=220)
+            switch = gr.Radio(
+                choices=[(name, code) for code, name in locale.LANGUAGES.items()],
+                value=lang,
+                label="🌐",
+                show_label=False,
+                container=False,
+                elem_id="language",
+                scale=0,
+                min_width=220,
+            )
         folders = gr.Markdown(folders_text(ctx, lang), elem_id="app-folders")
         ctx.rendered_views.append((lambda code: folders_text(ctx, code), [ctx.lang], [folders], True))
         train_tab.build_model_row(ctx)
@@ -85,8 +109,9 @@ def create_app(lang: str = "en", saves: str | Path | None = None, dataset_dir: s
                 refresh_on_open(exports, export_tab.build(ctx))
             with loc(gr.Tab(loc.t("tab.evaluate"), id="evaluate", elem_id="tab-evaluate"), "tab.evaluate") as evals:
                 refresh_on_open(evals, eval_tab.build(ctx))
-            with loc(gr.Tab(loc.t("tab.experiments"), id="experiments", elem_id="tab-experiments"),
-                     "tab.experiments") as experiments:
+            with loc(
+                gr.Tab(loc.t("tab.experiments"), id="experiments", elem_id="tab-experiments"), "tab.experiments"
+            ) as experiments:
                 refresh_on_open(experiments, experiments_tab.build(ctx))
 
         def on_language(code):
@@ -151,19 +176,30 @@ def read_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] 
         if not sep or not user or not password:
             where = "--auth" if auth and number == 0 else f"--auth-file line {number + (0 if auth else 1)}"
             # the password is never repeated back (it may be on a shared screen or in a log)
-            raise SystemExit(f"{where}: a login must be written user:password, with a user name and "
-                             f"a non-empty password")
+            raise SystemExit(
+                f"{where}: a login must be written user:password, with a user name and a non-empty password"
+            )
         pairs.append((user, password))
     return pairs or None
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, lang: str = "en", auth: str | None = None,
-           auth_file: str | None = None, saves: str | None = None, dataset_dir: str = "data",
-           block: bool = True, allow_local_models: bool = False):
+def launch(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    lang: str = "en",
+    auth: str | None = None,
+    auth_file: str | None = None,
+    saves: str | None = None,
+    dataset_dir: str = "data",
+    block: bool = True,
+    allow_local_models: bool = False,
+):
     logins = read_auth(auth, auth_file)
     if not is_loopback(host) and not logins:
-        raise SystemExit(f"refusing to serve on {host} without a login: pass --auth user:password "
-                         f"or --auth-file FILE (or bind 127.0.0.1)")
+        raise SystemExit(
+            f"refusing to serve on {host} without a login: pass --auth user:password "
+            f"or --auth-file FILE (or bind 127.0.0.1)"
+        )
     saves_path = Path(saves or saves_root()).resolve()
     saves_path.mkdir(parents=True, exist_ok=True)
     # exports are served straight from disk (no copy through Gradio's cache)
@@ -181,8 +217,17 @@ def launch(host: str = "127.0.0.1", port: int = 7860, lang: str = "en", auth: st
 
     from .guard import Guard
 
-    demo.launch(server_name=host, server_port=port, share=False, auth=logins, max_file_size=MAX_UPLOAD,
-                show_error=True, prevent_thread_lock=not block, css=CSS, footer_links=[],
-                allowed_paths=[str(saves_path)],
-                app_kwargs={"middleware": [Middleware(Guard, uploads=uploads, roots=[saves_path, uploads])]})
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        auth=logins,
+        max_file_size=MAX_UPLOAD,
+        show_error=True,
+        prevent_thread_lock=not block,
+        css=CSS,
+        footer_links=[],
+        allowed_paths=[str(saves_path)],
+        app_kwargs={"middleware": [Middleware(Guard, uploads=uploads, roots=[saves_path, uploads])]},
+    )
     return demo

@@ -1,4 +1,5 @@
 """Chat tab: talk to the base or any run/checkpoint; compare two side by side, streaming."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import uuid
 import gradio as gr
 
 from .. import locale
-from ..chat import (BASE_PREFIX, GenerationSettings, conversation_record, labelled_choices, list_targets,
-                    resolve_pair)
+from ..chat import BASE_PREFIX, GenerationSettings, conversation_record, labelled_choices, list_targets, resolve_pair
 from ..config import DEFAULT_MODEL
 from .context import UIContext
 
@@ -19,21 +19,42 @@ QUANT_CHOICES = ["run", "none", "8", "4"]
 
 def build(ctx: UIContext):
     loc = ctx.loc
-    stops: dict[str, threading.Event] = {}   # one Stop event per browser session
+    stops: dict[str, threading.Event] = {}  # one Stop event per browser session
 
     targets = list_targets(ctx.saves)
     # one token per open page: names the page's Stop event and what it keeps loaded
     # (gradio deletes it when the page closes: then release what only that page selected)
     page_token = gr.State(lambda: uuid.uuid4().hex, delete_callback=ctx.engine.forget)
     with gr.Row():
-        left = loc(gr.Dropdown(choices=labelled_choices(targets, ctx.saves), value=targets[0], elem_id="chat-left", scale=3,
-                               **loc.kwargs("chat.left")), "chat.left")
-        compare = loc(gr.Checkbox(value=True, elem_id="chat-compare", scale=1, **loc.kwargs("chat.compare")),
-                      "chat.compare")
-        right = loc(gr.Dropdown(choices=labelled_choices(targets, ctx.saves), value=_newest_run(targets),
-                                elem_id="chat-right", scale=3, **loc.kwargs("chat.right")), "chat.right")
-        quant = loc(gr.Dropdown(choices=QUANT_CHOICES, value="run", scale=1, elem_id="chat-quant",
-                                **loc.kwargs("chat.quantization")), "chat.quantization")
+        left = loc(
+            gr.Dropdown(
+                choices=labelled_choices(targets, ctx.saves),
+                value=targets[0],
+                elem_id="chat-left",
+                scale=3,
+                **loc.kwargs("chat.left"),
+            ),
+            "chat.left",
+        )
+        compare = loc(
+            gr.Checkbox(value=True, elem_id="chat-compare", scale=1, **loc.kwargs("chat.compare")), "chat.compare"
+        )
+        right = loc(
+            gr.Dropdown(
+                choices=labelled_choices(targets, ctx.saves),
+                value=_newest_run(targets),
+                elem_id="chat-right",
+                scale=3,
+                **loc.kwargs("chat.right"),
+            ),
+            "chat.right",
+        )
+        quant = loc(
+            gr.Dropdown(
+                choices=QUANT_CHOICES, value="run", scale=1, elem_id="chat-quant", **loc.kwargs("chat.quantization")
+            ),
+            "chat.quantization",
+        )
         refresh = loc(gr.Button(loc.t("chat.refresh"), scale=1, elem_id="chat-refresh"), "chat.refresh")
     with gr.Row():
         with gr.Column():
@@ -56,26 +77,62 @@ def build(ctx: UIContext):
             system = loc(gr.Textbox(value="", **loc.kwargs("chat.system")), "chat.system")
         with gr.Row():
             defaults = GenerationSettings()
-            max_new = loc(gr.Slider(8, 2048, value=defaults.max_new_tokens, step=8, elem_id="chat-max-new", **loc.kwargs("chat.max_new_tokens")), "chat.max_new_tokens")
-            temperature = loc(gr.Slider(0.0, 2.0, value=defaults.temperature, step=0.05, **loc.kwargs("chat.temperature")), "chat.temperature")
+            max_new = loc(
+                gr.Slider(
+                    8,
+                    2048,
+                    value=defaults.max_new_tokens,
+                    step=8,
+                    elem_id="chat-max-new",
+                    **loc.kwargs("chat.max_new_tokens"),
+                ),
+                "chat.max_new_tokens",
+            )
+            temperature = loc(
+                gr.Slider(0.0, 2.0, value=defaults.temperature, step=0.05, **loc.kwargs("chat.temperature")),
+                "chat.temperature",
+            )
             top_p = loc(gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, **loc.kwargs("chat.top_p")), "chat.top_p")
             top_k = loc(gr.Slider(0, 200, value=defaults.top_k, step=1, **loc.kwargs("chat.top_k")), "chat.top_k")
-            rep = loc(gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05, **loc.kwargs("chat.repetition_penalty")), "chat.repetition_penalty")
+            rep = loc(
+                gr.Slider(
+                    1.0, 2.0, value=defaults.repetition_penalty, step=0.05, **loc.kwargs("chat.repetition_penalty")
+                ),
+                "chat.repetition_penalty",
+            )
             seed = loc(gr.Number(value=defaults.seed, precision=0, **loc.kwargs("chat.seed")), "chat.seed")
     settings_inputs = [system, max_new, temperature, top_p, top_k, rep, seed]
     # how to call model A from a program: `workbench serve` answers it by the same name
     with loc(gr.Accordion(loc.t("chat.api"), open=False, elem_id="chat-api"), "chat.api"):
         curl_text, python_text = api_snippets(targets[0])
-        api_curl = loc(gr.Code(curl_text, language="shell", interactive=False, elem_id="chat-api-curl",
-                               label=loc.t("chat.api.curl")), "chat.api.curl")
-        api_python = loc(gr.Code(python_text, language="python", interactive=False, elem_id="chat-api-python",
-                                 label=loc.t("chat.api.python")), "chat.api.python")
+        api_curl = loc(
+            gr.Code(
+                curl_text, language="shell", interactive=False, elem_id="chat-api-curl", label=loc.t("chat.api.curl")
+            ),
+            "chat.api.curl",
+        )
+        api_python = loc(
+            gr.Code(
+                python_text,
+                language="python",
+                interactive=False,
+                elem_id="chat-api-python",
+                label=loc.t("chat.api.python"),
+            ),
+            "chat.api.python",
+        )
 
     def settings_of(system, max_new, temperature, top_p, top_k, rep, seed) -> GenerationSettings:
         try:
-            return GenerationSettings(system_prompt=system or "", max_new_tokens=int(max_new),
-                                      temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
-                                      repetition_penalty=float(rep), seed=int(seed or 0)).check()
+            return GenerationSettings(
+                system_prompt=system or "",
+                max_new_tokens=int(max_new),
+                temperature=float(temperature),
+                top_p=float(top_p),
+                top_k=int(top_k),
+                repetition_penalty=float(rep),
+                seed=int(seed or 0),
+            ).check()
         except (TypeError, ValueError) as err:
             raise ValueError(str(err)) from None
 
@@ -88,9 +145,10 @@ def build(ctx: UIContext):
     def targets_of(left_spec, right_spec, compare_on, quant_choice):
         for spec in (left_spec, right_spec):
             if ctx.workspace is not None and spec and spec.startswith(BASE_PREFIX):
-                ctx.workspace.model(spec[len(BASE_PREFIX):])  # a browser names no folder outside
-        return resolve_pair(model_spec(left_spec), model_spec(right_spec) if compare_on else None,
-                            ctx.saves, quant_of(quant_choice))
+                ctx.workspace.model(spec[len(BASE_PREFIX) :])  # a browser names no folder outside
+        return resolve_pair(
+            model_spec(left_spec), model_spec(right_spec) if compare_on else None, ctx.saves, quant_of(quant_choice)
+        )
 
     def pane_stats(target, update, lang, stopped: bool = False) -> str:
         parts = [f"`{target.label}`"]
@@ -106,8 +164,23 @@ def build(ctx: UIContext):
             parts.append(locale.t("chat.fallback", lang))
         return " · ".join(parts)
 
-    def generate(history_a, history_b, left_spec, right_spec, compare_on, quant_choice, lang,
-                 system_text, max_new_tokens, temp, nucleus, k, penalty, seed_value, session):
+    def generate(
+        history_a,
+        history_b,
+        left_spec,
+        right_spec,
+        compare_on,
+        quant_choice,
+        lang,
+        system_text,
+        max_new_tokens,
+        temp,
+        nucleus,
+        k,
+        penalty,
+        seed_value,
+        session,
+    ):
         # the event armed when the prompt was sent: a Stop pressed before this reply began
         # (while the model loads or the request waits in the queue) is already set on it
         stop_event = stops.setdefault(session, threading.Event())
@@ -174,6 +247,7 @@ def build(ctx: UIContext):
             while history and history[-1]["role"] == "assistant":
                 history.pop()
             return history
+
         return strip(history_a), strip(history_b)
 
     def on_stop(session):
@@ -189,8 +263,9 @@ def build(ctx: UIContext):
         panes = [(model_spec(left_spec), _plain(history_a))]
         if compare_on:
             panes.append((model_spec(right_spec), _plain(history_b)))
-        handle = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="conversation-", delete=False,
-                                             encoding="utf-8")
+        handle = tempfile.NamedTemporaryFile(
+            "w", suffix=".json", prefix="conversation-", delete=False, encoding="utf-8"
+        )
         json.dump(conversation_record(panes, gen), handle, ensure_ascii=False, indent=2)
         handle.close()
         return gr.update(value=handle.name, visible=True)
@@ -208,32 +283,46 @@ def build(ctx: UIContext):
         # a new run is what a user most likely wants to compare against the base
         right_value = right_spec if right_spec in choices and right_spec != choices[0] else _newest_run(choices)
         labelled = labelled_choices(choices, ctx.saves)
-        return (gr.update(choices=labelled, value=left_spec if left_spec in choices else choices[0]),
-                gr.update(choices=labelled, value=right_value))
+        return (
+            gr.update(choices=labelled, value=left_spec if left_spec in choices else choices[0]),
+            gr.update(choices=labelled, value=right_value),
+        )
 
     gen_inputs = [pane_a, pane_b, left, right, compare, quant, ctx.lang] + settings_inputs + [page_token]
     gen_outputs = [pane_a, pane_b, stats_a, stats_b]
     # Several sessions may start replies at once: the engine queues them (one generation at a
     # time), shows "waiting" in the pane, and a Stop also works while a reply is still waiting.
     queue = dict(concurrency_id="chat-generate", concurrency_limit=8)
-    sent = send.click(add_prompt, [prompt, pane_a, pane_b, compare, page_token], [prompt, pane_a, pane_b],
-                      queue=False).then(
-        generate, gen_inputs, gen_outputs, **queue)
-    submitted = prompt.submit(add_prompt, [prompt, pane_a, pane_b, compare, page_token], [prompt, pane_a, pane_b],
-                              queue=False).then(generate, gen_inputs, gen_outputs, **queue)
+    sent = send.click(
+        add_prompt, [prompt, pane_a, pane_b, compare, page_token], [prompt, pane_a, pane_b], queue=False
+    ).then(generate, gen_inputs, gen_outputs, **queue)
+    submitted = prompt.submit(
+        add_prompt, [prompt, pane_a, pane_b, compare, page_token], [prompt, pane_a, pane_b], queue=False
+    ).then(generate, gen_inputs, gen_outputs, **queue)
     regenerated = regen.click(drop_last_reply, [pane_a, pane_b, page_token], [pane_a, pane_b], queue=False).then(
-        generate, gen_inputs, gen_outputs, **queue)
+        generate, gen_inputs, gen_outputs, **queue
+    )
     stop.click(on_stop, [page_token], None, queue=False)
     clear.click(lambda: ([], [], "", ""), None, [pane_a, pane_b, stats_a, stats_b], queue=False)
     export.click(on_export, [pane_a, pane_b, left, right, compare] + settings_inputs, [export_file])
     refresh.click(on_refresh, [left, right], [left, right])
     compare.change(lambda on: gr.update(visible=on), compare, right_column)
-    wire_ratings(ctx, rating, [pane_a, pane_b, left, right, compare] + settings_inputs,
-                 lambda left_spec, right_spec, compare_on, *settings: (
-                     model_spec(left_spec), model_spec(right_spec) if compare_on else None,
-                     _settings_dict(settings_of, settings)))
-    compare.change(lambda on: (gr.update(visible=on), gr.update(visible=not on)), compare,
-                   [rating["compare_row"], rating["single_row"]], queue=False)
+    wire_ratings(
+        ctx,
+        rating,
+        [pane_a, pane_b, left, right, compare] + settings_inputs,
+        lambda left_spec, right_spec, compare_on, *settings: (
+            model_spec(left_spec),
+            model_spec(right_spec) if compare_on else None,
+            _settings_dict(settings_of, settings),
+        ),
+    )
+    compare.change(
+        lambda on: (gr.update(visible=on), gr.update(visible=not on)),
+        compare,
+        [rating["compare_row"], rating["single_row"]],
+        queue=False,
+    )
     for control in (left, right, compare, quant):
         control.change(on_select, [left, right, compare, quant, page_token], None, queue=False)
     left.change(api_snippets, [left], [api_curl, api_python], queue=False)
@@ -249,8 +338,12 @@ def api_snippets(spec: str | None) -> tuple[str, str]:
 
 
 # ---- ratings: the core (workbench.ratings) does the work; this only wires the buttons --------
-COMPARE_BUTTONS = (("a", "chat.rate_a"), ("b", "chat.rate_b"), ("tie", "chat.rate_tie"),
-                   ("both_bad", "chat.rate_both_bad"))
+COMPARE_BUTTONS = (
+    ("a", "chat.rate_a"),
+    ("b", "chat.rate_b"),
+    ("tie", "chat.rate_tie"),
+    ("both_bad", "chat.rate_both_bad"),
+)
 SINGLE_BUTTONS = (("up", "chat.rate_up"), ("down", "chat.rate_down"))
 
 
@@ -262,11 +355,27 @@ def build_ratings(ctx: UIContext) -> dict:
     with loc(gr.Accordion(loc.t("chat.ratings"), open=True, elem_id="chat-ratings"), "chat.ratings"):
         with gr.Row():
             names = sorted(ratings_datasets(ctx.dataset_dir))
-            out["dataset"] = loc(gr.Dropdown(choices=names, value=names[0] if names else None,
-                                             allow_custom_value=True, elem_id="chat-rate-dataset", scale=2,
-                                             **loc.kwargs("chat.rate_dataset")), "chat.rate_dataset")
-            out["kind"] = loc(gr.Radio(choices=list(KINDS), value="preference", elem_id="chat-rate-kind",
-                                       scale=1, **loc.kwargs("chat.rate_kind")), "chat.rate_kind")
+            out["dataset"] = loc(
+                gr.Dropdown(
+                    choices=names,
+                    value=names[0] if names else None,
+                    allow_custom_value=True,
+                    elem_id="chat-rate-dataset",
+                    scale=2,
+                    **loc.kwargs("chat.rate_dataset"),
+                ),
+                "chat.rate_dataset",
+            )
+            out["kind"] = loc(
+                gr.Radio(
+                    choices=list(KINDS),
+                    value="preference",
+                    elem_id="chat-rate-kind",
+                    scale=1,
+                    **loc.kwargs("chat.rate_kind"),
+                ),
+                "chat.rate_kind",
+            )
             out["count"] = gr.Markdown("", elem_id="chat-rate-count")
         with gr.Row(visible=True) as compare_row:
             for verdict, key in COMPARE_BUTTONS:
@@ -274,10 +383,11 @@ def build_ratings(ctx: UIContext) -> dict:
         with gr.Row(visible=False) as single_row:
             for verdict, key in SINGLE_BUTTONS:
                 out["buttons"][verdict] = loc(gr.Button(loc.t(key), elem_id=f"chat-rate-{verdict}"), key)
-            out["edited"] = loc(gr.Textbox(lines=2, elem_id="chat-rate-edited", scale=3,
-                                           **loc.kwargs("chat.rate_edited")), "chat.rate_edited")
-            out["buttons"]["edit"] = loc(gr.Button(loc.t("chat.rate_edit"), elem_id="chat-rate-edit"),
-                                         "chat.rate_edit")
+            out["edited"] = loc(
+                gr.Textbox(lines=2, elem_id="chat-rate-edited", scale=3, **loc.kwargs("chat.rate_edited")),
+                "chat.rate_edited",
+            )
+            out["buttons"]["edit"] = loc(gr.Button(loc.t("chat.rate_edit"), elem_id="chat-rate-edit"), "chat.rate_edit")
     out["compare_row"], out["single_row"] = compare_row, single_row
     return out
 
@@ -297,20 +407,37 @@ def wire_ratings(ctx: UIContext, rating: dict, inputs: list, describe) -> None:
     def on_rate(verdict, name, kind, edited, lang, pane_a, pane_b, left_spec, right_spec, compare_on, *settings):
         model_a, model_b, gen = describe(left_spec, right_spec, compare_on, *settings)
         try:
-            ratings.rate_panes(ctx.dataset_dir, name, kind, verdict, _plain(pane_a),
-                               _plain(pane_b) if compare_on else None, model_a, model_b, gen, edited)
+            ratings.rate_panes(
+                ctx.dataset_dir,
+                name,
+                kind,
+                verdict,
+                _plain(pane_a),
+                _plain(pane_b) if compare_on else None,
+                model_a,
+                model_b,
+                gen,
+                edited,
+            )
         except (ratings.RatingError, ValueError, OSError) as err:
             return gr.update(), locale.t("chat.error", lang, message=err), gr.update()
         names = sorted(ratings.ratings_datasets(ctx.dataset_dir))
-        return (gr.update(choices=names, value=name.strip()),
-                counter(name.strip(), lang) + " · " + locale.t("chat.rate_saved", lang),
-                "" if verdict == "edit" else gr.update())
+        return (
+            gr.update(choices=names, value=name.strip()),
+            counter(name.strip(), lang) + " · " + locale.t("chat.rate_saved", lang),
+            "" if verdict == "edit" else gr.update(),
+        )
 
     common = [rating["dataset"], rating["kind"], rating["edited"], ctx.lang] + inputs
     outputs = [rating["dataset"], rating["count"], rating["edited"]]
     for verdict, button in rating["buttons"].items():
-        button.click(lambda *args, _v=verdict: on_rate(_v, *args), common, outputs,
-                     concurrency_id="chat-rate", concurrency_limit=1)
+        button.click(
+            lambda *args, _v=verdict: on_rate(_v, *args),
+            common,
+            outputs,
+            concurrency_id="chat-rate",
+            concurrency_limit=1,
+        )
     rating["dataset"].change(counter, [rating["dataset"], ctx.lang], rating["count"], queue=False)
 
 

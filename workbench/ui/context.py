@@ -1,4 +1,5 @@
 """What the tabs share: the localizer, the job controller, the chat engine and the controls."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,9 +20,9 @@ class UIContext:
     engine: ChatEngine
     saves: Path
     dataset_dir: str
-    workspace: Workspace | None = None    # what browser requests may touch (paths are confined to it)
+    workspace: Workspace | None = None  # what browser requests may touch (paths are confined to it)
     fields: dict[str, gr.components.Component] = field(default_factory=dict)
-    lang: gr.State | None = None          # the session's language
+    lang: gr.State | None = None  # the session's language
     run_pickers: list[gr.Dropdown] = field(default_factory=list)  # refreshed when runs change
     # (fn, inputs, outputs, again_on_language) that render a view from the form: app.py runs
     # them when a page opens and, where the flag says so, again after the language changes

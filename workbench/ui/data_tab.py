@@ -4,6 +4,7 @@ A source is a registered dataset (picked from the list) or a file just uploaded 
 before it is registered). The knobs that change what is trained (train on prompt, cutoff,
 splits, seed, identity placeholders) are shown here too; they mirror the run form's fields, so
 the Train tab starts the run that was previewed."""
+
 from __future__ import annotations
 
 import html
@@ -29,55 +30,103 @@ AUTO = "auto"
 MIRRORED = ["train_on_prompt", "cutoff_len", "val_size", "test_size", "seed", "identity_name", "identity_author"]
 UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet", ".txt"]
 MAX_PREVIEW_CHARS = 12000
-SPAN_STYLE = {"loss": "background:#bbf7d0;color:#14532d;border-radius:3px;",
-              "rejected": "background:#fecaca;color:#7f1d1d;border-radius:3px;",
-              "cut": "color:#9ca3af;text-decoration:line-through;",
-              None: "color:var(--body-text-color);"}
+SPAN_STYLE = {
+    "loss": "background:#bbf7d0;color:#14532d;border-radius:3px;",
+    "rejected": "background:#fecaca;color:#7f1d1d;border-radius:3px;",
+    "cut": "color:#9ca3af;text-decoration:line-through;",
+    None: "color:var(--body-text-color);",
+}
 
 
 def build(ctx: UIContext) -> None:
     loc = ctx.loc
     names = local_dataset_names(ctx.dataset_dir)
     with gr.Row():
-        dataset = loc(gr.Dropdown(choices=names, value="identity" if "identity" in names else (names or [None])[0],
-                                  elem_id="data-dataset", scale=3, **loc.kwargs("data.dataset")), "data.dataset")
+        dataset = loc(
+            gr.Dropdown(
+                choices=names,
+                value="identity" if "identity" in names else (names or [None])[0],
+                elem_id="data-dataset",
+                scale=3,
+                **loc.kwargs("data.dataset"),
+            ),
+            "data.dataset",
+        )
         show = loc(gr.Button(loc.t("data.show"), variant="primary", scale=1, elem_id="data-show"), "data.show")
     with loc(gr.Accordion(loc.t("data.add"), open=True, elem_id="data-add"), "data.add"):
         with gr.Row():
-            upload = loc(gr.File(file_types=UPLOAD_TYPES, type="filepath", elem_id="data-upload", scale=2,
-                                 **loc.kwargs("data.upload")), "data.upload")
+            upload = loc(
+                gr.File(
+                    file_types=UPLOAD_TYPES,
+                    type="filepath",
+                    elem_id="data-upload",
+                    scale=2,
+                    **loc.kwargs("data.upload"),
+                ),
+                "data.upload",
+            )
             with gr.Column(scale=3):
                 with gr.Row():
                     name_box = loc(gr.Textbox(elem_id="data-name", **loc.kwargs("data.name")), "data.name")
-                    fmt_box = loc(gr.Dropdown(choices=[AUTO, *FORMATS], value=AUTO, elem_id="data-format",
-                                              **loc.kwargs("data.format")), "data.format")
-                    split_box = loc(gr.Radio(choices=list(TEXT_SPLITS), value="auto", elem_id="data-text-split",
-                                             **loc.kwargs("data.text_split")), "data.text_split")
-                columns_box = loc(gr.Textbox(elem_id="data-columns", placeholder="instruction=question, output=answer",
-                                             **loc.kwargs("data.columns")), "data.columns")
+                    fmt_box = loc(
+                        gr.Dropdown(
+                            choices=[AUTO, *FORMATS], value=AUTO, elem_id="data-format", **loc.kwargs("data.format")
+                        ),
+                        "data.format",
+                    )
+                    split_box = loc(
+                        gr.Radio(
+                            choices=list(TEXT_SPLITS),
+                            value="auto",
+                            elem_id="data-text-split",
+                            **loc.kwargs("data.text_split"),
+                        ),
+                        "data.text_split",
+                    )
+                columns_box = loc(
+                    gr.Textbox(
+                        elem_id="data-columns",
+                        placeholder="instruction=question, output=answer",
+                        **loc.kwargs("data.columns"),
+                    ),
+                    "data.columns",
+                )
                 with gr.Row():
                     check = loc(gr.Button(loc.t("data.check"), elem_id="data-check"), "data.check")
-                    register = loc(gr.Button(loc.t("data.register"), variant="primary", elem_id="data-register"),
-                                   "data.register")
+                    register = loc(
+                        gr.Button(loc.t("data.register"), variant="primary", elem_id="data-register"), "data.register"
+                    )
         upload_msg = gr.Markdown("", elem_id="data-upload-message")
     with gr.Row():
         mirrors = {name: field_control(name, loc, elem_id=f"data-{name}") for name in MIRRORED}
     summary = gr.Markdown("", elem_id="data-summary")
-    histogram = loc(gr.BarPlot(None, x="length", y="rows", height=260,
-                               elem_id="data-histogram", **loc.plot_kwargs("data.histogram")), "data.histogram")
-    rows_table = loc(gr.Dataframe(interactive=False, wrap=True, elem_id="data-rows", max_height=420,
-                                  **loc.kwargs("data.rows")), "data.rows")
+    histogram = loc(
+        gr.BarPlot(
+            None, x="length", y="rows", height=260, elem_id="data-histogram", **loc.plot_kwargs("data.histogram")
+        ),
+        "data.histogram",
+    )
+    rows_table = loc(
+        gr.Dataframe(interactive=False, wrap=True, elem_id="data-rows", max_height=420, **loc.kwargs("data.rows")),
+        "data.rows",
+    )
     with gr.Row(equal_height=True):
-        page = loc(gr.Number(value=1, precision=0, minimum=1, elem_id="data-page", scale=1, min_width=100,
-                             **loc.kwargs("data.page")), "data.page")
+        page = loc(
+            gr.Number(
+                value=1, precision=0, minimum=1, elem_id="data-page", scale=1, min_width=100, **loc.kwargs("data.page")
+            ),
+            "data.page",
+        )
         prev_btn = loc(gr.Button(loc.t("data.prev"), scale=1, min_width=90, elem_id="data-prev"), "data.prev")
         next_btn = loc(gr.Button(loc.t("data.next"), scale=1, min_width=90, elem_id="data-next"), "data.next")
-        row_index = loc(gr.Number(value=1, precision=0, minimum=1, elem_id="data-row", scale=2,
-                                  **loc.kwargs("data.row")), "data.row")
+        row_index = loc(
+            gr.Number(value=1, precision=0, minimum=1, elem_id="data-row", scale=2, **loc.kwargs("data.row")),
+            "data.row",
+        )
     loc(gr.Markdown(loc.t("data.trained_heading")), "data.trained_heading")
     trained_text = gr.HTML("", elem_id="data-trained")
-    source = gr.State(None)    # {"name": ...} or {"file": ..., "format": ..., "columns": ..., "text_split": ...}
-    session = gr.State(None)   # (cfg, tokenizer, rows) of the last preview
+    source = gr.State(None)  # {"name": ...} or {"file": ..., "format": ..., "columns": ..., "text_split": ...}
+    session = gr.State(None)  # (cfg, tokenizer, rows) of the last preview
 
     name_of = {component: name for name, component in ctx.fields.items()}
     mirror_of = {component: name for name, component in mirrors.items()}
@@ -97,8 +146,15 @@ def build(ctx: UIContext) -> None:
             tokenizer = load_tokenizer(cfg.model_name_or_path)
             if "file" in src:
                 path = str(ctx.workspace.upload_file(src["file"], "file")) if ctx.workspace else src["file"]
-                result = inspect(cfg, tokenizer, path, src.get("format"), src.get("columns"),
-                                 src.get("text_split", "auto"), sample=PREVIEW_ROWS)
+                result = inspect(
+                    cfg,
+                    tokenizer,
+                    path,
+                    src.get("format"),
+                    src.get("columns"),
+                    src.get("text_split", "auto"),
+                    sample=PREVIEW_ROWS,
+                )
             else:
                 result = inspect(cfg, tokenizer, sample=PREVIEW_ROWS)
         except (ConfigError, DataError, ModelError, ValueError) as err:
@@ -111,9 +167,15 @@ def build(ctx: UIContext) -> None:
             text = f"{text}\n\n{source_text(ctx.dataset_dir, src['name'], lang)}"
         hist = length_histogram(result.stats.lengths)
         frame = pd.DataFrame(hist, columns=["length", "rows"])
-        return (text, gr.update(value=frame, sort=[h[0] for h in hist]),
-                rows_frame(result.rows, 0), gr.update(value=1, maximum=pages(result.rows)),
-                gr.update(value=1, maximum=len(result.rows)), example_html(state, 0, lang), state)
+        return (
+            text,
+            gr.update(value=frame, sort=[h[0] for h in hist]),
+            rows_frame(result.rows, 0),
+            gr.update(value=1, maximum=pages(result.rows)),
+            gr.update(value=1, maximum=len(result.rows)),
+            example_html(state, 0, lang),
+            state,
+        )
 
     def preview_registered(data: dict):
         src = {"name": data[dataset]} if data[dataset] else None
@@ -123,8 +185,12 @@ def build(ctx: UIContext) -> None:
         path = data[upload]
         if not path:
             return ("", *[gr.update()] * 5, "", None, None, gr.update())
-        src = {"file": path, "format": None if data[fmt_box] == AUTO else data[fmt_box],
-               "columns": data[columns_box], "text_split": data[split_box]}
+        src = {
+            "file": path,
+            "format": None if data[fmt_box] == AUTO else data[fmt_box],
+            "columns": data[columns_box],
+            "text_split": data[split_box],
+        }
         name = data[name_box] or default_name(path)
         shown = preview(data, src)
         message = shown[0] if shown[0].startswith("⚠️") else ""
@@ -165,8 +231,11 @@ def build(ctx: UIContext) -> None:
     file_inputs = {upload, fmt_box, columns_box, split_box, name_box} | form_inputs
     upload.upload(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])
     check.click(preview_file, inputs=file_inputs, outputs=[upload_msg] + preview_outputs + [source, name_box])
-    register.click(on_register, inputs={upload, name_box, fmt_box, columns_box, split_box, ctx.lang},
-                   outputs=[upload_msg, dataset, ctx.fields["dataset"], upload])
+    register.click(
+        on_register,
+        inputs={upload, name_box, fmt_box, columns_box, split_box, ctx.lang},
+        outputs=[upload_msg, dataset, ctx.fields["dataset"], upload],
+    )
 
     # a knob changed here re-previews the same source and updates the run form's field (a text or
     # number box when editing ends: its input event does not fire for every way of typing)
@@ -226,10 +295,21 @@ def pages(rows: list[dict]) -> int:
 
 def summary_text(result, lang: str) -> str:
     s = result.summary()
-    text = locale.t("data.summary", lang, kind=s["kind"], train=s["splits"]["train"],
-                    validation=s["splits"]["validation"], test=s["splits"]["test"], tokens=s["tokens"],
-                    trainable=s["trainable_tokens"], truncated=s["truncated"], dropped=s["dropped"],
-                    cutoff=s["cutoff_len"], max=s["max_length"], mean=s["mean_length"])
+    text = locale.t(
+        "data.summary",
+        lang,
+        kind=s["kind"],
+        train=s["splits"]["train"],
+        validation=s["splits"]["validation"],
+        test=s["splits"]["test"],
+        tokens=s["tokens"],
+        trainable=s["trainable_tokens"],
+        truncated=s["truncated"],
+        dropped=s["dropped"],
+        cutoff=s["cutoff_len"],
+        max=s["max_length"],
+        mean=s["mean_length"],
+    )
     if s["format"]:
         text = locale.t("data.detected", lang, format=s["format"]) + " · " + text
     text += " · " + locale.t("data.stage", lang, stage=s["stage"])
@@ -242,9 +322,10 @@ def rows_frame(rows: list[dict], page_index: int) -> pd.DataFrame:
     """One page of normalized rows: number, split, then one column per role or field."""
     start = page_index * PAGE
     out = []
-    for number, row in enumerate(rows[start:start + PAGE], start=start + 1):
-        out.append({"#": number, "split": row.get("split", ""),
-                    **{k: shorten(v, 300) for k, v in row_preview(row).items()}})
+    for number, row in enumerate(rows[start : start + PAGE], start=start + 1):
+        out.append(
+            {"#": number, "split": row.get("split", ""), **{k: shorten(v, 300) for k, v in row_preview(row).items()}}
+        )
     return pd.DataFrame(out)
 
 
@@ -266,9 +347,15 @@ def example_html(state, index: int, lang: str) -> str:
 
 
 def spans_html(spans: list[tuple[str, str | None]], lang: str) -> str:
-    legend = " ".join(f"<span style='{SPAN_STYLE[tag]}padding:0 4px'>{html.escape(locale.t(key, lang))}</span>"
-                      for tag, key in (("loss", "data.legend_loss"), (None, "data.legend_none"),
-                                       ("rejected", "data.legend_rejected"), ("cut", "data.legend_cut")))
+    legend = " ".join(
+        f"<span style='{SPAN_STYLE[tag]}padding:0 4px'>{html.escape(locale.t(key, lang))}</span>"
+        for tag, key in (
+            ("loss", "data.legend_loss"),
+            (None, "data.legend_none"),
+            ("rejected", "data.legend_rejected"),
+            ("cut", "data.legend_cut"),
+        )
+    )
     parts, used = [], 0
     for text, tag in spans:
         if used >= MAX_PREVIEW_CHARS:
@@ -279,7 +366,9 @@ def spans_html(spans: list[tuple[str, str | None]], lang: str) -> str:
         marker = "mark" if tag == "loss" else "span"
         parts.append(f"<{marker} class='wb-{tag or 'none'}' style='{SPAN_STYLE[tag]}'>{html.escape(text)}</{marker}>")
     body = "".join(parts)
-    return (f"<div class='wb-legend' style='margin:4px 0'>{legend}</div>"
-            f"<div class='wb-trained' style='white-space:pre-wrap;font-family:monospace;font-size:13px;"
-            f"border:1px solid var(--border-color-primary);border-radius:6px;padding:8px;"
-            f"max-height:480px;overflow:auto'>{body}</div>")
+    return (
+        f"<div class='wb-legend' style='margin:4px 0'>{legend}</div>"
+        f"<div class='wb-trained' style='white-space:pre-wrap;font-family:monospace;font-size:13px;"
+        f"border:1px solid var(--border-color-primary);border-radius:6px;padding:8px;"
+        f"max-height:480px;overflow:auto'>{body}</div>"
+    )

@@ -1,10 +1,11 @@
 """Evaluate tab: metrics of the base or a run on a split; before/after with the forgetting
 check; gap analysis of the base before training. Each is a job of the controller (it runs in its
 own process, workbench.tasks); the tab submits it, shows its progress and reads its result."""
+
 from __future__ import annotations
 
-import pandas as pd
 import gradio as gr
+import pandas as pd
 
 from .. import locale, tasks
 from ..chat import BASE_PREFIX, labelled_choices, list_targets
@@ -12,8 +13,19 @@ from ..data import local_dataset_names
 from .context import UIContext
 from .job_view import job_html, view_key
 
-SHOWN_METRICS = ("exact_match", "bleu", "rouge1", "rouge2", "rougeL", "loss", "perplexity",
-                 "accuracy", "precision", "recall", "f1")
+SHOWN_METRICS = (
+    "exact_match",
+    "bleu",
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "loss",
+    "perplexity",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+)
 
 
 def build(ctx: UIContext):
@@ -21,14 +33,30 @@ def build(ctx: UIContext):
     targets = list_targets(ctx.saves)
     datasets = [""] + local_dataset_names(ctx.dataset_dir)
     with gr.Row():
-        target = loc(gr.Dropdown(choices=labelled_choices(targets, ctx.saves), value=targets[1] if len(targets) > 1 else targets[0], elem_id="eval-target", scale=3,
-                                 **loc.kwargs("eval.target")), "eval.target")
-        dataset = loc(gr.Dropdown(choices=datasets, value="", elem_id="eval-dataset", scale=2,
-                                  **loc.kwargs("eval.dataset")), "eval.dataset")
-        split = loc(gr.Radio(choices=["test", "validation"], value="test", elem_id="eval-split", scale=1,
-                             **loc.kwargs("eval.split")), "eval.split")
-        limit = loc(gr.Number(value=60, precision=0, minimum=0, elem_id="eval-limit", scale=1,
-                              **loc.kwargs("eval.limit")), "eval.limit")
+        target = loc(
+            gr.Dropdown(
+                choices=labelled_choices(targets, ctx.saves),
+                value=targets[1] if len(targets) > 1 else targets[0],
+                elem_id="eval-target",
+                scale=3,
+                **loc.kwargs("eval.target"),
+            ),
+            "eval.target",
+        )
+        dataset = loc(
+            gr.Dropdown(choices=datasets, value="", elem_id="eval-dataset", scale=2, **loc.kwargs("eval.dataset")),
+            "eval.dataset",
+        )
+        split = loc(
+            gr.Radio(
+                choices=["test", "validation"], value="test", elem_id="eval-split", scale=1, **loc.kwargs("eval.split")
+            ),
+            "eval.split",
+        )
+        limit = loc(
+            gr.Number(value=60, precision=0, minimum=0, elem_id="eval-limit", scale=1, **loc.kwargs("eval.limit")),
+            "eval.limit",
+        )
         refresh = loc(gr.Button(loc.t("eval.refresh"), scale=1, elem_id="eval-refresh"), "eval.refresh")
     with gr.Row():
         run_btn = loc(gr.Button(loc.t("eval.run"), variant="primary", elem_id="eval-run"), "eval.run")
@@ -39,8 +67,12 @@ def build(ctx: UIContext):
     status = gr.Markdown("", elem_id="eval-status")
     progress = gr.HTML("", elem_id="eval-progress")
     summary = gr.Markdown("", elem_id="eval-summary")
-    table = loc(gr.Dataframe(value=empty_rows(loc.lang), interactive=False, wrap=True, elem_id="eval-table",
-                             **loc.kwargs("eval.table")), "eval.table")
+    table = loc(
+        gr.Dataframe(
+            value=empty_rows(loc.lang), interactive=False, wrap=True, elem_id="eval-table", **loc.kwargs("eval.table")
+        ),
+        "eval.table",
+    )
     timer = gr.Timer(1.0)
     # a language switch renames the table's columns and keeps its rows
     ctx.rendered_views.append((relabel_columns, [table, ctx.lang], [table], True))
@@ -52,7 +84,7 @@ def build(ctx: UIContext):
     def confined(spec):
         """A base model named by a browser is a known model, a hub id or a workspace folder."""
         if ctx.workspace is not None and spec and spec.startswith(BASE_PREFIX):
-            ctx.workspace.model(spec[len(BASE_PREFIX):])
+            ctx.workspace.model(spec[len(BASE_PREFIX) :])
 
     def submit(args, lang):
         try:
@@ -63,8 +95,13 @@ def build(ctx: UIContext):
         return locale.t("job.submitted", lang, job=job_id)
 
     def args_of(spec, dataset_name, split_name, rows, mode):
-        return {"spec": spec, "dataset": dataset_name or None, "split": split_name, "mode": mode,
-                "limit": int(rows or 0) or None}
+        return {
+            "spec": spec,
+            "dataset": dataset_name or None,
+            "split": split_name,
+            "mode": mode,
+            "limit": int(rows or 0) or None,
+        }
 
     def on_evaluate(spec, dataset_name, split_name, rows, lang):
         if spec and spec.startswith(BASE_PREFIX) and not dataset_name:
@@ -129,8 +166,13 @@ def result_view(view: dict | None, lang: str) -> tuple[str, pd.DataFrame]:
     if not view:
         return "", empty_rows(lang)
     if view["status"] in ("failed", "aborted", "interrupted", "damaged"):
-        return locale.t("job.failed", lang, job=view["id"], status=locale.t(f"status.{view['status']}", lang),
-                        message=view["message"]), empty_rows(lang)
+        return locale.t(
+            "job.failed",
+            lang,
+            job=view["id"],
+            status=locale.t(f"status.{view['status']}", lang),
+            message=view["message"],
+        ), empty_rows(lang)
     report = view.get("result")
     if not report:
         return "", empty_rows(lang)
@@ -146,25 +188,55 @@ def result_view(view: dict | None, lang: str) -> tuple[str, pd.DataFrame]:
 
 
 def metrics_summary(result: dict, lang: str) -> str:
-    return locale.t("eval.metrics", lang, target=result["target"], dataset=result["dataset"],
-                    split=result["split"], rows=result["rows"], metrics=metrics_text(result["metrics"]))
+    return locale.t(
+        "eval.metrics",
+        lang,
+        target=result["target"],
+        dataset=result["dataset"],
+        split=result["split"],
+        rows=result["rows"],
+        metrics=metrics_text(result["metrics"]),
+    )
 
 
 def predictions_frame(result: dict, lang: str) -> pd.DataFrame:
-    return pd.DataFrame([{col(lang, "prompt"): p["prompt"], col(lang, "reference"): p["reference"],
-                          col(lang, "prediction"): p["prediction"], col(lang, "exact"): "✓" if p["exact"] else ""}
-                         for p in result["predictions"]])
+    return pd.DataFrame(
+        [
+            {
+                col(lang, "prompt"): p["prompt"],
+                col(lang, "reference"): p["reference"],
+                col(lang, "prediction"): p["prediction"],
+                col(lang, "exact"): "✓" if p["exact"] else "",
+            }
+            for p in result["predictions"]
+        ]
+    )
 
 
 def gap_text(report: dict, lang: str) -> str:
-    return locale.t("eval.gap_summary", lang, target=report["target"], failed=report["failed"],
-                    rows=report["rows"], split=report["split"], dataset=report["dataset"],
-                    em=report["metrics"]["exact_match"])
+    return locale.t(
+        "eval.gap_summary",
+        lang,
+        target=report["target"],
+        failed=report["failed"],
+        rows=report["rows"],
+        split=report["split"],
+        dataset=report["dataset"],
+        em=report["metrics"]["exact_match"],
+    )
 
 
 def gap_frame(report: dict, lang: str) -> pd.DataFrame:
-    return pd.DataFrame([{col(lang, "prompt"): f["prompt"], col(lang, "reference"): f["reference"],
-                          col(lang, "prediction"): f["prediction"]} for f in report["failures"]])
+    return pd.DataFrame(
+        [
+            {
+                col(lang, "prompt"): f["prompt"],
+                col(lang, "reference"): f["reference"],
+                col(lang, "prediction"): f["prediction"],
+            }
+            for f in report["failures"]
+        ]
+    )
 
 
 def col(lang: str, name: str) -> str:
@@ -176,9 +248,19 @@ def metrics_text(metrics: dict) -> str:
 
 
 def compare_text(report: dict, lang: str) -> str:
-    lines = [locale.t("eval.compare_summary", lang, target=report["target"], base=report["base"],
-                      dataset=report["dataset"], split=report["split"], rows=len(report["rows"]),
-                      improved=report["improved"], worse=report["worse"])]
+    lines = [
+        locale.t(
+            "eval.compare_summary",
+            lang,
+            target=report["target"],
+            base=report["base"],
+            dataset=report["dataset"],
+            split=report["split"],
+            rows=len(report["rows"]),
+            improved=report["improved"],
+            worse=report["worse"],
+        )
+    ]
     base, tuned, delta = report["base_metrics"], report["tuned_metrics"], report["delta"]
     lines.append(f"\n**{locale.t('eval.metric_change', lang)}**\n")
     lines.append("| | base | tuned | Δ |\n|---|---:|---:|---:|")
@@ -186,18 +268,34 @@ def compare_text(report: dict, lang: str) -> str:
         if key in delta:
             lines.append(f"| {key} | {base[key]:.4g} | {tuned[key]:.4g} | {delta[key]:+.4g} |")
     forgot = report["forgetting"]
-    lines.append("\n" + locale.t("eval.forgetting", lang, before=forgot["perplexity_before"],
-                                 after=forgot["perplexity_after"], change=forgot["change_percent"],
-                                 threshold=forgot["threshold_percent"]))
+    lines.append(
+        "\n"
+        + locale.t(
+            "eval.forgetting",
+            lang,
+            before=forgot["perplexity_before"],
+            after=forgot["perplexity_after"],
+            change=forgot["change_percent"],
+            threshold=forgot["threshold_percent"],
+        )
+    )
     lines.append(locale.t("eval.forgetting_warning" if forgot["warning"] else "eval.forgetting_ok", lang))
     return "\n".join(lines)
 
 
 def compare_frame(report: dict, lang: str) -> pd.DataFrame:
-    return pd.DataFrame([{col(lang, "prompt"): r["prompt"], col(lang, "reference"): r["reference"],
-                          col(lang, "base"): r["base"], col(lang, "tuned"): r["tuned"],
-                          col(lang, "change"): locale.t(f"eval.change.{r['change']}", lang)}
-                         for r in report["rows"]])
+    return pd.DataFrame(
+        [
+            {
+                col(lang, "prompt"): r["prompt"],
+                col(lang, "reference"): r["reference"],
+                col(lang, "base"): r["base"],
+                col(lang, "tuned"): r["tuned"],
+                col(lang, "change"): locale.t(f"eval.change.{r['change']}", lang),
+            }
+            for r in report["rows"]
+        ]
+    )
 
 
 def relabel_columns(frame: pd.DataFrame | None, lang: str) -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """Form controls generated from RunConfig's field declarations: one control per field."""
+
 from __future__ import annotations
 
 import gradio as gr
@@ -21,8 +22,9 @@ def field_control(name: str, loc: Localizer, **overrides):
     kwargs = {**loc.kwargs(f"field.{name}"), "elem_id": f"field-{name}"}
     kwargs.update(overrides)
     if meta["choices"] is not None:
-        control = gr.Dropdown(choices=[_choice_value(c) for c in meta["choices"]],
-                              value=_choice_value(default), **kwargs)
+        control = gr.Dropdown(
+            choices=[_choice_value(c) for c in meta["choices"]], value=_choice_value(default), **kwargs
+        )
     elif typ is bool:
         control = gr.Checkbox(value=default, **kwargs)
     elif typ in (int, float):
@@ -35,8 +37,7 @@ def field_control(name: str, loc: Localizer, **overrides):
     return loc(control, f"field.{name}")
 
 
-def config_from_values(values: dict[str, object], base: RunConfig | None = None,
-                       workspace=None) -> RunConfig:
+def config_from_values(values: dict[str, object], base: RunConfig | None = None, workspace=None) -> RunConfig:
     """A validated RunConfig from control values (by field name); ConfigError lists every
     problem, each naming its field. With a workspace, every path in it must stay inside."""
     data = (base or RunConfig()).to_dict()

@@ -6,15 +6,16 @@
   a few in a minute from one address, further attempts get 429 until the minute has passed;
 - downloads: files are sent as attachments with `X-Content-Type-Options: nosniff`, so a planted
   .html or .svg is saved, never rendered in the page's origin."""
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 import shutil
-import urllib.parse
 import threading
 import time
+import urllib.parse
 from collections import defaultdict, deque
 from pathlib import Path
 
@@ -23,11 +24,11 @@ from .. import locale
 log = logging.getLogger("workbench.security")
 
 MB = 1024 * 1024
-MAX_REQUEST_MB = 110          # one dataset file (100 MB) and the form around it
+MAX_REQUEST_MB = 110  # one dataset file (100 MB) and the form around it
 # uploads stop when the disk would keep less than this (an operator may set another margin)
 MIN_FREE_MB = float(os.environ.get("WORKBENCH_MIN_FREE_MB", "1024"))
 LOGIN_WINDOW_S = 60.0
-LOGIN_FAILURES = 5            # failures per address and window before 429
+LOGIN_FAILURES = 5  # failures per address and window before 429
 
 
 class LoginLimiter:
@@ -94,8 +95,9 @@ class Guard:
     async def _upload(self, scope, receive, send):
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
-            return await _reply(send, 413, locale.t("upload.too_large", size=f"{length / MB:.0f}",
-                                                    limit=f"{self.max_bytes / MB:g}"))
+            return await _reply(
+                send, 413, locale.t("upload.too_large", size=f"{length / MB:.0f}", limit=f"{self.max_bytes / MB:g}")
+            )
         if self._free_bytes() - (length or 0) < self.min_free:
             log.warning("upload refused: free disk below %d MB", self.min_free // MB)
             return await _reply(send, 507, locale.t("upload.disk_full"))
@@ -113,8 +115,11 @@ class Guard:
         try:
             return await self.app(scope, counted, send)
         except _TooLarge:
-            return await _reply(send, 413, locale.t("upload.too_large", size=f"> {self.max_bytes / MB:g}",
-                                                    limit=f"{self.max_bytes / MB:g}"))
+            return await _reply(
+                send,
+                413,
+                locale.t("upload.too_large", size=f"> {self.max_bytes / MB:g}", limit=f"{self.max_bytes / MB:g}"),
+            )
 
     def _servable(self, target: str) -> bool:
         """A local file asked for by path resolves (after symlinks) inside the workspace."""
@@ -166,13 +171,17 @@ def _content_length(scope) -> int | None:
 def _download_headers(send):
     async def wrapped(message):
         if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", [])
-                       if k.lower() not in (b"content-disposition", b"x-content-type-options")]
+            headers = [
+                (k, v)
+                for k, v in message.get("headers", [])
+                if k.lower() not in (b"content-disposition", b"x-content-type-options")
+            ]
             original = dict(message.get("headers", [])).get(b"content-disposition", b"")
             headers.append((b"content-disposition", _attachment(original)))
             headers.append((b"x-content-type-options", b"nosniff"))
             message = {**message, "headers": headers}
         await send(message)
+
     return wrapped
 
 
@@ -185,7 +194,15 @@ def _attachment(original: bytes) -> bytes:
 
 async def _reply(send, status: int, message: str, headers: dict | None = None) -> None:
     body = json.dumps({"error": message, "detail": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *[(k.encode(), v.encode()) for k, v in (headers or {}).items()]]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *[(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -1,5 +1,6 @@
 """Localized components: each is registered once, at creation, with its locale key, so a
 language switch can relabel every one of them in a single event."""
+
 from __future__ import annotations
 
 import gradio as gr

@@ -3,6 +3,7 @@ step, and the completions the run sampled with their rewards (grpo/rloo runs onl
 
 It follows the run picked in the Train tab with its own timer and its own incremental reader
 of events.jsonl, so the rest of the tab is untouched by it."""
+
 from __future__ import annotations
 
 import gradio as gr
@@ -19,10 +20,28 @@ SAMPLE_COLUMNS = ("step", "reward", "rewards", "prompt", "completion")
 def build(ctx: UIContext, run_picker) -> None:
     loc = ctx.loc
     with loc(gr.Accordion(loc.t("train.rl_view"), open=True, visible=True, elem_id="train-rl"), "train.rl_view"):
-        rl_plot = loc(gr.LinePlot(None, x="step", y="value", color="series", elem_id="rl-chart", height=260,
-                                  **loc.kwargs("train.rl_chart")), "train.rl_chart")
-        samples = loc(gr.Dataframe(value=samples_frame([], loc.lang), interactive=False, wrap=True,
-                                   elem_id="rl-samples", **loc.kwargs("train.rl_samples")), "train.rl_samples")
+        rl_plot = loc(
+            gr.LinePlot(
+                None,
+                x="step",
+                y="value",
+                color="series",
+                elem_id="rl-chart",
+                height=260,
+                **loc.kwargs("train.rl_chart"),
+            ),
+            "train.rl_chart",
+        )
+        samples = loc(
+            gr.Dataframe(
+                value=samples_frame([], loc.lang),
+                interactive=False,
+                wrap=True,
+                elem_id="rl-samples",
+                **loc.kwargs("train.rl_samples"),
+            ),
+            "train.rl_samples",
+        )
     monitor = gr.State(None)
     timer = gr.Timer(2.0)
 
@@ -37,8 +56,12 @@ def build(ctx: UIContext, run_picker) -> None:
         return mon, rl_frame(mon), samples_frame(read_samples(ctx.saves / run_id), lang)
 
     timer.tick(on_tick, [run_picker, monitor, ctx.lang], [monitor, rl_plot, samples], show_progress="hidden")
-    run_picker.change(lambda run_id, lang: on_tick(run_id, None, lang), [run_picker, ctx.lang],
-                      [monitor, rl_plot, samples], queue=False)
+    run_picker.change(
+        lambda run_id, lang: on_tick(run_id, None, lang),
+        [run_picker, ctx.lang],
+        [monitor, rl_plot, samples],
+        queue=False,
+    )
 
 
 def rl_frame(mon: RunMonitor) -> pd.DataFrame | None:
@@ -52,7 +75,14 @@ def samples_frame(logged: list[dict], lang: str) -> pd.DataFrame:
     for entry in reversed(logged):
         for sample in entry.get("samples", []):
             parts = ", ".join(f"{k} {v:.3g}" for k, v in sample.get("rewards", {}).items())
-            rows.append((entry.get("step"), round(sample.get("reward", 0.0), 4), parts,
-                         sample.get("prompt", "")[-300:], sample.get("completion", "")))
+            rows.append(
+                (
+                    entry.get("step"),
+                    round(sample.get("reward", 0.0), 4),
+                    parts,
+                    sample.get("prompt", "")[-300:],
+                    sample.get("completion", ""),
+                )
+            )
     names = [locale.t(f"train.rl_col_{c}", lang) for c in SAMPLE_COLUMNS]
     return pd.DataFrame(rows, columns=names)

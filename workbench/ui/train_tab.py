@@ -3,6 +3,7 @@
 The tab never trains: Start writes the run's config and hands it to the job controller, which
 runs `python -m workbench.train` in its own process. A gr.Timer reads the selected run's new
 events only, and redraws the charts only when points were added."""
+
 from __future__ import annotations
 
 import html
@@ -17,23 +18,31 @@ from ..config import FIELDS, ConfigError, load_config, save_config, to_yaml
 from ..confine import ConfinementError, run_folder
 from ..data import local_dataset_names
 from ..jobs import tail_log
-from ..runs import CONFIG_FILE, complete_checkpoints
 from ..progress import RunMonitor, format_duration
+from ..runs import CONFIG_FILE, complete_checkpoints
+from . import method_panel, rl_view
 from .context import UIContext
 from .form import config_from_values, control_value, field_control, workspace_problems
-from . import method_panel
-from . import rl_view
 
 # fields placed in the tab's main rows; the rest go to the accordions by group
 MAIN_ROWS = [
     ["dataset", "stage", "finetuning_type"],
-    ["learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-     "gradient_accumulation_steps", "cutoff_len"],
+    [
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "cutoff_len",
+    ],
 ]
 TOP_FIELDS = ["model_name_or_path", "template", "quantization_bit", "compute_type"]
-ACCORDIONS = [("train.lora", ["lora"]), ("train.method_options", ["method", "preference"]),
-              ("train.rl_options", ["rl"]),
-              ("train.advanced", ["train", "schedule", "data", "model", "system"])]
+ACCORDIONS = [
+    ("train.lora", ["lora"]),
+    ("train.method_options", ["method", "preference"]),
+    ("train.rl_options", ["rl"]),
+    ("train.advanced", ["train", "schedule", "data", "model", "system"]),
+]
 
 
 def build_model_row(ctx: UIContext) -> None:
@@ -45,10 +54,12 @@ def build_model_row(ctx: UIContext) -> None:
             extra = {}
             if name == "model_name_or_path":
                 extra = dict(choices=list(KNOWN_MODELS), allow_custom_value=True, scale=3)
-                ctx.fields[name] = ctx.loc(gr.Dropdown(value=FIELDS[name].default,
-                                                       **ctx.loc.kwargs(f"field.{name}"),
-                                                       elem_id=f"field-{name}", **extra),
-                                           f"field.{name}")
+                ctx.fields[name] = ctx.loc(
+                    gr.Dropdown(
+                        value=FIELDS[name].default, **ctx.loc.kwargs(f"field.{name}"), elem_id=f"field-{name}", **extra
+                    ),
+                    f"field.{name}",
+                )
             else:
                 ctx.fields[name] = field_control(name, ctx.loc)
 
@@ -58,17 +69,30 @@ def build(ctx: UIContext) -> None:
     placed = set(TOP_FIELDS)
     with gr.Row():
         names = local_dataset_names(ctx.dataset_dir)
-        ctx.fields["dataset"] = loc(gr.Dropdown(
-            choices=names, value=["identity"] if "identity" in names else names[:1], multiselect=True,
-            allow_custom_value=True, elem_id="field-dataset", **loc.kwargs("field.dataset")),
-            "field.dataset")
+        ctx.fields["dataset"] = loc(
+            gr.Dropdown(
+                choices=names,
+                value=["identity"] if "identity" in names else names[:1],
+                multiselect=True,
+                allow_custom_value=True,
+                elem_id="field-dataset",
+                **loc.kwargs("field.dataset"),
+            ),
+            "field.dataset",
+        )
         for name in MAIN_ROWS[0][1:]:
             ctx.fields[name] = field_control(name, loc)
         # "Continue from": a finished run or checkpoint whose adapter this run keeps training
-        ctx.fields["adapter_name_or_path"] = loc(gr.Dropdown(
-            choices=continue_choices(ctx), value="", allow_custom_value=True,
-            elem_id="field-adapter_name_or_path", **loc.kwargs("field.adapter_name_or_path")),
-            "field.adapter_name_or_path")
+        ctx.fields["adapter_name_or_path"] = loc(
+            gr.Dropdown(
+                choices=continue_choices(ctx),
+                value="",
+                allow_custom_value=True,
+                elem_id="field-adapter_name_or_path",
+                **loc.kwargs("field.adapter_name_or_path"),
+            ),
+            "field.adapter_name_or_path",
+        )
     with gr.Row():
         for name in MAIN_ROWS[1]:
             ctx.fields[name] = field_control(name, loc)
@@ -79,9 +103,10 @@ def build(ctx: UIContext) -> None:
                 names = [n for n, f in FIELDS.items() if f.metadata["group"] == group and n not in placed]
                 for chunk in range(0, len(names), 4):
                     with gr.Row():
-                        for name in names[chunk:chunk + 4]:
-                            ctx.fields[name] = dataset_dir_control(ctx) if name == "dataset_dir" \
-                                else field_control(name, loc)
+                        for name in names[chunk : chunk + 4]:
+                            ctx.fields[name] = (
+                                dataset_dir_control(ctx) if name == "dataset_dir" else field_control(name, loc)
+                            )
                 placed |= set(names)
     missing = set(FIELDS) - set(ctx.fields)
     assert not missing, f"fields without a control: {missing}"
@@ -93,50 +118,120 @@ def build(ctx: UIContext) -> None:
         abort_btn = loc(gr.Button(loc.t("train.abort"), variant="stop", elem_id="train-abort"), "train.abort")
         resume_btn = loc(gr.Button(loc.t("train.resume"), elem_id="train-resume"), "train.resume")
     with gr.Row():
-        save_btn = loc(gr.Button(loc.t("jobs.save_config"), size="sm", elem_id="train-save-config"),
-                       "jobs.save_config")
-        load_btn = loc(gr.UploadButton(loc.t("jobs.load_config"), size="sm", file_types=[".yaml", ".yml"],
-                                       file_count="single", elem_id="train-load-config"), "jobs.load_config")
-        saved_file = loc(gr.File(visible=False, interactive=False, elem_id="train-saved-config",
-                                 **loc.kwargs("jobs.config_file")), "jobs.config_file")
+        save_btn = loc(gr.Button(loc.t("jobs.save_config"), size="sm", elem_id="train-save-config"), "jobs.save_config")
+        load_btn = loc(
+            gr.UploadButton(
+                loc.t("jobs.load_config"),
+                size="sm",
+                file_types=[".yaml", ".yml"],
+                file_count="single",
+                elem_id="train-load-config",
+            ),
+            "jobs.load_config",
+        )
+        saved_file = loc(
+            gr.File(visible=False, interactive=False, elem_id="train-saved-config", **loc.kwargs("jobs.config_file")),
+            "jobs.config_file",
+        )
     message = gr.Markdown("", elem_id="train-message")
     command_box = loc(gr.Code(language="yaml", visible=False, elem_id="train-command"), "train.command")
 
     with gr.Row():
-        run_picker = loc(gr.Dropdown(choices=run_choices(ctx), value=None, allow_custom_value=False,
-                                     elem_id="train-run", scale=3, **loc.kwargs("train.run")), "train.run")
+        run_picker = loc(
+            gr.Dropdown(
+                choices=run_choices(ctx),
+                value=None,
+                allow_custom_value=False,
+                elem_id="train-run",
+                scale=3,
+                **loc.kwargs("train.run"),
+            ),
+            "train.run",
+        )
         refresh_btn = loc(gr.Button(loc.t("train.refresh"), scale=1), "train.refresh")
     ctx.run_pickers.append(run_picker)
     progress = gr.HTML(render_progress(None, loc.lang), elem_id="train-progress")
     with gr.Row():
-        loss_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", color="series", x_axis_format="d",
-                                    tooltip=[TIME_COLUMN], elem_id="loss-chart", height=260,
-                                    **loc.plot_kwargs("train.loss_chart")), "train.loss_chart")
-        lr_plot = loc(gr.LinePlot(empty_curve(), x="step", y="value", color="series", x_axis_format="d",
-                                  y_axis_format="~e", tooltip=[TIME_COLUMN], elem_id="lr-chart", height=260,
-                                  **loc.plot_kwargs("train.lr_chart")), "train.lr_chart")
-    smoothing = loc(gr.Slider(0.0, 0.95, value=0.0, step=0.05, elem_id="train-smoothing",
-                              **loc.kwargs("train.smoothing")), "train.smoothing")
+        loss_plot = loc(
+            gr.LinePlot(
+                empty_curve(),
+                x="step",
+                y="value",
+                color="series",
+                x_axis_format="d",
+                tooltip=[TIME_COLUMN],
+                elem_id="loss-chart",
+                height=260,
+                **loc.plot_kwargs("train.loss_chart"),
+            ),
+            "train.loss_chart",
+        )
+        lr_plot = loc(
+            gr.LinePlot(
+                empty_curve(),
+                x="step",
+                y="value",
+                color="series",
+                x_axis_format="d",
+                y_axis_format="~e",
+                tooltip=[TIME_COLUMN],
+                elem_id="lr-chart",
+                height=260,
+                **loc.plot_kwargs("train.lr_chart"),
+            ),
+            "train.lr_chart",
+        )
+    smoothing = loc(
+        gr.Slider(0.0, 0.95, value=0.0, step=0.05, elem_id="train-smoothing", **loc.kwargs("train.smoothing")),
+        "train.smoothing",
+    )
     # the training process's own figures (hw events in events.jsonl): nothing polls the machine
     with loc(gr.Accordion(loc.t("train.hardware"), open=True, elem_id="train-hardware"), "train.hardware"):
         with gr.Row():
-            hw_plots = [loc(gr.LinePlot(empty_curve(), x="seconds", y="value", color="series", height=200,
-                                        elem_id=f"hw-{name}", **loc.plot_kwargs(f"train.hw_{name}")), f"train.hw_{name}")
-                        for name in HARDWARE_CHARTS]
+            hw_plots = [
+                loc(
+                    gr.LinePlot(
+                        empty_curve(),
+                        x="seconds",
+                        y="value",
+                        color="series",
+                        height=200,
+                        elem_id=f"hw-{name}",
+                        **loc.plot_kwargs(f"train.hw_{name}"),
+                    ),
+                    f"train.hw_{name}",
+                )
+                for name in HARDWARE_CHARTS
+            ]
     rl_view.build(ctx, run_picker)  # grpo/rloo: reward, KL, completion length, sampled answers
-    log_box = loc(gr.Textbox(lines=12, max_lines=12, autoscroll=True, interactive=False,
-                             elem_id="train-log", **loc.kwargs("train.log")), "train.log")
+    log_box = loc(
+        gr.Textbox(
+            lines=12, max_lines=12, autoscroll=True, interactive=False, elem_id="train-log", **loc.kwargs("train.log")
+        ),
+        "train.log",
+    )
     with loc(gr.Accordion(loc.t("jobs.run_details"), open=False, elem_id="train-run-details"), "jobs.run_details"):
         run_command = gr.Markdown("", elem_id="train-run-command")
-        run_config = loc(gr.Code(language="yaml", interactive=False, elem_id="train-run-config",
-                                 **loc.kwargs("jobs.run_config")), "jobs.run_config")
-        use_config_btn = loc(gr.Button(loc.t("jobs.use_run_config"), size="sm", elem_id="train-use-config"),
-                             "jobs.use_run_config")
-    runs_table = loc(gr.Dataframe(value=runs_frame(ctx, loc.lang), interactive=False, elem_id="runs-table",
-                                  wrap=True, **loc.kwargs("train.runs")), "train.runs")
+        run_config = loc(
+            gr.Code(language="yaml", interactive=False, elem_id="train-run-config", **loc.kwargs("jobs.run_config")),
+            "jobs.run_config",
+        )
+        use_config_btn = loc(
+            gr.Button(loc.t("jobs.use_run_config"), size="sm", elem_id="train-use-config"), "jobs.use_run_config"
+        )
+    runs_table = loc(
+        gr.Dataframe(
+            value=runs_frame(ctx, loc.lang),
+            interactive=False,
+            elem_id="runs-table",
+            wrap=True,
+            **loc.kwargs("train.runs"),
+        ),
+        "train.runs",
+    )
     monitor = gr.State(None)
     shown_table = gr.State(None)  # what the runs table shows, so an unchanged table is not resent
-    shown_ids = gr.State(None)    # the run ids the picker offers, so it is updated only on change
+    shown_ids = gr.State(None)  # the run ids the picker offers, so it is updated only on change
     timer = gr.Timer(1.0)
 
     name_of = {component: name for name, component in ctx.fields.items()}
@@ -167,8 +262,11 @@ def build(ctx: UIContext) -> None:
         if problems:
             lines = "\n".join(f"- {p}" for p in problems)
             return f"⚠️ **{locale.t('train.cannot_start', lang)}**\n{lines}", gr.update()
-        run_id = ctx.controller.submit(cfg, run_id=ctx.controller.unique_id(wanted) if wanted else None,
-                                       owner=getattr(request, "session_hash", None))
+        run_id = ctx.controller.submit(
+            cfg,
+            run_id=ctx.controller.unique_id(wanted) if wanted else None,
+            owner=getattr(request, "session_hash", None),
+        )
         job = ctx.controller.job(run_id)
         key = "train.started" if job and job.status == "running" else "train.queued"
         return locale.t(key, lang, run=run_id), gr.update(choices=run_choices(ctx), value=run_id)
@@ -197,13 +295,28 @@ def build(ctx: UIContext) -> None:
         if run_id and not is_run_id(ctx, run_id):
             run_id = None
         if not run_id:
-            return (None, render_progress(None, lang), empty_curve(), empty_curve(), "", "", "",
-                    *[empty_curve()] * len(HARDWARE_CHARTS))
+            return (
+                None,
+                render_progress(None, lang),
+                empty_curve(),
+                empty_curve(),
+                "",
+                "",
+                "",
+                *[empty_curve()] * len(HARDWARE_CHARTS),
+            )
         mon = RunMonitor(ctx.saves / run_id)
         mon.update()
         command, config_text = run_details(ctx, run_id, lang)
-        return (mon, render_progress(mon, lang, ctx.controller.job(run_id)), *charts_of(mon, lang, smooth),
-                tail_log(ctx.saves / run_id), command, config_text, *hardware_frames(mon, lang))
+        return (
+            mon,
+            render_progress(mon, lang, ctx.controller.job(run_id)),
+            *charts_of(mon, lang, smooth),
+            tail_log(ctx.saves / run_id),
+            command,
+            config_text,
+            *hardware_frames(mon, lang),
+        )
 
     def on_redraw(mon: RunMonitor | None, lang, smooth):
         """A new smoothing or language: the same points drawn again."""
@@ -227,8 +340,18 @@ def build(ctx: UIContext) -> None:
             if run_id:
                 picker = gr.update(choices=ids, value=run_id)
         if not run_id:
-            return (None, render_progress(None, lang), gr.skip(), gr.skip(), gr.skip(), table_update, table_key,
-                    picker, ids, *[gr.skip()] * len(HARDWARE_CHARTS))
+            return (
+                None,
+                render_progress(None, lang),
+                gr.skip(),
+                gr.skip(),
+                gr.skip(),
+                table_update,
+                table_key,
+                picker,
+                ids,
+                *[gr.skip()] * len(HARDWARE_CHARTS),
+            )
         fresh = mon is None or mon.run_dir.name != run_id
         if fresh:
             mon = RunMonitor(ctx.saves / run_id)
@@ -239,8 +362,18 @@ def build(ctx: UIContext) -> None:
         live = job is not None and job.status in ("running", "stopping")
         log = tail_log(ctx.saves / run_id) if changed or live else gr.skip()
         hardware = hardware_frames(mon, lang) if mon.new_hardware or fresh else [gr.skip()] * len(HARDWARE_CHARTS)
-        return (mon, render_progress(mon, lang, job), charts[0], charts[1], log, table_update, table_key,
-                picker, ids, *hardware)
+        return (
+            mon,
+            render_progress(mon, lang, job),
+            charts[0],
+            charts[1],
+            log,
+            table_update,
+            table_key,
+            picker,
+            ids,
+            *hardware,
+        )
 
     field_names = list(ctx.fields)
 
@@ -265,8 +398,9 @@ def build(ctx: UIContext) -> None:
             if ctx.workspace is not None:
                 cfg.dataset_dir = ctx.workspace.dataset_dir(cfg.dataset_dir)
         except ConfigError as err:
-            return [gr.skip()] * len(field_names) + [locale.t("jobs.bad_file", lang, name=name,
-                                                              reason="; ".join(err.problems))]
+            return [gr.skip()] * len(field_names) + [
+                locale.t("jobs.bad_file", lang, name=name, reason="; ".join(err.problems))
+            ]
         return form_updates(cfg) + [locale.t("jobs.loaded_config", lang, name=name)]
 
     def on_use_run_config(run_id, lang):
@@ -278,8 +412,9 @@ def build(ctx: UIContext) -> None:
             if ctx.workspace is not None and (problems := workspace_problems(ctx.workspace, cfg)):
                 raise ConfigError(problems)
         except (ConfigError, ConfinementError) as err:
-            return [gr.skip()] * len(field_names) + [locale.t("jobs.bad_file", lang, name=run_id,
-                                                              reason="; ".join(getattr(err, "problems", [str(err)])))]
+            return [gr.skip()] * len(field_names) + [
+                locale.t("jobs.bad_file", lang, name=run_id, reason="; ".join(getattr(err, "problems", [str(err)])))
+            ]
         cfg.output_dir, cfg.resume_from_checkpoint = None, None  # Start makes a new run of it
         return form_updates(cfg) + [locale.t("jobs.loaded_config", lang, name=run_id)]
 
@@ -287,22 +422,46 @@ def build(ctx: UIContext) -> None:
     start_btn.click(on_start, inputs=form_inputs, outputs=[message, run_picker])
     abort_btn.click(on_abort, inputs=[run_picker, ctx.lang], outputs=[message])
     resume_btn.click(on_resume, inputs=[run_picker, ctx.lang], outputs=[message, run_picker])
-    run_picker.change(on_select, inputs=[run_picker, ctx.lang, smoothing],
-                      outputs=[monitor, progress, loss_plot, lr_plot, log_box, run_command, run_config, *hw_plots])
+    run_picker.change(
+        on_select,
+        inputs=[run_picker, ctx.lang, smoothing],
+        outputs=[monitor, progress, loss_plot, lr_plot, log_box, run_command, run_config, *hw_plots],
+    )
     save_btn.click(on_save_config, inputs=form_inputs, outputs=[saved_file, message])
-    load_btn.upload(on_load_config, inputs=[load_btn, ctx.lang],
-                    outputs=[ctx.fields[n] for n in field_names] + [message])
-    use_config_btn.click(on_use_run_config, inputs=[run_picker, ctx.lang],
-                         outputs=[ctx.fields[n] for n in field_names] + [message])
-    refresh_btn.click(lambda lang: (gr.update(choices=run_choices(ctx)), runs_frame(ctx, lang),
-                                    gr.update(choices=continue_choices(ctx))),
-                      inputs=[ctx.lang], outputs=[run_picker, runs_table, ctx.fields["adapter_name_or_path"]])
+    load_btn.upload(
+        on_load_config, inputs=[load_btn, ctx.lang], outputs=[ctx.fields[n] for n in field_names] + [message]
+    )
+    use_config_btn.click(
+        on_use_run_config, inputs=[run_picker, ctx.lang], outputs=[ctx.fields[n] for n in field_names] + [message]
+    )
+    refresh_btn.click(
+        lambda lang: (
+            gr.update(choices=run_choices(ctx)),
+            runs_frame(ctx, lang),
+            gr.update(choices=continue_choices(ctx)),
+        ),
+        inputs=[ctx.lang],
+        outputs=[run_picker, runs_table, ctx.fields["adapter_name_or_path"]],
+    )
     smoothing.release(on_redraw, inputs=[monitor, ctx.lang, smoothing], outputs=[loss_plot, lr_plot])
     ctx.language_views.append((on_redraw, [monitor, ctx.lang, smoothing], [loss_plot, lr_plot]))
-    timer.tick(on_tick, inputs=[run_picker, monitor, shown_table, shown_ids, ctx.lang, smoothing],
-               outputs=[monitor, progress, loss_plot, lr_plot, log_box, runs_table, shown_table,
-                        run_picker, shown_ids, *hw_plots],
-               show_progress="hidden")
+    timer.tick(
+        on_tick,
+        inputs=[run_picker, monitor, shown_table, shown_ids, ctx.lang, smoothing],
+        outputs=[
+            monitor,
+            progress,
+            loss_plot,
+            lr_plot,
+            log_box,
+            runs_table,
+            shown_table,
+            run_picker,
+            shown_ids,
+            *hw_plots,
+        ],
+        show_progress="hidden",
+    )
 
 
 def is_run_id(ctx: UIContext, run_id) -> bool:
@@ -318,9 +477,16 @@ def dataset_dir_control(ctx: UIContext):
     """The run's dataset folder: a choice among the folders this server serves, not free text
     (runs read their datasets where the Data tab does)."""
     served = [str(d) for d in ctx.workspace.dataset_dirs] if ctx.workspace else [str(ctx.dataset_dir)]
-    return ctx.loc(gr.Dropdown(choices=served, value=served[0], allow_custom_value=False,
-                               elem_id="field-dataset_dir", **ctx.loc.kwargs("field.dataset_dir")),
-                   "field.dataset_dir")
+    return ctx.loc(
+        gr.Dropdown(
+            choices=served,
+            value=served[0],
+            allow_custom_value=False,
+            elem_id="field-dataset_dir",
+            **ctx.loc.kwargs("field.dataset_dir"),
+        ),
+        "field.dataset_dir",
+    )
 
 
 # ---- rendering helpers (plain functions, tested without a browser) ----------------------
@@ -429,13 +595,16 @@ def smoothed(points: list[tuple[int, float]], weight: float) -> list[tuple[int, 
     out, average = [], 0.0
     for n, (step, value) in enumerate(points, start=1):
         average = weight * average + (1 - weight) * value
-        out.append((step, average / (1 - weight ** n)))
+        out.append((step, average / (1 - weight**n)))
     return out
 
 
 def _curve_frame(mon: RunMonitor, series: list, lang: str) -> pd.DataFrame | None:
-    rows = [(int(step), float(value), locale.t(key, lang), _clock(mon.point_times.get(step)))
-            for points, key in series for step, value in points]
+    rows = [
+        (int(step), float(value), locale.t(key, lang), _clock(mon.point_times.get(step)))
+        for points, key in series
+        for step, value in points
+    ]
     if not rows:
         return empty_curve()
     frame = pd.DataFrame(rows, columns=["step", "value", "series", TIME_COLUMN])
@@ -445,10 +614,17 @@ def _curve_frame(mon: RunMonitor, series: list, lang: str) -> pd.DataFrame | Non
 
 # chart → (hw event field, series label key) drawn on it; GPU series appear only with a GPU
 HARDWARE_CHARTS = {
-    "percent": [("cpu_percent", "hw.cpu"), ("system_cpu_percent", "hw.system_cpu"),
-                ("system_memory_percent", "hw.system_memory"), ("gpu_util_percent", "hw.gpu_util")],
-    "memory": [("process_memory_mb", "hw.process_memory"), ("system_memory_used_mb", "hw.system_memory"),
-               ("gpu_memory_used_mb", "hw.gpu_memory")],
+    "percent": [
+        ("cpu_percent", "hw.cpu"),
+        ("system_cpu_percent", "hw.system_cpu"),
+        ("system_memory_percent", "hw.system_memory"),
+        ("gpu_util_percent", "hw.gpu_util"),
+    ],
+    "memory": [
+        ("process_memory_mb", "hw.process_memory"),
+        ("system_memory_used_mb", "hw.system_memory"),
+        ("gpu_memory_used_mb", "hw.gpu_memory"),
+    ],
     "disk": [("disk_free_gb", "hw.disk_free")],
 }
 
@@ -460,8 +636,12 @@ def hardware_frames(mon: RunMonitor, lang: str) -> list:
     start = mon.hardware[0]["time"]
     frames = []
     for series in HARDWARE_CHARTS.values():
-        rows = [(round(e["time"] - start, 1), e[key], locale.t(label, lang))
-                for e in mon.hardware for key, label in series if isinstance(e.get(key), (int, float))]
+        rows = [
+            (round(e["time"] - start, 1), e[key], locale.t(label, lang))
+            for e in mon.hardware
+            for key, label in series
+            if isinstance(e.get(key), (int, float))
+        ]
         frames.append(pd.DataFrame(rows, columns=["seconds", "value", "series"]) if rows else empty_curve())
     return frames
 
@@ -484,8 +664,11 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
         return f"<div class='wb-progress-empty'>{html.escape(locale.t('train.no_run', lang))}</div>"
     status = job.status if job else ("finished" if mon.final and mon.final["type"] == "end" else "running")
     pct = 100 * mon.fraction
-    parts = [f"{locale.t('train.step', lang)} {mon.step}/{mon.max_steps or '?'}", f"{pct:.0f}%",
-             f"{locale.t('train.eta', lang)} {format_duration(mon.eta_seconds())}"]
+    parts = [
+        f"{locale.t('train.step', lang)} {mon.step}/{mon.max_steps or '?'}",
+        f"{pct:.0f}%",
+        f"{locale.t('train.eta', lang)} {format_duration(mon.eta_seconds())}",
+    ]
     sps = mon.steps_per_second()
     if sps:
         parts.append(f"{sps:.2f} {locale.t('jobs.steps_per_second', lang)}")
@@ -495,8 +678,7 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
     if mon.last_loss() is not None:
         parts.append(f"{locale.t('train.loss_now', lang)} {mon.last_loss():.4f}")
     if mon.final and mon.final.get("reason"):  # why it ended (early stopping, all steps, a stop)
-        parts.append(locale.render(locale.Message.from_data(mon.final.get("reason_data")) or mon.final["reason"],
-                                   lang))
+        parts.append(locale.render(locale.Message.from_data(mon.final.get("reason_data")) or mon.final["reason"], lang))
     phase = locale.t(f"phase.{mon.phase}", lang) if status in ("running", "stopping") else ""
     message = html.escape(job_message(job, lang, mon.run_dir))
     return (
@@ -504,7 +686,8 @@ def render_progress(mon: RunMonitor | None, lang: str, job=None) -> str:
         f"<div class='wb-status'><b>{html.escape(locale.t('status.' + status, lang))}</b> {html.escape(phase)}"
         f" <span class='wb-msg'>{message}</span></div>"
         f"<div class='wb-bar'><div class='wb-fill' style='width:{pct:.1f}%'></div></div>"
-        f"<div class='wb-meta'>{html.escape(' · '.join(parts))}</div></div>")
+        f"<div class='wb-meta'>{html.escape(' · '.join(parts))}</div></div>"
+    )
 
 
 def job_message(job, lang: str, run_dir: Path | None = None) -> str:
@@ -514,8 +697,12 @@ def job_message(job, lang: str, run_dir: Path | None = None) -> str:
     if job.status == "stopping" and job.abort_stage:
         return locale.t(f"jobs.stage.{job.abort_stage}", lang)
     text = locale.render(job.message, lang)
-    if job.status in ("interrupted", "aborted", "failed") and "resume" not in str(job.message).lower() \
-            and run_dir and complete_checkpoints(run_dir):
+    if (
+        job.status in ("interrupted", "aborted", "failed")
+        and "resume" not in str(job.message).lower()
+        and run_dir
+        and complete_checkpoints(run_dir)
+    ):
         offer = locale.t("jobs.resume_offered", lang)
         text = f"{text} · {offer}" if text else offer
     return text
@@ -531,11 +718,21 @@ def runs_frame(ctx: UIContext, lang: str, jobs=None) -> pd.DataFrame:
             status = f"{status}: {locale.render(row['damaged'], lang)}"
         steps = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"] or "")
         loss = row["last_loss"]
-        rows.append([row["run"], status, f"{row['stage']}/{row['method']}", row["dataset"], steps,
-                     "" if loss is None else f"{loss:.4f}", format_duration(row["duration"]),
-                     best_of(ctx.saves / row["run"])])
-    columns = [locale.t(f"runs.{c}", lang)
-               for c in ("run", "status", "method", "dataset", "steps", "loss", "duration", "best")]
+        rows.append(
+            [
+                row["run"],
+                status,
+                f"{row['stage']}/{row['method']}",
+                row["dataset"],
+                steps,
+                "" if loss is None else f"{loss:.4f}",
+                format_duration(row["duration"]),
+                best_of(ctx.saves / row["run"]),
+            ]
+        )
+    columns = [
+        locale.t(f"runs.{c}", lang) for c in ("run", "status", "method", "dataset", "steps", "loss", "duration", "best")
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
