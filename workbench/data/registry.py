@@ -19,6 +19,7 @@ registry file and cannot take a shipped name.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -212,7 +213,9 @@ def unknown_datasets(dataset_dir: str | Path, value: str) -> str | None:
     if not unknown:
         return None
     shown = ", ".join(repr(n[:64]) for n in unknown[:3])
-    return f"'dataset' names no dataset of this server's dataset folder ({shown})"
+    close = difflib.get_close_matches(unknown[0], sorted(known), n=1)  # names the page lists anyway
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"'dataset' names no dataset of this server's dataset folder ({shown}){hint}"
 
 
 def get_entry(dataset_dir: str | Path | None, name: str) -> DatasetEntry:
