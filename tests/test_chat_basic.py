@@ -23,7 +23,7 @@ def test_a_stop_pressed_before_the_reply_begins_stops_it(tmp_path, tiny_model_di
     from workbench.chat import BASE_PREFIX, GenerationSettings
     from workbench.ui.app import create_app
 
-    app = create_app(saves=tmp_path / "saves")
+    app = create_app(saves=tmp_path / "saves", allow_local_models=True)  # the tiny model is outside
     fn = {
         f.fn.__name__: f.fn
         for f in app.fns.values()

@@ -172,7 +172,7 @@ def test_the_chat_tab_buttons_call_the_core_and_show_the_count(dataset_dir, tmp_
     from workbench.data import load_rows
     from workbench.ui.app import create_app
 
-    app = create_app(lang="en", saves=tmp_path / "saves", dataset_dir=str(dataset_dir))
+    app = create_app(lang="en", saves=tmp_path / "saves", dataset_dir=str(dataset_dir), allow_local_models=True)
     button = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "chat-rate-a")
     handler = next(f for f in app.fns.values() if any(t[0] == button._id for t in f.targets))
     pane_a = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]

@@ -301,7 +301,7 @@ def test_the_chat_tab_shows_the_snippets_for_model_a(tmp_path):
     from workbench.ui.app import create_app
     from workbench.ui.chat_tab import api_snippets
 
-    app = create_app(lang="en", saves=tmp_path)
+    app = create_app(lang="en", saves=tmp_path, allow_local_models=True)
     codes = {
         c.elem_id: c.value for c in app.blocks.values() if (getattr(c, "elem_id", None) or "").startswith("chat-api-")
     }
