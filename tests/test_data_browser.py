@@ -43,7 +43,7 @@ def test_upload_preview_register_and_refuse(tmp_path, default_model_dir):
         # the column names differ from Alpaca's: map them, then upload
         page.locator("#data-columns textarea, #data-columns input").first.fill("instruction=question, output=answer")
         page.locator("#data-upload input[type=file]").set_input_files(str(upload))
-        wait_until(lambda: "alpaca" in page.inner_text("#data-summary"), 120, what="the preview summary")
+        wait_until(lambda: "train 30" in page.inner_text("#data-summary"), 120, what="the preview summary")
         summary = page.inner_text("#data-summary")
         assert "train 30" in summary and "carry loss" in summary
         assert page.locator("#data-rows").inner_text().count("Convert") >= 10

@@ -50,6 +50,16 @@ def clear_uploads(folder: Path, dataset_dirs: list[Path]) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def import_model_libraries() -> None:
+    """Import transformers' auto classes once, in this thread, before any handler runs: its lazy
+    module is not safe to import from two handler threads at once (the page's first events run
+    together and one of them then fails with "cannot import name 'AutoTokenizer'")."""
+    import transformers
+
+    for name in ("AutoConfig", "AutoTokenizer", "AutoModelForCausalLM", "AutoModelForSequenceClassification"):
+        getattr(transformers, name)
+
+
 def create_app(
     lang: str = "en",
     saves: str | Path | None = None,
@@ -60,6 +70,7 @@ def create_app(
 ) -> gr.Blocks:
     saves = Path(saves or saves_root()).expanduser().absolute()
     controller = controller or JobController(saves)
+    import_model_libraries()
     from ..data.registry import dataset_folders
 
     # the served folder is the one a run's dataset_dir names; datasets are also read from the
