@@ -86,6 +86,7 @@ ALLOWED = {
     "history",
     "messages",
     "conversations",
+    "conversation",  # a row kind, like preference and kto
     "prompt",
     "completion",
     "chosen",
@@ -148,7 +149,8 @@ def english_words(text: str) -> dict[str, str]:
 
 
 # the contents of a dataset (its rows, the text as trained, its registered description) are data
-DATA_SELECTORS = "#data-rows td, #data-trained .wb-trained, #data-summary em"
+# a dataset's own rows (their role-named columns too), its trained text and its description
+DATA_SELECTORS = "#data-rows, #data-trained .wb-trained, #data-summary em"
 
 
 def visible_text(page, selector: str) -> str:

@@ -59,6 +59,8 @@ def data_dir(tmp_path_factory) -> Path:
         encoding="utf-8",
     )
     (folder / "docs.json").write_text(json.dumps([{"text": d} for d in DOCS]), encoding="utf-8")
+    # a registry entry stays inside its folder: a conversation set copied beside the pairs
+    shutil.copy(SHIPPED_DIR / "identity.json", folder / "identity.json")
     (folder / "dataset_info.json").write_text(
         json.dumps(
             {
@@ -71,7 +73,7 @@ def data_dir(tmp_path_factory) -> Path:
                 },
                 "liked": {"file_name": "liked.json"},
                 "docs": {"file_name": "docs.json"},
-                "identity": {"file_name": str(SHIPPED_DIR / "identity.json")},
+                "identity": {"file_name": "identity.json"},
             }
         ),
         encoding="utf-8",

@@ -1625,7 +1625,6 @@ FOREIGN_KEYS: dict[str, ForeignKey] = {
     "use_audio_in_video": _refused(MULTIMODAL),
     "crop_to_patches": _refused(MULTIMODAL),
     "vllm_maxlen": _refused("vLLM inference"),
-    "reward_model": _refused("PPO", _NOT_NONE),
 }
 
 # families of keys: every key with one of these prefixes belongs to the feature
